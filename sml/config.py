@@ -1,0 +1,195 @@
+"""Typed, validated parameters: ``params.yaml`` turned into config objects, in one place.
+
+Each section of ``params.yaml`` (``data``, ``tokenizer``, ...) is a frozen dataclass below.
+Its fields say the type; ``field(metadata=...)`` adds the allowed range or choices. Parsing
+checks everything before any stage does any work, and a bad value fails with one line that
+names the file, the key, the value, and what is allowed::
+
+    params.yaml: tokenizer.vocab_size = 100: must be an integer >= 257
+
+Every key must be present in the file (no hidden defaults in code): DVC tracks the values in
+``params.yaml``, so that file, and nothing else, has to say what a run used.
+
+Adding a parameter: add a field to its section here, the key to ``params.yaml``, and the key
+to the ``params:`` list of each stage in ``dvc.yaml`` that reads it.
+"""
+
+import dataclasses
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+from sml.errors import SMLError
+
+
+class ParamsError(SMLError):
+    """``params.yaml`` has an unknown key, a missing key, or a value out of its range."""
+
+
+def limits(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
+           hi_open: bool = False, pattern: str | None = None, hint: str = "") -> dict:
+    """Field metadata: numeric bounds (closed unless ``*_open``) or a regex a string must match."""
+    return {"lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open, "pattern": pattern,
+            "hint": hint}
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where the corpus comes from and how it is split (stages ``download`` and ``encode``)."""
+
+    source: str = dataclasses.field(metadata=limits(pattern=r".+", hint="an http(s) URL or a path"))
+    sha256: str = dataclasses.field(
+        metadata=limits(pattern=r"[0-9a-f]{64}", hint="64 lowercase hex digits")
+    )
+    val_fraction: float = dataclasses.field(metadata=limits(0.0, 1.0, lo_open=True, hi_open=True))
+    special_in_text: Literal["raise", "allow", "text"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenizerConfig:
+    """The BPE tokenizer to train (stage ``train_bpe``)."""
+
+    vocab_size: int = dataclasses.field(metadata=limits(257, 1 << 20))
+    pattern: Literal["gpt2", "gpt4"]
+    special_tokens: tuple[str, ...]
+
+    def __post_init__(self):
+        for i, s in enumerate(self.special_tokens):
+            if not s or "\n" in s or "\r" in s:
+                _fail(f"tokenizer.special_tokens[{i}]", s, "a non-empty string without newlines")
+        if len(set(self.special_tokens)) != len(self.special_tokens):
+            _fail("tokenizer.special_tokens", list(self.special_tokens), "a list without duplicates")
+        floor = 256 + len(self.special_tokens) + 1
+        if self.vocab_size < floor:
+            _fail("tokenizer.vocab_size", self.vocab_size,
+                  f"an integer >= {floor} (256 bytes + {len(self.special_tokens)} special + 1 merge)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Params:
+    """All of ``params.yaml``, one attribute per section."""
+
+    data: DataConfig
+    tokenizer: TokenizerConfig
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate ``params.yaml``; raises ``ParamsError`` with a one-line message."""
+    import yaml  # imported here so that importing sml.config stays cheap
+
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: file not found (run from the repository root)") from None
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
+    try:
+        return parse_params(raw)
+    except ParamsError as e:
+        raise ParamsError(f"{path}: {e}") from None
+
+
+def parse_params(raw: Any) -> Params:
+    """Build ``Params`` from already-loaded YAML data (a dict of sections)."""
+    return _build(Params, raw, prefix="")
+
+
+# ---- the checking machinery ---------------------------------------------------------------
+
+
+def _build(cls: type, raw: Any, prefix: str):
+    """Check ``raw`` against dataclass ``cls`` key by key, then construct it."""
+    where = prefix.rstrip(".") or "top level"
+    if not isinstance(raw, dict):
+        _fail(where, raw, f"a mapping with keys {', '.join(f.name for f in dataclasses.fields(cls))}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in fields:
+            _fail(f"{prefix}{key}", raw[key], f"no such key; {where} has: {', '.join(fields)}",
+                  verb="is unknown")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for name, f in fields.items():
+        key = f"{prefix}{name}"
+        if name not in raw:
+            raise ParamsError(f"{key} is missing: expected {_describe(hints[name], f.metadata)}")
+        values[name] = _check(key, raw[name], hints[name], f.metadata)
+    return cls(**values)
+
+
+def _check(key: str, value: Any, hint: Any, meta: dict) -> Any:
+    """Return ``value`` converted to ``hint`` (int, float, str, Literal, tuple, dataclass)."""
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, prefix=f"{key}.")
+    if origin is Literal:
+        if value not in typing.get_args(hint) or isinstance(value, bool):
+            _fail(key, value, _describe(hint, meta))
+        return value
+    if origin is tuple:
+        item = typing.get_args(hint)[0]
+        if not isinstance(value, list):
+            _fail(key, value, _describe(hint, meta))
+        return tuple(_check(f"{key}[{i}]", v, item, {}) for i, v in enumerate(value))
+    if origin in (typing.Union, types.UnionType):
+        raise TypeError(f"{key}: optional params are not supported; give every key a value")
+    if hint is float and isinstance(value, str):
+        value = _float_or_same(value)  # PyYAML reads 1e-3 (no dot) as a string
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, int | float) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }[hint]
+    if not ok or not _in_limits(value, meta):
+        _fail(key, value, _describe(hint, meta))
+    return float(value) if hint is float else value
+
+
+def _float_or_same(text: str) -> float | str:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _in_limits(value: Any, meta: dict) -> bool:
+    if not meta:
+        return True
+    if meta["pattern"] is not None:
+        return re.fullmatch(meta["pattern"], value) is not None
+    lo, hi = meta["lo"], meta["hi"]
+    if value != value:  # NaN
+        return False
+    if lo is not None and (value <= lo if meta["lo_open"] else value < lo):
+        return False
+    return hi is None or (value < hi if meta["hi_open"] else value <= hi)
+
+
+def _describe(hint: Any, meta: dict) -> str:
+    """What a key accepts, in words: 'a number > 0 and < 1', 'one of 'gpt2', 'gpt4''."""
+    if typing.get_origin(hint) is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+    if typing.get_origin(hint) is tuple:
+        return "a list of strings"
+    noun = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[hint]
+    if meta.get("hint"):
+        return f"{noun}: {meta['hint']}"
+    bounds = []
+    if meta.get("lo") is not None:
+        bounds.append(f"{'>' if meta['lo_open'] else '>='} {meta['lo']}")
+    if meta.get("hi") is not None:
+        bounds.append(f"{'<' if meta['hi_open'] else '<='} {meta['hi']}")
+    return noun + (" " + " and ".join(bounds) if bounds else "")
+
+
+def _fail(key: str, value: Any, expected: str, verb: str = "") -> typing.NoReturn:
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    if verb:
+        raise ParamsError(f"{key} {verb} (value {shown}): {expected}")
+    raise ParamsError(f"{key} = {shown}: must be {expected}")

@@ -1,0 +1,116 @@
+"""Pre-tokenization: cut text into chunks before BPE ever sees it.
+
+BPE merges never cross a chunk boundary, so the split pattern decides what a token *can* be:
+with the GPT-2 pattern " the" is one chunk (a word keeps its leading space), digits and
+punctuation never glue onto letters, and runs of whitespace stay apart from words.
+
+This module covers
+- the two split patterns SML offers (GPT-2's and GPT-4's, both from OpenAI's tiktoken),
+- cutting text around special tokens such as ``<|endoftext|>``,
+- streaming: cutting an endless text into pieces whose borders are chunk borders, so encoding
+  piece by piece gives exactly the ids that encoding the whole text would.
+
+Left out on purpose: Unicode normalization (bytes in, bytes out: the tokenizer is lossless).
+"""
+
+from collections.abc import Iterable, Iterator
+
+import regex
+
+# GPT-2 (2019): contractions, optional-space + letters, optional-space + digits,
+# optional-space + other symbols, then whitespace (a trailing space run leaves its last
+# space to start the next word).
+GPT2_PATTERN = (
+    r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+)
+
+# GPT-4 (cl100k): case-insensitive contractions, at most 3 digits per chunk, newlines kept
+# with the punctuation before them, and a word may take one leading non-letter (e.g. "_x").
+GPT4_PATTERN = (
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]++[\r\n]*"""
+    r"""|\s*[\r\n]|\s+(?!\S)|\s+"""
+)
+
+PATTERNS = {"gpt2": GPT2_PATTERN, "gpt4": GPT4_PATTERN}
+
+
+def compile_pattern(pattern: str) -> regex.Pattern:
+    """Compile a split pattern: a name from ``PATTERNS`` or a regex string."""
+    return regex.compile(PATTERNS.get(pattern, pattern))
+
+
+def split_special(text: str, special_re: regex.Pattern | None) -> Iterator[tuple[str, bool]]:
+    """Yield ``(piece, is_special)`` in order; special-token strings come out whole.
+
+    >>> list(split_special("a<|endoftext|>b", regex.compile(r"<\\|endoftext\\|>")))
+    [('a', False), ('<|endoftext|>', True), ('b', False)]
+    """
+    if special_re is None:
+        if text:
+            yield text, False
+        return
+    start = 0
+    for m in special_re.finditer(text):
+        if m.start() > start:
+            yield text[start : m.start()], False
+        yield m.group(), True
+        start = m.end()
+    if start < len(text):
+        yield text[start:], False
+
+
+def special_regex(specials: Iterable[str]) -> regex.Pattern | None:
+    """A regex that finds any of ``specials`` (longest first, so one never hides another)."""
+    specials = sorted(specials, key=len, reverse=True)
+    if not specials:
+        return None
+    return regex.compile("|".join(regex.escape(s) for s in specials))
+
+
+def stream_pieces(
+    lines: Iterable[str],
+    pattern: regex.Pattern,
+    special_re: regex.Pattern | None = None,
+    min_piece_chars: int = 1 << 20,
+) -> Iterator[str]:
+    """Regroup a stream of text into pieces of roughly ``min_piece_chars`` that end on a chunk border.
+
+    Lines are gathered until the buffer is big enough; then the buffer is cut at the start
+    of its last unit (a pre-token chunk, or a special token if ``special_re`` is given), and
+    that unit, which the end of the buffer may have cut short (a word, or a whitespace run
+    that goes on in the next line), goes back to the front of the buffer. Special tokens hold
+    no newline, so a buffer of whole lines never ends inside one.
+
+    >>> list(stream_pieces(["a\\n", "\\n", "b"], compile_pattern("gpt2"), min_piece_chars=2))
+    ['a', '\\n\\nb']
+    'a\\n\\nb'
+    """
+    buffer: list[str] = []
+    size = 0
+    for line in lines:
+        buffer.append(line)
+        size += len(line)
+        if size < min_piece_chars:
+            continue
+        text = "".join(buffer)
+        cut = _last_unit_start(text, pattern, special_re)
+        if cut > 0:
+            yield text[:cut]
+            text = text[cut:]
+        buffer, size = [text], len(text)
+    tail = "".join(buffer)
+    if tail:
+        yield tail
+
+
+def _last_unit_start(text: str, pattern: regex.Pattern, special_re: regex.Pattern | None) -> int:
+    """Index where the last chunk or special token of ``text`` starts (0 if only one)."""
+    start = offset = 0
+    for piece, is_special in split_special(text, special_re):
+        if is_special:
+            start = offset
+        else:
+            for m in pattern.finditer(piece):
+                start = offset + m.start()
+        offset += len(piece)
+    return start

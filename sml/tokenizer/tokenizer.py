@@ -1,0 +1,253 @@
+"""The Tokenizer: text <-> token ids with learned byte-level BPE merges.
+
+Encoding, step by step:
+1. Special tokens (``<|endoftext|>``) are found first and, if allowed, become their own ids.
+2. The rest is cut into chunks by the split pattern (``pretokenize.py``).
+3. Each chunk becomes its UTF-8 bytes (ids 0..255), and merges are applied: repeatedly merge
+   the adjacent pair that was *learned earliest*, until no learned pair is left.
+
+Decoding concatenates each id's bytes and decodes UTF-8 (a cut in the middle of a character
+shows as U+FFFD). Since every byte is a token, any string round-trips: ``decode(encode(s)) == s``.
+
+Special-token policy, when a special token's text appears inside the text to encode:
+- ``"raise"`` (the default): refuse, so user text can never smuggle in a control token;
+- ``"allow"``: the text becomes the special id (what a corpus of joined documents wants);
+- ``"text"``: the text is encoded as ordinary bytes, like any other string.
+
+Saved as a directory with ``tokenizer.json`` (format, version, pattern, specials, merges)
+and ``vocab.txt``, a listing for people: every token's bytes and the pair it was merged from.
+
+Left out on purpose: the fast bulk encoder (``tiktoken_backend.py``), and training (``train.py``).
+"""
+
+import json
+import unicodedata
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Literal
+
+from sml.atomic import write_json, write_text
+from sml.errors import SMLError
+from sml.tokenizer.pretokenize import PATTERNS, compile_pattern, special_regex, split_special
+from sml.tokenizer.train import count_chunks, learn_merges
+
+FORMAT = "sml-bpe"
+FORMAT_VERSION = 1
+SpecialPolicy = Literal["raise", "allow", "text"]
+Backend = Literal["python", "tiktoken", "auto"]
+Pair = tuple[int, int]
+
+
+class TokenizerError(SMLError, ValueError):
+    """A tokenizer file or an encode request that cannot be honoured."""
+
+
+class Tokenizer:
+    """Byte-level BPE: 256 byte tokens, then one token per merge, then the special tokens."""
+
+    def __init__(self, merges: list[Pair], pattern: str = "gpt4", specials: Iterable[str] = ()):
+        """Build from learned ``merges`` (merge i makes id 256 + i), a split pattern
+        (a name in ``PATTERNS`` or a regex) and special-token strings (ids after the merges)."""
+        self.merges = list(merges)
+        self.pattern = PATTERNS.get(pattern, pattern)
+        self.pattern_name = next((k for k, v in PATTERNS.items() if v == self.pattern), "custom")
+        self.split_re = compile_pattern(self.pattern)
+        first_special = 256 + len(self.merges)
+        self.special_tokens = {s: first_special + i for i, s in enumerate(specials)}
+        self._special_by_id = {i: s for s, i in self.special_tokens.items()}
+        self.special_re = special_regex(self.special_tokens)
+        self.ranks = {pair: 256 + i for i, pair in enumerate(self.merges)}
+        self.vocab = [bytes([i]) for i in range(256)]
+        for a, b in self.merges:
+            self.vocab.append(self.vocab[a] + self.vocab[b])
+        self._cache: dict[str, list[int]] = {}
+        self._fast = None  # tiktoken's encode_ordinary, built on first use
+
+    @classmethod
+    def train(
+        cls, texts: str | Iterable[str], vocab_size: int, pattern: str = "gpt4",
+        specials: Iterable[str] = ("<|endoftext|>",),
+    ) -> "Tokenizer":
+        """Learn a tokenizer of ``vocab_size`` ids (bytes + merges + specials) from ``texts``.
+
+        Special-token strings in the corpus are borders that no merge crosses. A corpus too
+        small for ``vocab_size`` gives a smaller vocabulary; check ``vocab_size`` after.
+        """
+        specials = list(specials)
+        n_merges = vocab_size - 256 - len(specials)
+        if n_merges < 0:
+            raise TokenizerError(f"vocab_size {vocab_size} is below 256 bytes + {len(specials)} specials")
+        texts = [texts] if isinstance(texts, str) else texts
+        counts = count_chunks(texts, compile_pattern(pattern), special_regex(specials))
+        return cls(learn_merges(counts, n_merges), pattern, specials)
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of ids: 256 bytes + merges + special tokens."""
+        return len(self.vocab) + len(self.special_tokens)
+
+    # ---- encoding -------------------------------------------------------------------------
+
+    def encode(
+        self, text: str, special: SpecialPolicy = "raise", backend: Backend = "python"
+    ) -> list[int]:
+        """Token ids of ``text``.
+
+        ``special`` says what to do with special-token strings in it (see the module doc);
+        ``backend`` picks who runs BPE: ``"python"`` (the reference, below), ``"tiktoken"``
+        (fast, same ids), or ``"auto"`` (tiktoken when installed, else python).
+        """
+        if special not in ("raise", "allow", "text"):
+            raise TokenizerError(f"special={special!r}: expected 'raise', 'allow' or 'text'")
+        ordinary = self.encode_ordinary if backend == "python" else self._fast_encoder(backend)
+        if special == "text" or self.special_re is None:
+            return ordinary(text)
+        ids: list[int] = []
+        for piece, is_special in split_special(text, self.special_re):
+            if not is_special:
+                ids.extend(ordinary(piece))
+            elif special == "allow":
+                ids.append(self.special_tokens[piece])
+            else:
+                raise TokenizerError(
+                    f"text contains the special token {piece!r}; pass special='allow' to encode it"
+                    " as its id, or special='text' to encode it as plain text"
+                )
+        return ids
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Token ids of ``text`` with no special-token handling at all (pure-Python reference)."""
+        ids: list[int] = []
+        cache = self._cache
+        for chunk in self.split_re.findall(text):
+            chunk_ids = cache.get(chunk)
+            if chunk_ids is None:
+                chunk_ids = cache[chunk] = self._bpe(chunk.encode("utf-8"))
+            ids.extend(chunk_ids)
+        return ids
+
+    def backend_name(self, backend: Backend) -> str:
+        """Which backend ``encode(..., backend=backend)`` really uses: "python" or "tiktoken"."""
+        if backend == "python":
+            return "python"
+        return "tiktoken" if self._fast_encoder(backend) is not self.encode_ordinary else "python"
+
+    def _fast_encoder(self, backend: Backend):
+        if backend not in ("tiktoken", "auto"):
+            raise TokenizerError(f"backend={backend!r}: expected 'python', 'tiktoken' or 'auto'")
+        if self._fast is None:
+            from sml.tokenizer.tiktoken_backend import fast_encoder
+
+            self._fast = fast_encoder(self)
+        if self._fast is self.encode_ordinary and backend == "tiktoken":
+            raise TokenizerError("backend='tiktoken' asked for, but tiktoken cannot be used here")
+        return self._fast
+
+    def _bpe(self, chunk: bytes) -> list[int]:
+        """Apply the merges to one chunk: always the earliest-learned pair present first.
+
+        Merging the earliest-learned pair first replays training's order, so the training
+        text encodes to exactly the tokens the trainer built.
+        """
+        ids = list(chunk)
+        ranks = self.ranks
+        while len(ids) > 1:
+            best = min(zip(ids, ids[1:]), key=lambda p: ranks.get(p, 1 << 62))
+            new_id = ranks.get(best)
+            if new_id is None:
+                break
+            a, b = best
+            out, i = [], 0
+            while i < len(ids):
+                if i < len(ids) - 1 and ids[i] == a and ids[i + 1] == b:
+                    out.append(new_id)
+                    i += 2
+                else:
+                    out.append(ids[i])
+                    i += 1
+            ids = out
+        return ids
+
+    # ---- decoding -------------------------------------------------------------------------
+
+    def decode_bytes(self, ids: Iterable[int]) -> bytes:
+        """The raw bytes of ``ids`` (special tokens as their UTF-8 text)."""
+        vocab, specials = self.vocab, self._special_by_id
+        try:
+            return b"".join(vocab[i] if i < len(vocab) else specials[i].encode() for i in ids)
+        except (KeyError, IndexError, TypeError) as e:
+            raise TokenizerError(f"id out of range: vocab has ids 0..{self.vocab_size - 1}") from e
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Text of ``ids``; an incomplete UTF-8 sequence shows as U+FFFD."""
+        return self.decode_bytes(ids).decode("utf-8", errors="replace")
+
+    # ---- saving and loading ---------------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        """Everything needed to rebuild this tokenizer, as plain JSON-able data."""
+        return {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "pattern_name": self.pattern_name,
+            "pattern": self.pattern,
+            "special_tokens": self.special_tokens,
+            "merges": [list(p) for p in self.merges],
+        }
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``tokenizer.json`` and ``vocab.txt`` into ``directory``; returns the JSON path."""
+        directory = Path(directory)
+        write_json(directory / "tokenizer.json", self.to_dict())
+        write_text(directory / "vocab.txt", self.vocab_listing())
+        return directory / "tokenizer.json"
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Tokenizer":
+        """Read a tokenizer saved by ``save`` (the directory or its ``tokenizer.json``)."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / "tokenizer.json"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise TokenizerError(f"{path}: no such tokenizer file (run the train_bpe stage)") from None
+        except json.JSONDecodeError as e:
+            raise TokenizerError(f"{path}: not valid JSON ({e})") from None
+        if data.get("format") != FORMAT or data.get("version") != FORMAT_VERSION:
+            raise TokenizerError(
+                f"{path}: format/version is {data.get('format')!r}/{data.get('version')!r},"
+                f" expected {FORMAT!r}/{FORMAT_VERSION}"
+            )
+        merges = [tuple(p) for p in data["merges"]]
+        specials = sorted(data["special_tokens"], key=data["special_tokens"].get)
+        tok = cls(merges, data["pattern"], specials)
+        if tok.special_tokens != data["special_tokens"]:
+            raise TokenizerError(f"{path}: special_tokens ids must follow the merges in order")
+        return tok
+
+    def vocab_listing(self) -> str:
+        """One line per id: the token as readable text, and the pair it was merged from."""
+        lines = [f"# {self.vocab_size} tokens; pattern {self.pattern_name}; [bytes] <- [left] [right]"]
+        for i, token in enumerate(self.vocab):
+            line = f"{i:6d}  [{render_bytes(token)}]"
+            if i >= 256:
+                a, b = self.merges[i - 256]
+                line += f"  <- [{render_bytes(self.vocab[a])}] [{render_bytes(self.vocab[b])}]"
+            lines.append(line)
+        lines += [f"{i:6d}  {s}  (special)" for s, i in self.special_tokens.items()]
+        return "\n".join(lines) + "\n"
+
+
+def render_bytes(token: bytes) -> str:
+    """Show a token's bytes as readable text: invisible characters and broken UTF-8 escaped.
+
+    >>> render_bytes(b" the\\n"), render_bytes(b"\\xe2\\x82")
+    (' the\\\\n', '\\\\xe2\\\\x82')
+    """
+    text = token.decode("utf-8", errors="backslashreplace")
+    return "".join(
+        ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch)[0] in "CZ" and ch != " "
+        else ch
+        for ch in text
+    )

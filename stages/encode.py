@@ -1,0 +1,41 @@
+"""Stage encode: split the corpus into train/val by characters and write flat token files.
+
+Reads ``data.val_fraction`` and ``data.special_in_text``; writes ``data/tokens/train.bin``,
+``data/tokens/val.bin`` and ``data/tokens/meta.json`` (token, character and byte counts).
+"""
+
+import time
+from pathlib import Path
+
+import typer
+
+from sml.config import load_params
+from sml.tokenizer import Tokenizer
+from sml.tokens import encode_corpus
+from stages.common import stage
+
+
+@stage
+def main(
+    corpus: Path = typer.Option(Path("data/corpus.txt"), help="The text to encode (UTF-8)."),
+    tokenizer: Path = typer.Option(Path("artifacts/tokenizer"), help="The trained tokenizer."),
+    out: Path = typer.Option(Path("data/tokens"), help="Directory for the token files."),
+    params: Path = typer.Option(Path("params.yaml"), help="The parameters file."),
+) -> None:
+    """Encode train and val splits with the trained tokenizer."""
+    cfg = load_params(params).data
+    tok = Tokenizer.load(tokenizer)
+    start = time.perf_counter()
+    meta = encode_corpus(corpus, tok, out, cfg.val_fraction, cfg.special_in_text)
+    seconds = time.perf_counter() - start
+    for split in ("train", "val"):
+        m = meta[split]
+        print(
+            f"encode: {split}: {m['tokens']:,} tokens ({meta['dtype']}),"
+            f" {m['chars']:,} chars, {m['chars'] / max(m['tokens'], 1):.2f} chars/token"
+        )
+    print(f"encode: {meta['backend']} backend, {seconds:.2f} s -> {out}")
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -1,0 +1,50 @@
+"""Stage train_bpe: learn the byte-level BPE tokenizer from the corpus.
+
+Reads ``tokenizer.vocab_size``, ``tokenizer.pattern`` and ``tokenizer.special_tokens``;
+writes ``artifacts/tokenizer/tokenizer.json`` and ``artifacts/tokenizer/vocab.txt``.
+This path imports no torch and no numpy: it must start as fast as the tokenizer trains.
+"""
+
+import time
+from pathlib import Path
+
+import typer
+
+from sml.config import load_params
+from sml.corpus import iter_lines
+from sml.tokenizer import Tokenizer
+from sml.tokenizer.pretokenize import compile_pattern, special_regex, stream_pieces
+from stages.common import stage
+
+
+@stage
+def main(
+    corpus: Path = typer.Option(Path("data/corpus.txt"), help="The training text (UTF-8)."),
+    out: Path = typer.Option(Path("artifacts/tokenizer"), help="Directory for the tokenizer."),
+    params: Path = typer.Option(Path("params.yaml"), help="The parameters file."),
+) -> None:
+    """Train the tokenizer and save it."""
+    cfg = load_params(params).tokenizer
+    start = time.perf_counter()
+    # Pieces of up to 64 MiB cut at chunk borders: a small corpus is one piece, a big one
+    # never sits in memory whole.
+    pieces = stream_pieces(
+        iter_lines(corpus), compile_pattern(cfg.pattern), special_regex(cfg.special_tokens),
+        min_piece_chars=1 << 26,
+    )
+    tok = Tokenizer.train(pieces, cfg.vocab_size, cfg.pattern, cfg.special_tokens)
+    seconds = time.perf_counter() - start
+    tok.save(out)
+    print(
+        f"train_bpe: {len(tok.merges):,} merges, vocab {tok.vocab_size:,} tokens"
+        f" (pattern {cfg.pattern}) in {seconds:.2f} s -> {out}"
+    )
+    if tok.vocab_size < cfg.vocab_size:
+        print(
+            f"warning: the corpus ran out of pairs: vocab is {tok.vocab_size:,} tokens,"
+            f" not the {cfg.vocab_size:,} of tokenizer.vocab_size"
+        )
+
+
+if __name__ == "__main__":
+    typer.run(main)
