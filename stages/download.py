@@ -5,6 +5,7 @@ for a file with that sha256 before the source is tried).
 """
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -15,8 +16,8 @@ from stages.common import stage
 
 @stage
 def main(
-    out: Path = typer.Option(Path("data/corpus.txt"), help="Where the corpus goes."),
-    params: Path = typer.Option(Path("params.yaml"), help="The parameters file."),
+    out: Annotated[Path, typer.Option(help="Where the corpus goes.")] = Path("data/corpus.txt"),
+    params: Annotated[Path, typer.Option(help="The parameters file.")] = Path("params.yaml"),
 ) -> None:
     """Fetch the corpus and verify its sha256."""
     cfg = load_params(params).data

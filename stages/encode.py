@@ -6,6 +6,7 @@ Reads ``data.val_fraction`` and ``data.special_in_text``; writes ``data/tokens/t
 
 import time
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -17,10 +18,10 @@ from stages.common import stage
 
 @stage
 def main(
-    corpus: Path = typer.Option(Path("data/corpus.txt"), help="The text to encode (UTF-8)."),
-    tokenizer: Path = typer.Option(Path("artifacts/tokenizer"), help="The trained tokenizer."),
-    out: Path = typer.Option(Path("data/tokens"), help="Directory for the token files."),
-    params: Path = typer.Option(Path("params.yaml"), help="The parameters file."),
+    corpus: Annotated[Path, typer.Option(help="The text to encode (UTF-8).")] = Path("data/corpus.txt"),
+    tokenizer: Annotated[Path, typer.Option(help="The trained tokenizer.")] = Path("artifacts/tokenizer"),
+    out: Annotated[Path, typer.Option(help="Directory for the token files.")] = Path("data/tokens"),
+    params: Annotated[Path, typer.Option(help="The parameters file.")] = Path("params.yaml"),
 ) -> None:
     """Encode train and val splits with the trained tokenizer."""
     cfg = load_params(params).data

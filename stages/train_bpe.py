@@ -7,6 +7,7 @@ This path imports no torch and no numpy: it must start as fast as the tokenizer 
 
 import time
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -19,9 +20,9 @@ from stages.common import stage
 
 @stage
 def main(
-    corpus: Path = typer.Option(Path("data/corpus.txt"), help="The training text (UTF-8)."),
-    out: Path = typer.Option(Path("artifacts/tokenizer"), help="Directory for the tokenizer."),
-    params: Path = typer.Option(Path("params.yaml"), help="The parameters file."),
+    corpus: Annotated[Path, typer.Option(help="The training text (UTF-8).")] = Path("data/corpus.txt"),
+    out: Annotated[Path, typer.Option(help="Directory for the tokenizer.")] = Path("artifacts/tokenizer"),
+    params: Annotated[Path, typer.Option(help="The parameters file.")] = Path("params.yaml"),
 ) -> None:
     """Train the tokenizer and save it."""
     cfg = load_params(params).tokenizer

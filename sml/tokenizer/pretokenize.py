@@ -82,8 +82,7 @@ def stream_pieces(
     no newline, so a buffer of whole lines never ends inside one.
 
     >>> list(stream_pieces(["a\\n", "\\n", "b"], compile_pattern("gpt2"), min_piece_chars=2))
-    ['a', '\\n\\nb']
-    'a\\n\\nb'
+    ['a', '\\n\\n', 'b']
     """
     buffer: list[str] = []
     size = 0

@@ -40,8 +40,8 @@ def tiktoken_encoding(tok: Tokenizer, name: str = "sml"):
 
 
 def fast_encoder(tok: Tokenizer):
-    """The fastest ordinary-text encoder available: tiktoken's if it can be built, else ours."""
+    """tiktoken's ``encode_ordinary`` for ``tok``, or None if tiktoken is missing or can't express it."""
     try:
         return tiktoken_encoding(tok).encode_ordinary
     except (ImportError, TokenizerError, ValueError):
-        return tok.encode_ordinary
+        return None

@@ -61,7 +61,7 @@ class Tokenizer:
         for a, b in self.merges:
             self.vocab.append(self.vocab[a] + self.vocab[b])
         self._cache: dict[str, list[int]] = {}
-        self._fast = None  # tiktoken's encode_ordinary, built on first use
+        self._fast = None  # tiktoken's encode_ordinary once built; False if it cannot be
 
     @classmethod
     def train(
@@ -99,7 +99,7 @@ class Tokenizer:
         """
         if special not in ("raise", "allow", "text"):
             raise TokenizerError(f"special={special!r}: expected 'raise', 'allow' or 'text'")
-        ordinary = self.encode_ordinary if backend == "python" else self._fast_encoder(backend)
+        ordinary = self._fast_encoder(backend)
         if special == "text" or self.special_re is None:
             return ordinary(text)
         ids: list[int] = []
@@ -128,20 +128,23 @@ class Tokenizer:
 
     def backend_name(self, backend: Backend) -> str:
         """Which backend ``encode(..., backend=backend)`` really uses: "python" or "tiktoken"."""
-        if backend == "python":
-            return "python"
-        return "tiktoken" if self._fast_encoder(backend) is not self.encode_ordinary else "python"
+        return "python" if self._fast_encoder(backend) == self.encode_ordinary else "tiktoken"
 
     def _fast_encoder(self, backend: Backend):
+        """The ordinary-text encoder for ``backend``; tiktoken's is built once, on first use."""
+        if backend == "python":
+            return self.encode_ordinary
         if backend not in ("tiktoken", "auto"):
             raise TokenizerError(f"backend={backend!r}: expected 'python', 'tiktoken' or 'auto'")
         if self._fast is None:
             from sml.tokenizer.tiktoken_backend import fast_encoder
 
-            self._fast = fast_encoder(self)
-        if self._fast is self.encode_ordinary and backend == "tiktoken":
+            self._fast = fast_encoder(self) or False  # False: tried, not available
+        if self._fast:
+            return self._fast
+        if backend == "tiktoken":
             raise TokenizerError("backend='tiktoken' asked for, but tiktoken cannot be used here")
-        return self._fast
+        return self.encode_ordinary
 
     def _bpe(self, chunk: bytes) -> list[int]:
         """Apply the merges to one chunk: always the earliest-learned pair present first.
@@ -206,7 +209,7 @@ class Tokenizer:
     def load(cls, path: str | Path) -> "Tokenizer":
         """Read a tokenizer saved by ``save`` (the directory or its ``tokenizer.json``)."""
         path = Path(path)
-        if path.is_dir():
+        if path.suffix != ".json":  # the directory that save() wrote
             path = path / "tokenizer.json"
         try:
             data = json.loads(path.read_text(encoding="utf-8"))

@@ -1,0 +1,38 @@
+# SML: two commands on a fresh clone.
+#   make quick   set up .venv, then run the pipeline (CPU-sized)
+#   make test    set up .venv, then run the test suite
+# .venv is (re)built only when pyproject.toml changed since the last install.
+# Windows without make: see README, "Windows".
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# Stage commands in dvc.yaml say `python`: make it the venv's.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: quick test bench lint venv clean
+
+quick: $(STAMP)
+	$(BIN)/dvc repro
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/tokenizer.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "SML needs Python >= 3.11, found " + sys.version.split()[0] + ": run make PYTHON=python3.11 ...")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

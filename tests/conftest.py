@@ -1,0 +1,53 @@
+"""Shared fixtures: tiny real corpora, written by the tests themselves."""
+
+import pytest
+
+# A few KB of real English with Shakespeare's shape (speaker lines, verse, punctuation).
+SONNET = """\
+FIRST CITIZEN:
+Before we proceed any further, hear me speak.
+
+ALL:
+Speak, speak.
+
+FIRST CITIZEN:
+You are all resolved rather to die than to famish?
+
+ALL:
+Resolved. resolved.
+
+Shall I compare thee to a summer's day?
+Thou art more lovely and more temperate:
+Rough winds do shake the darling buds of May,
+And summer's lease hath all too short a date;
+Sometime too hot the eye of heaven shines,
+And often is his gold complexion dimm'd;
+And every fair from fair sometime declines,
+By chance or nature's changing course untrimm'd;
+But thy eternal summer shall not fade,
+Nor lose possession of that fair thou ow'st;
+Nor shall death brag thou wander'st in his shade,
+When in eternal lines to time thou grow'st:
+So long as men can breathe or eyes can see,
+So long lives this, and this gives life to thee.
+"""
+
+# Other scripts, digits, emoji, tabs and CRLF: what a byte-level tokenizer must survive.
+MIXED = (
+    "Le café coûte 3,50 € — 東京は晴れ。 123456 numbers 7890!\r\n"
+    "emoji: 👩‍👩‍👧 🎉🎉 tabs\tand  double  spaces\n\n\n"
+    "ÀÉÎÕÜ ñandú; naïve façade; Ελληνικά; русский текст; עברית; हिन्दी\n"
+) * 4
+
+
+@pytest.fixture
+def sonnet() -> str:
+    return SONNET
+
+
+@pytest.fixture
+def corpus_file(tmp_path):
+    """A small UTF-8 corpus on disk (English plus mixed scripts)."""
+    path = tmp_path / "corpus.txt"
+    path.write_text(SONNET * 3 + MIXED, encoding="utf-8", newline="")
+    return path

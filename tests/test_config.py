@@ -1,0 +1,82 @@
+"""params.yaml: parsed into typed sections; every bad value fails with one clear line."""
+
+import copy
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sml.config import ParamsError, load_params, parse_params
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def test_the_shipped_params_parse():
+    params = load_params(ROOT / "params.yaml")
+    assert params.tokenizer.vocab_size == SHIPPED["tokenizer"]["vocab_size"]
+    assert params.tokenizer.special_tokens == ("<|endoftext|>",)
+    assert isinstance(params.data.val_fraction, float)
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("tokenizer.vocab_size", 100, "tokenizer.vocab_size = 100: must be an integer >= 257"),
+        ("tokenizer.vocab_size", "big", "tokenizer.vocab_size = 'big': must be an integer"),
+        ("tokenizer.vocab_size", 4096.5, "tokenizer.vocab_size = 4096.5: must be an integer"),
+        ("tokenizer.vocab_size", True, "tokenizer.vocab_size = True: must be an integer"),
+        ("tokenizer.vocab_size", 257, "must be an integer >= 258 (256 bytes + 1 special"),
+        ("tokenizer.pattern", "gpt3", "tokenizer.pattern = 'gpt3': must be one of 'gpt2', 'gpt4'"),
+        ("tokenizer.special_tokens", "<|eot|>", "must be a list of strings"),
+        ("tokenizer.special_tokens", ["a", "a"], "must be a list without duplicates"),
+        ("tokenizer.special_tokens", ["x\ny"], "special_tokens[0] = 'x\\ny': must be a non-empty"),
+        ("data.val_fraction", 0, "data.val_fraction = 0: must be a number > 0.0 and < 1.0"),
+        ("data.val_fraction", 1.5, "data.val_fraction = 1.5: must be a number > 0.0 and < 1.0"),
+        ("data.val_fraction", float("nan"), "data.val_fraction = nan: must be a number"),
+        ("data.sha256", "abc", "data.sha256 = 'abc': must be a string: 64 lowercase hex digits"),
+        ("data.special_in_text", "keep", "must be one of 'raise', 'allow', 'text'"),
+        ("data.colour", "red", "data.colour is unknown (value 'red'): no such key; data has: source"),
+        ("data.source", None, "data.source is missing: expected a string"),
+    ],
+)
+def test_bad_values_fail_with_key_value_and_what_is_allowed(key, value, message):
+    raw = copy.deepcopy(SHIPPED)
+    section, name = key.split(".")
+    if value is None:
+        del raw[section][name]
+    else:
+        raw[section][name] = value
+    with pytest.raises(ParamsError) as e:
+        parse_params(raw)
+    assert message in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_numbers_written_without_a_dot_are_still_numbers():
+    raw = copy.deepcopy(SHIPPED)
+    raw["data"]["val_fraction"] = "1e-1"  # PyYAML reads 1e-1 as a string
+    assert parse_params(raw).data.val_fraction == 0.1
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "top level = None: must be a mapping"),
+        ("data: [1, 2]\n", "data = [1, 2]: must be a mapping"),
+        ("tokenizer: {\n", "not valid YAML"),
+        ("train: {}\n", "train is unknown"),
+    ],
+)
+def test_bad_files_name_the_file(tmp_path, text, message):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ParamsError, match=re.escape(message)) as e:
+        load_params(path)
+    assert str(e.value).startswith(f"{path}: ")
+
+
+def test_a_missing_file_says_where_to_run():
+    with pytest.raises(ParamsError, match="file not found"):
+        load_params("/nonexistent/params.yaml")

@@ -1,0 +1,81 @@
+"""The DVC pipeline in a throwaway git repo on a tiny corpus: what reruns after what change."""
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DVC = [sys.executable, "-m", "dvc"]
+
+
+def run(args: list[str], cwd: Path) -> str:
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "SML_DATA_MIRROR": ""}
+    # Stage commands say `python`: make it this interpreter, with SML installed.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"{args}: {result.stdout}\n{result.stderr}"
+    return result.stdout + result.stderr
+
+
+def ran(output: str) -> list[str]:
+    """The stages a `dvc repro` output says it ran."""
+    return re.findall(r"Running stage '(\w+)'", output)
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    """A fresh git + DVC repo holding SML's pipeline, pointed at a tiny local corpus."""
+    from tests.conftest import MIXED, SONNET
+
+    repo = tmp_path_factory.mktemp("repo")
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
+        shutil.copy(ROOT / name, repo / name)
+    for package in ("sml", "stages"):
+        shutil.copytree(ROOT / package, repo / package, ignore=shutil.ignore_patterns("__pycache__"))
+    corpus = repo.parent / "tiny.txt"
+    corpus.write_text(SONNET * 3 + MIXED, encoding="utf-8")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"]["source"] = str(corpus)
+    params["data"]["sha256"] = hashlib.sha256(corpus.read_bytes()).hexdigest()
+    params["tokenizer"]["vocab_size"] = 320
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["git", "init", "-q"], repo)
+    run([*DVC, "init", "-q"], repo)
+    shutil.copy(ROOT / ".dvc" / "config", repo / ".dvc" / "config")
+    return repo
+
+
+def set_param(repo: Path, section: str, key: str, value) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params[section][key] = value
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def test_repro_runs_every_stage_then_nothing(repo):
+    assert ran(run([*DVC, "repro"], repo)) == ["download", "train_bpe", "encode"]
+    for out in ("data/corpus.txt", "artifacts/tokenizer/tokenizer.json",
+                "artifacts/tokenizer/vocab.txt", "data/tokens/train.bin", "data/tokens/val.bin",
+                "data/tokens/meta.json"):
+        assert (repo / out).is_file(), out
+    assert ran(run([*DVC, "repro"], repo)) == []
+    assert "up to date" in run([*DVC, "status"], repo)
+
+
+def test_vocab_size_reruns_train_bpe_and_encode_only(repo):
+    run([*DVC, "repro"], repo)
+    set_param(repo, "tokenizer", "vocab_size", 330)
+    assert ran(run([*DVC, "repro"], repo)) == ["train_bpe", "encode"]
+    assert '"vocab_size": 330' in (repo / "data/tokens/meta.json").read_text()
+
+
+def test_val_fraction_reruns_encode_only(repo):
+    run([*DVC, "repro"], repo)
+    set_param(repo, "data", "val_fraction", 0.2)
+    assert ran(run([*DVC, "repro"], repo)) == ["encode"]

@@ -1,0 +1,51 @@
+"""Pre-tokenization: the split patterns, and streaming that cuts only at chunk borders."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sml.tokenizer import Tokenizer
+from sml.tokenizer.pretokenize import compile_pattern, special_regex, split_special, stream_pieces
+
+EOT = "<|endoftext|>"
+
+
+def test_gpt2_keeps_the_leading_space_and_splits_whitespace_runs():
+    assert compile_pattern("gpt2").findall("Hello world's  end\n\nOK") == [
+        "Hello", " world", "'s", " ", " end", "\n", "\n", "OK"
+    ]
+
+
+def test_gpt4_groups_digits_by_three_and_keeps_newlines_with_punctuation():
+    assert compile_pattern("gpt4").findall("12345 Hi.\n\nYou") == [
+        "123", "45", " Hi", ".\n\n", "You"
+    ]
+
+
+def test_split_special_keeps_order_and_whole_tokens():
+    pieces = list(split_special(f"a{EOT}{EOT}b", special_regex([EOT, "<|pad|>"])))
+    assert pieces == [("a", False), (EOT, True), (EOT, True), ("b", False)]
+
+
+# Text made of the characters where chunk borders are subtle: whitespace runs, newlines,
+# punctuation before newlines, digits, apostrophes, and special tokens.
+tricky_text = st.lists(
+    st.sampled_from(["a", "Zé", " ", "  ", "\n", "\n\n", "\r\n", ".", "'s", "1234", "\t", EOT])
+).map("".join)
+
+
+@pytest.mark.parametrize("pattern", ["gpt2", "gpt4"])
+@settings(max_examples=300, deadline=None)
+@given(text=tricky_text, piece_chars=st.integers(1, 12))
+def test_streaming_gives_the_ids_of_the_whole_text(pattern, text, piece_chars):
+    tok = _tokenizers[pattern]
+    lines = text.splitlines(keepends=True)
+    pieces = list(stream_pieces(lines, tok.split_re, tok.special_re, piece_chars))
+    assert "".join(pieces) == text
+    streamed = [i for p in pieces for i in tok.encode(p, special="allow")]
+    assert streamed == tok.encode(text, special="allow")
+
+
+_tokenizers = {
+    p: Tokenizer.train("a Zé  \n\n.'s 1234\t" * 20, 300, p, [EOT]) for p in ("gpt2", "gpt4")
+}

@@ -1,0 +1,63 @@
+"""Stage commands as a user runs them: one-line errors, and a light train_bpe start-up."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_stage(stage: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", f"stages.{stage}", *args],
+        cwd=cwd, capture_output=True, text=True, timeout=120,
+    )
+
+
+@pytest.fixture
+def params_file(tmp_path, corpus_file):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["tokenizer"]["vocab_size"] = 300
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+@pytest.mark.parametrize("stage", ["download", "train_bpe", "encode"])
+def test_bad_params_print_one_line_and_exit_1(tmp_path, params_file, stage):
+    text = params_file.read_text().replace("vocab_size: 300", "vocab_size: lots")
+    text = text.replace("val_fraction: 0.1", "val_fraction: 2")
+    params_file.write_text(text)
+    result = run_stage(stage, "--params", str(params_file))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {params_file}: ")
+    assert "vocab_size = 'lots'" in lines[0] or "val_fraction = 2" in lines[0]
+
+
+def test_missing_inputs_name_the_file_and_the_stage_to_run(tmp_path, params_file):
+    result = run_stage("encode", "--corpus", str(tmp_path / "none.txt"),
+                       "--tokenizer", str(tmp_path / "tok"), "--params", str(params_file))
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: {tmp_path / 'tok' / 'tokenizer.json'}: no such" \
+        " tokenizer file (run the train_bpe stage)"
+
+
+def test_train_bpe_imports_neither_torch_nor_numpy(tmp_path, params_file, corpus_file):
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = ['train_bpe', '--corpus', {str(corpus_file)!r}, '--out', "
+        f"{str(tmp_path / 'tok')!r}, '--params', {str(params_file)!r}]\n"
+        "try:\n    runpy.run_module('stages.train_bpe', run_name='__main__')\n"
+        "except SystemExit as e:\n    assert not e.code, e.code\n"
+        "print(sorted(m for m in ('torch', 'numpy') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "vocab 300 tokens" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "tok" / "tokenizer.json").exists() and (tmp_path / "tok" / "vocab.txt").exists()

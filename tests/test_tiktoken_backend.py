@@ -1,0 +1,50 @@
+"""tiktoken, given our merges as ranks and our pattern, encodes exactly like our Tokenizer."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sml.tokenizer import Tokenizer, TokenizerError
+from sml.tokenizer.tiktoken_backend import mergeable_ranks, tiktoken_encoding
+from tests.conftest import MIXED, SONNET
+
+EOT = "<|endoftext|>"
+
+
+@pytest.fixture(scope="module", params=["gpt2", "gpt4"])
+def tok(request) -> Tokenizer:
+    return Tokenizer.train(SONNET * 2 + MIXED, 500, request.param, [EOT])
+
+
+def test_ranks_are_our_ids(tok):
+    ranks = mergeable_ranks(tok)
+    assert len(ranks) == len(tok.vocab)
+    assert all(ranks[token] == i for i, token in enumerate(tok.vocab))
+
+
+@pytest.mark.parametrize("text", [SONNET, MIXED, "", "To be, or not to be: that is the question.\n"])
+def test_tiktoken_gives_our_ids(tok, text):
+    assert tiktoken_encoding(tok).encode_ordinary(text) == tok.encode_ordinary(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list(SONNET[:400] + "é東👩\n\t 0123456789"))))
+def test_tiktoken_gives_our_ids_on_random_text(tok, text):
+    assert tok.encode(text, special="text", backend="tiktoken") == tok.encode_ordinary(text)
+
+
+def test_auto_backend_keeps_the_special_policy(tok):
+    text = f"{SONNET[:100]}{EOT}{SONNET[100:200]}"
+    assert tok.encode(text, "allow", backend="auto") == tok.encode(text, "allow")
+    assert tok.backend_name("auto") == "tiktoken"
+    with pytest.raises(TokenizerError, match="special token"):
+        tok.encode(text, backend="auto")
+
+
+def test_duplicate_tokens_cannot_become_ranks():
+    tok = Tokenizer([(97, 98), (256, 99), (98, 99), (97, 258)], "gpt2")  # "abc" twice
+    with pytest.raises(TokenizerError, match="spell the same bytes"):
+        mergeable_ranks(tok)
+    assert tok.backend_name("auto") == "python"  # the fallback
+    with pytest.raises(TokenizerError, match="cannot be used"):
+        tok.encode("abc", backend="tiktoken")

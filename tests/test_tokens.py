@@ -1,0 +1,77 @@
+"""encode: the character split, the token files and their counts, and bounded streaming."""
+
+import numpy as np
+import pytest
+
+from sml.errors import SMLError
+from sml.tokenizer import Tokenizer
+from sml.tokens import encode_corpus, load_meta, load_tokens, token_dtype
+
+EOT = "<|endoftext|>"
+
+
+@pytest.fixture(scope="module")
+def tok():
+    from tests.conftest import MIXED, SONNET
+
+    return Tokenizer.train(SONNET + MIXED, 420, "gpt4", [EOT])
+
+
+def test_split_files_and_counts(tmp_path, tok, corpus_file):
+    with open(corpus_file, encoding="utf-8", newline="") as f:
+        text = f.read()
+    meta = encode_corpus(corpus_file, tok, tmp_path / "tokens", val_fraction=0.1)
+    split_at = int(len(text) * 0.9)  # nanoGPT's convention
+    assert meta["split_at_char"] == split_at
+    train, val = load_tokens(tmp_path / "tokens", "train"), load_tokens(tmp_path / "tokens", "val")
+    assert train.dtype == np.uint16 and meta["dtype"] == "uint16"
+    assert tok.decode(train.tolist()) == text[:split_at]
+    assert tok.decode(val.tolist()) == text[split_at:]
+    assert meta["train"] == {
+        "tokens": len(train), "chars": split_at, "bytes": len(text[:split_at].encode()),
+    }
+    assert meta["val"]["chars"] == len(text) - split_at
+    assert meta["val"]["bytes"] == len(text[split_at:].encode()) > meta["val"]["chars"]
+    assert load_meta(tmp_path / "tokens") == meta
+
+
+def test_streaming_in_small_pieces_gives_the_same_ids(tmp_path, tok, corpus_file):
+    whole = encode_corpus(corpus_file, tok, tmp_path / "a", 0.25, backend="python")
+    small = encode_corpus(corpus_file, tok, tmp_path / "b", 0.25, backend="python", piece_chars=50)
+    fast = encode_corpus(corpus_file, tok, tmp_path / "c", 0.25, backend="tiktoken", piece_chars=50)
+    assert whole == {**small} and fast["backend"] == "tiktoken"
+    for split in ("train", "val"):
+        a = (tmp_path / "a" / f"{split}.bin").read_bytes()
+        assert a == (tmp_path / "b" / f"{split}.bin").read_bytes()
+        assert a == (tmp_path / "c" / f"{split}.bin").read_bytes()
+
+
+def test_special_tokens_in_the_corpus_follow_the_policy(tmp_path, tok):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(f"one doc{EOT}another doc{EOT}\n" * 10)
+    meta = encode_corpus(corpus, tok, tmp_path / "t", 0.5, special="allow")
+    ids = np.concatenate([load_tokens(tmp_path / "t", s) for s in ("train", "val")])
+    assert (ids == tok.special_tokens[EOT]).sum() == 20
+    assert meta["train"]["chars"] + meta["val"]["chars"] == len(corpus.read_text())
+    with pytest.raises(SMLError, match=r"c\.txt: text contains the special token .*special_in_text"):
+        encode_corpus(corpus, tok, tmp_path / "u", 0.5, special="raise")
+    assert not (tmp_path / "u" / "train.bin").exists()
+
+
+def test_wide_vocabularies_use_uint32():
+    assert token_dtype(65536) == np.uint16 and token_dtype(65537) == np.uint32
+
+
+@pytest.mark.parametrize(
+    "content, fraction, message",
+    [
+        (b"\xff\xfe not utf-8", 0.1, "not UTF-8"),
+        (b"a", 0.1, "1 characters cannot be split with data.val_fraction=0.1"),
+    ],
+)
+def test_bad_corpora_fail_with_the_file_name(tmp_path, tok, content, fraction, message):
+    corpus = tmp_path / "bad.txt"
+    corpus.write_bytes(content)
+    with pytest.raises(SMLError, match=message) as e:
+        encode_corpus(corpus, tok, tmp_path / "t", fraction)
+    assert "bad.txt" in str(e.value)
