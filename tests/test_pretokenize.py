@@ -30,12 +30,15 @@ def test_split_special_keeps_order_and_whole_tokens():
 # Text made of the characters where chunk borders are subtle: whitespace runs, newlines,
 # punctuation before newlines, digits, apostrophes, and special tokens.
 tricky_text = st.lists(
-    st.sampled_from(["a", "Zé", " ", "  ", "\n", "\n\n", "\r\n", ".", "'s", "1234", "\t", EOT])
+    st.sampled_from(
+        ["a", "Zé", " ", "  ", "\n", "\n\n", "\r\n", ".", ",", "'s", "'l", "1234", "\t", "\x0b",
+         "\x1c", "\u3000", "\x85", EOT]
+    )
 ).map("".join)
 
 
 @pytest.mark.parametrize("pattern", ["gpt2", "gpt4"])
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(text=tricky_text, piece_chars=st.integers(1, 12))
 def test_streaming_gives_the_ids_of_the_whole_text(pattern, text, piece_chars):
     tok = _tokenizers[pattern]

@@ -73,16 +73,22 @@ def stream_pieces(
     special_re: regex.Pattern | None = None,
     min_piece_chars: int = 1 << 20,
 ) -> Iterator[str]:
-    """Regroup a stream of text into pieces of roughly ``min_piece_chars`` that end on a chunk border.
+    """Regroup a stream of text into pieces of about ``min_piece_chars`` cut at safe places.
 
-    Lines are gathered until the buffer is big enough; then the buffer is cut at the start
-    of its last unit (a pre-token chunk, or a special token if ``special_re`` is given), and
-    that unit, which the end of the buffer may have cut short (a word, or a whitespace run
-    that goes on in the next line), goes back to the front of the buffer. Special tokens hold
-    no newline, so a buffer of whole lines never ends inside one.
+    Encoding the pieces one by one gives exactly the ids of encoding the whole text, because
+    a piece ends only where no chunk before the cut can have looked past it:
+    - right before a special token (they are split off before the pattern runs), or
+    - at a chunk border with non-whitespace on both sides, like "word|," or "I|'ll".
+    Whitespace is never a safe place: ``\\s+(?!\\S)`` decides how to split a run of spaces
+    by looking at what follows the whole run, so a cut inside or after one changes chunks.
 
-    >>> list(stream_pieces(["a\\n", "\\n", "b"], compile_pattern("gpt2"), min_piece_chars=2))
-    ['a', '\\n\\n', 'b']
+    Lines are gathered until the buffer is big enough, then cut at its last safe place; the
+    rest goes back to the front of the buffer. Special tokens hold no newline, so a buffer
+    of whole lines never ends inside one. Text with no safe place at all (one endless run
+    of whitespace) stays in the buffer until the end.
+
+    >>> list(stream_pieces(["to be,\\n", "or not, to be\\n"], compile_pattern("gpt2"), None, 3))
+    ['to be', ',\\nor not', ', to be\\n']
     """
     buffer: list[str] = []
     size = 0
@@ -92,7 +98,7 @@ def stream_pieces(
         if size < min_piece_chars:
             continue
         text = "".join(buffer)
-        cut = _last_unit_start(text, pattern, special_re)
+        cut = _last_safe_cut(text, pattern, special_re)
         if cut > 0:
             yield text[:cut]
             text = text[cut:]
@@ -102,14 +108,19 @@ def stream_pieces(
         yield tail
 
 
-def _last_unit_start(text: str, pattern: regex.Pattern, special_re: regex.Pattern | None) -> int:
-    """Index where the last chunk or special token of ``text`` starts (0 if only one)."""
-    start = offset = 0
+_WHITESPACE = regex.compile(r"\s")  # the same \s as in the split patterns
+
+
+def _last_safe_cut(text: str, pattern: regex.Pattern, special_re: regex.Pattern | None) -> int:
+    """The last index where ``text`` may be cut without changing its chunks (0 if none)."""
+    cut = offset = 0
     for piece, is_special in split_special(text, special_re):
         if is_special:
-            start = offset
+            cut = offset
         else:
             for m in pattern.finditer(piece):
                 start = offset + m.start()
+                if start > 0 and not (_WHITESPACE.match(text, start - 1) or _WHITESPACE.match(text, start)):
+                    cut = start
         offset += len(piece)
-    return start
+    return cut
