@@ -13,8 +13,8 @@ is ``data.sha256`` of ``params.yaml`` (tiny Shakespeare). What it measures:
    and whether the stage imports torch (it must not: it should start as fast as it trains);
 3. encoding the corpus as one string, in MB/s of UTF-8: our pure-Python encoder (cold and warm
    chunk cache), our tiktoken backend, and HF; and that tiktoken gives our ids exactly;
-4. with ``--naive`` (about a minute): the textbook trainer that recounts every pair after each
-   merge, to vocab 512, vs ours, and that both learn the same merges.
+4. with ``--naive`` (about a minute): the textbook trainer of ``tests/reference_bpe.py``, which
+   recounts every pair after each merge, to vocab 512, vs ours; both must learn the same merges.
 
 Timings are the best of 3 runs (the naive trainer runs once). Figures depend on the machine;
 nothing here asserts on them. HF may use every CPU core; ours uses one.
@@ -27,9 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from functools import partial
-from itertools import pairwise
 from pathlib import Path
 
 import yaml
@@ -45,7 +43,6 @@ REPEATS = 3
 VOCAB_SIZE = 4096
 NAIVE_VOCAB_SIZE = 512
 SPECIALS = ["<|endoftext|>"]
-Pair = tuple[int, int]
 
 
 def main() -> None:
@@ -157,15 +154,18 @@ def bench_encoding(text: str, n_bytes: int, tok: Tokenizer, hf) -> None:
 
 
 def bench_naive(text: str) -> None:
-    """Figure 4: the textbook trainer vs ours, to NAIVE_VOCAB_SIZE, pattern gpt4."""
+    """Figure 4: the textbook trainer (tests/reference_bpe.py) vs ours, to NAIVE_VOCAB_SIZE."""
     n_merges = NAIVE_VOCAB_SIZE - 256 - len(SPECIALS)
-    print(f"\n4. naive trainer (recounts every pair after each merge) vs ours,"
-          f" vocab {NAIVE_VOCAB_SIZE}, pattern gpt4")
+    print(f"\n4. naive trainer (tests/reference_bpe.py: recounts all pairs after each merge)"
+          f" vs ours, vocab {NAIVE_VOCAB_SIZE}, pattern gpt4")
     split_re = compile_pattern("gpt4")
     chunks = [chunk for piece, is_special in split_special(text, special_regex(SPECIALS))
               if not is_special for chunk in split_re.findall(piece)]
+    sys.path.insert(0, str(REPO))  # the reference lives in tests/, which is not installed
+    from tests.reference_bpe import naive_train
+
     start = time.perf_counter()
-    naive_merges = naive_learn_merges(chunks, n_merges)
+    naive_merges, _ = naive_train(chunks, n_merges)
     naive_seconds = time.perf_counter() - start
     ours_seconds, tok = best_of(
         partial(Tokenizer.train, text, NAIVE_VOCAB_SIZE, "gpt4", SPECIALS)
@@ -174,47 +174,6 @@ def bench_naive(text: str) -> None:
     print(f"   ours: {ours_seconds:.3f} s  naive/ours = {naive_seconds / ours_seconds:.0f}x")
     print(f"   merges identical: {'yes' if naive_merges == tok.merges else 'NO'}"
           f" ({len(tok.merges)} merges)")
-
-
-def naive_learn_merges(chunks: list[str], n_merges: int) -> list[Pair]:
-    """The textbook loop: before every merge, count every pair in every chunk occurrence.
-
-    Ties go to the smallest pair, as in ``sml.tokenizer.train``, so the merges must agree.
-
-    >>> naive_learn_merges(["aaab", "aaab", "ab"], 2)
-    [(97, 97), (97, 98)]
-    """
-    words = [list(chunk.encode("utf-8")) for chunk in chunks]
-    merges: list[Pair] = []
-    for new_id in range(256, 256 + n_merges):
-        counts: Counter[Pair] = Counter()
-        for word in words:
-            counts.update(pairwise(word))
-        if not counts:
-            break
-        pair = min(counts, key=lambda p: (-counts[p], p))
-        merges.append(pair)
-        words = [merge_pair(word, pair, new_id) for word in words]
-    return merges
-
-
-def merge_pair(word: list[int], pair: Pair, new_id: int) -> list[int]:
-    """Replace each ``pair`` in ``word``, left to right, by ``new_id``.
-
-    >>> merge_pair([1, 2, 1, 2, 2], (1, 2), 9)
-    [9, 9, 2]
-    """
-    a, b = pair
-    out: list[int] = []
-    i = 0
-    while i < len(word):
-        if word[i] == a and i + 1 < len(word) and word[i + 1] == b:
-            out.append(new_id)
-            i += 2
-        else:
-            out.append(word[i])
-            i += 1
-    return out
 
 
 def best_of(fn, repeats: int = REPEATS):
