@@ -9,6 +9,9 @@ from sml.tokenizer.tiktoken_backend import mergeable_ranks, tiktoken_encoding
 from tests.conftest import MIXED, SONNET
 
 EOT = "<|endoftext|>"
+# Characters where "whitespace" differs between definitions: tiktoken's Rust regex and
+# Python's regex module must agree on them for the ids to agree.
+ODD_SPACES = "\x0b\x0c\x1c\x1f\x85\xa0\u1680\u2028\u202f\u3000\u200b\ufeff"
 
 
 @pytest.fixture(scope="module", params=["gpt2", "gpt4"])
@@ -28,7 +31,7 @@ def test_tiktoken_gives_our_ids(tok, text):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list(SONNET[:400] + "é東👩\n\t 0123456789"))))
+@given(st.text(alphabet=st.sampled_from(list(SONNET[:400] + "é東👩\n\t 0123456789" + ODD_SPACES))))
 def test_tiktoken_gives_our_ids_on_random_text(tok, text):
     assert tok.encode(text, special="text", backend="tiktoken") == tok.encode_ordinary(text)
 
