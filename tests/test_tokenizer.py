@@ -158,3 +158,17 @@ def test_load_rejects_bad_files_with_the_file_name(tmp_path, content, message):
 def test_train_rejects_a_vocab_smaller_than_the_bytes():
     with pytest.raises(TokenizerError, match="below 256 bytes"):
         Tokenizer.train("abc", 200)
+
+
+def test_the_chunk_cache_stays_bounded_and_changes_nothing(tok, monkeypatch):
+    import sml.tokenizer.tokenizer as module
+
+    expected = tok.encode_ordinary(SONNET)
+    monkeypatch.setattr(module, "CACHE_CHUNKS", 10)
+    fresh = Tokenizer(tok.merges, tok.pattern)
+    lines = SONNET.splitlines(keepends=True)
+    longest = max(len(fresh.split_re.findall(line)) for line in lines)
+    for line in lines:  # the cache starts over once it holds more than 10 chunks
+        fresh.encode_ordinary(line)
+        assert len(fresh._cache) <= 10 + longest
+    assert fresh.encode_ordinary(SONNET) == expected
