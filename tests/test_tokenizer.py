@@ -143,6 +143,10 @@ def test_vocab_listing_is_readable(tok, tmp_path):
     [
         ("{not json", "not valid JSON"),
         ('{"format": "sml-bpe", "version": 99}', "expected 'sml-bpe'/1"),
+        ("[1, 2]", "expected 'sml-bpe'/1"),
+        ('{"format": "sml-bpe", "version": 1, "pattern": "gpt2"}', "malformed tokenizer file"),
+        ('{"format": "sml-bpe", "version": 1, "pattern": "gpt2", "special_tokens": {},'
+         ' "merges": [[1, 2, 3]]}', "malformed tokenizer file"),
     ],
 )
 def test_load_rejects_bad_files_with_the_file_name(tmp_path, content, message):

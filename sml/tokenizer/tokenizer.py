@@ -29,7 +29,7 @@ from typing import Literal
 from sml.atomic import write_json, write_text
 from sml.errors import SMLError
 from sml.tokenizer.pretokenize import PATTERNS, compile_pattern, special_regex, split_special
-from sml.tokenizer.train import count_chunks, learn_merges
+from sml.tokenizer.train import count_chunks, learn_merges, merge_pair
 
 FORMAT = "sml-bpe"
 FORMAT_VERSION = 1
@@ -166,16 +166,7 @@ class Tokenizer:
             new_id = ranks.get(best)
             if new_id is None:
                 break
-            a, b = best
-            out, i = [], 0
-            while i < len(ids):
-                if i < len(ids) - 1 and ids[i] == a and ids[i + 1] == b:
-                    out.append(new_id)
-                    i += 2
-                else:
-                    out.append(ids[i])
-                    i += 1
-            ids = out
+            ids = merge_pair(ids, best[0], best[1], new_id)
         return ids
 
     # ---- decoding -------------------------------------------------------------------------
@@ -224,14 +215,17 @@ class Tokenizer:
             raise TokenizerError(f"{path}: no such tokenizer file (run the train_bpe stage)") from None
         except json.JSONDecodeError as e:
             raise TokenizerError(f"{path}: not valid JSON ({e})") from None
-        if data.get("format") != FORMAT or data.get("version") != FORMAT_VERSION:
-            raise TokenizerError(
-                f"{path}: format/version is {data.get('format')!r}/{data.get('version')!r},"
-                f" expected {FORMAT!r}/{FORMAT_VERSION}"
-            )
-        merges = [tuple(p) for p in data["merges"]]
-        specials = sorted(data["special_tokens"], key=data["special_tokens"].get)
-        tok = cls(merges, data["pattern"], specials)
+        if not isinstance(data, dict) or (data.get("format"), data.get("version")) != (
+            FORMAT, FORMAT_VERSION
+        ):
+            found = (data.get("format"), data.get("version")) if isinstance(data, dict) else data
+            raise TokenizerError(f"{path}: format/version is {found!r}, expected {FORMAT!r}/{FORMAT_VERSION}")
+        try:
+            merges = [(int(a), int(b)) for a, b in data["merges"]]
+            specials = sorted(data["special_tokens"], key=data["special_tokens"].get)
+            tok = cls(merges, data["pattern"], specials)
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise TokenizerError(f"{path}: malformed tokenizer file ({type(e).__name__}: {e})") from None
         if tok.special_tokens != data["special_tokens"]:
             raise TokenizerError(f"{path}: special_tokens ids must follow the merges in order")
         return tok

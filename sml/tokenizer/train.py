@@ -116,7 +116,7 @@ def _apply_merge(
         word = words[i]
         if len(word) < 2:
             continue
-        merged = _merge_word(word, a, b, new_id)
+        merged = merge_pair(word, a, b, new_id)
         if merged is None:
             continue
         freq = freqs[i]
@@ -132,10 +132,12 @@ def _apply_merge(
     return touched
 
 
-def _merge_word(word: list[int], a: int, b: int, new_id: int) -> list[int] | None:
+def merge_pair(word: list[int], a: int, b: int, new_id: int) -> list[int] | None:
     """Replace each (a, b) in ``word``, left to right, by ``new_id``; None if there is none.
 
-    >>> _merge_word([1, 2, 1, 2, 2], 1, 2, 9)
+    Left to right matters when a == b: "a a a" becomes "aa a", as in every BPE.
+
+    >>> merge_pair([1, 2, 1, 2, 2], 1, 2, 9)
     [9, 9, 2]
     """
     out: list[int] = []
