@@ -90,10 +90,11 @@ def _pop_best(heap: list[tuple[int, Pair]], stats: dict[Pair, int]) -> Pair | No
     while heap:
         neg_count, pair = heapq.heappop(heap)
         live = stats.get(pair, 0)
+        if live == 0:  # the pair is gone: drop its entry
+            continue
         if live == -neg_count:
-            return pair if live > 0 else None
-        if live > 0:  # the count dropped since this entry was pushed: re-file it
-            heapq.heappush(heap, (-live, pair))
+            return pair
+        heapq.heappush(heap, (-live, pair))  # the count dropped since this entry was pushed
     return None
 
 
