@@ -68,11 +68,66 @@ class TokenizerConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """The GPT's shape and variants (stage ``train``; later ``evaluate`` and ``sample``)."""
+
+    n_layer: int = dataclasses.field(metadata=limits(1, 256))
+    n_head: int = dataclasses.field(metadata=limits(1, 256))
+    n_embd: int = dataclasses.field(metadata=limits(8, 65536))
+    block_size: int = dataclasses.field(metadata=limits(2, 1 << 20))
+    dropout: float = dataclasses.field(metadata=limits(0.0, 1.0, hi_open=True))
+    bias: bool
+    positions: Literal["learned", "sinusoidal", "rope"]
+    norm: Literal["layernorm", "rmsnorm"]
+    mlp: Literal["gelu", "swiglu"]
+    tie_weights: bool
+    attention: Literal["sdpa", "manual"]
+
+    def __post_init__(self):
+        if self.n_embd % self.n_head:
+            _fail("model.n_embd", self.n_embd, f"a multiple of model.n_head ({self.n_head})")
+        if self.positions == "rope" and (self.n_embd // self.n_head) % 2:
+            _fail("model.n_embd", self.n_embd, "such that n_embd / n_head is even (rope rotates pairs)")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """The optimization run (stage ``train``)."""
+
+    device: Literal["auto", "cpu", "cuda", "mps"]
+    dtype: Literal["auto", "float32", "bfloat16", "float16"]
+    compile: Literal["auto", True, False]
+    seed: int = dataclasses.field(metadata=limits(0, 2**63 - 1))
+    batch_size: int = dataclasses.field(metadata=limits(1, 1 << 20))
+    grad_accum: int = dataclasses.field(metadata=limits(1, 1 << 16))
+    max_iters: int = dataclasses.field(metadata=limits(1, 1 << 40))
+    lr: float = dataclasses.field(metadata=limits(0.0, 10.0, lo_open=True))
+    min_lr: float = dataclasses.field(metadata=limits(0.0, 10.0))
+    warmup_iters: int = dataclasses.field(metadata=limits(0, 1 << 40))
+    weight_decay: float = dataclasses.field(metadata=limits(0.0, 10.0))
+    beta1: float = dataclasses.field(metadata=limits(0.0, 1.0, hi_open=True))
+    beta2: float = dataclasses.field(metadata=limits(0.0, 1.0, hi_open=True))
+    grad_clip: float = dataclasses.field(metadata=limits(0.0, None))
+    eval_interval: int = dataclasses.field(metadata=limits(1, 1 << 40))
+    eval_iters: int = dataclasses.field(metadata=limits(1, 1 << 20))
+    log_interval: int = dataclasses.field(metadata=limits(1, 1 << 40))
+    checkpoint_interval: int = dataclasses.field(metadata=limits(1, 1 << 40))
+
+    def __post_init__(self):
+        if self.min_lr > self.lr:
+            _fail("train.min_lr", self.min_lr, f"a number <= train.lr ({self.lr})")
+        if self.warmup_iters > self.max_iters:
+            _fail("train.warmup_iters", self.warmup_iters, f"<= train.max_iters ({self.max_iters})")
+
+
+@dataclasses.dataclass(frozen=True)
 class Params:
     """All of ``params.yaml``, one attribute per section."""
 
     data: DataConfig
     tokenizer: TokenizerConfig
+    model: ModelConfig
+    train: TrainConfig
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
@@ -125,8 +180,8 @@ def _check(key: str, value: Any, hint: Any, meta: dict) -> Any:
     origin = typing.get_origin(hint)
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, prefix=f"{key}.")
-    if origin is Literal:
-        if value not in typing.get_args(hint) or isinstance(value, bool):
+    if origin is Literal:  # compare types too: True must not pass for 1, nor 1 for True
+        if not any(type(value) is type(a) and value == a for a in typing.get_args(hint)):
             _fail(key, value, _describe(hint, meta))
         return value
     if origin is tuple:
@@ -172,7 +227,7 @@ def _in_limits(value: Any, meta: dict) -> bool:
 def _describe(hint: Any, meta: dict) -> str:
     """What a key accepts, in words: 'a number > 0 and < 1', 'one of 'gpt2', 'gpt4''."""
     if typing.get_origin(hint) is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+        return "one of " + ", ".join(_yaml(a) for a in typing.get_args(hint))
     if typing.get_origin(hint) is tuple:
         return "a list of strings"
     noun = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[hint]
@@ -184,6 +239,11 @@ def _describe(hint: Any, meta: dict) -> str:
     if meta.get("hi") is not None:
         bounds.append(f"{'<' if meta['hi_open'] else '<='} {meta['hi']}")
     return noun + (" " + " and ".join(bounds) if bounds else "")
+
+
+def _yaml(value: Any) -> str:
+    """A choice as it is written in params.yaml: 'gpt2', true, false."""
+    return str(value).lower() if isinstance(value, bool) else repr(value)
 
 
 def _fail(key: str, value: Any, expected: str, verb: str = "") -> typing.NoReturn:

@@ -18,8 +18,8 @@ def stage(fn):
         try:
             return fn(*args, **kwargs)
         except SMLError as e:
-            print(f"error: {e}", file=sys.stderr)
-            raise SystemExit(1) from None
+            print(f"error: {e}" if e.exit_code == 1 else str(e), file=sys.stderr)
+            raise SystemExit(e.exit_code) from None
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             raise SystemExit(130) from None

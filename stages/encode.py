@@ -11,8 +11,8 @@ from typing import Annotated
 import typer
 
 from sml.config import load_params
+from sml.encode import encode_corpus
 from sml.tokenizer import Tokenizer
-from sml.tokens import encode_corpus
 from stages.common import stage
 
 

@@ -66,7 +66,7 @@ def test_numbers_written_without_a_dot_are_still_numbers():
         ("", "top level = None: must be a mapping"),
         ("data: [1, 2]\n", "data = [1, 2]: must be a mapping"),
         ("tokenizer: {\n", "not valid YAML"),
-        ("train: {}\n", "train is unknown"),
+        ("optimizer: {}\n", "optimizer is unknown"),
     ],
 )
 def test_bad_files_name_the_file(tmp_path, text, message):

@@ -45,6 +45,9 @@ def repo(tmp_path_factory) -> Path:
     params["data"]["source"] = str(corpus)
     params["data"]["sha256"] = hashlib.sha256(corpus.read_bytes()).hexdigest()
     params["tokenizer"]["vocab_size"] = 320
+    params["model"].update(n_layer=1, n_head=2, n_embd=32, block_size=32)
+    params["train"].update(device="cpu", max_iters=20, batch_size=4, eval_interval=10, eval_iters=2,
+                           log_interval=5, checkpoint_interval=10, warmup_iters=2)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "init", "-q"], repo)
     run([*DVC, "init", "-q"], repo)
@@ -59,23 +62,32 @@ def set_param(repo: Path, section: str, key: str, value) -> None:
 
 
 def test_repro_runs_every_stage_then_nothing(repo):
-    assert ran(run([*DVC, "repro"], repo)) == ["download", "train_bpe", "encode"]
+    assert ran(run([*DVC, "repro"], repo)) == ["download", "train_bpe", "encode", "train"]
     for out in ("data/corpus.txt", "artifacts/tokenizer/tokenizer.json",
                 "artifacts/tokenizer/vocab.txt", "data/tokens/train.bin", "data/tokens/val.bin",
-                "data/tokens/meta.json"):
+                "data/tokens/meta.json", "artifacts/model/model.pt", "artifacts/train_log.tsv",
+                "artifacts/train_metrics.json", "artifacts/checkpoint/checkpoint.pt"):
         assert (repo / out).is_file(), out
     assert ran(run([*DVC, "repro"], repo)) == []
     assert "up to date" in run([*DVC, "status"], repo)
 
 
-def test_vocab_size_reruns_train_bpe_and_encode_only(repo):
+def test_vocab_size_reruns_train_bpe_and_what_follows_never_download(repo):
     run([*DVC, "repro"], repo)
     set_param(repo, "tokenizer", "vocab_size", 330)
-    assert ran(run([*DVC, "repro"], repo)) == ["train_bpe", "encode"]
+    assert ran(run([*DVC, "repro"], repo)) == ["train_bpe", "encode", "train"]
     assert '"vocab_size": 330' in (repo / "data/tokens/meta.json").read_text()
 
 
-def test_val_fraction_reruns_encode_only(repo):
+def test_val_fraction_reruns_encode_and_train(repo):
     run([*DVC, "repro"], repo)
     set_param(repo, "data", "val_fraction", 0.2)
-    assert ran(run([*DVC, "repro"], repo)) == ["encode"]
+    assert ran(run([*DVC, "repro"], repo)) == ["encode", "train"]
+
+
+def test_train_lr_reruns_train_only_and_metrics_show(repo):
+    run([*DVC, "repro"], repo)
+    set_param(repo, "train", "lr", 0.002)
+    assert ran(run([*DVC, "repro"], repo)) == ["train"]
+    shown = run([*DVC, "metrics", "show"], repo)
+    assert "val_bits_per_char" in shown and "tokens_per_s" in shown

@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
+from sml.encode import encode_corpus
 from sml.errors import SMLError
 from sml.tokenizer import Tokenizer
-from sml.tokens import encode_corpus, load_meta, load_tokens, token_dtype
+from sml.tokens import load_meta, load_tokens, token_dtype
 
 EOT = "<|endoftext|>"
 

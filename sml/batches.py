@@ -1,0 +1,45 @@
+"""Training batches: random windows of the token stream, reproducible and resumable.
+
+A batch is ``batch_size`` windows of ``block_size + 1`` consecutive tokens taken at random
+offsets; the input is each window's first ``block_size`` tokens and the target the same
+window shifted by one: at every position the model learns to predict the next token.
+
+Tokens stay in a memory map (``sml.tokens.load_tokens``): only the windows drawn are read,
+so a corpus larger than RAM trains the same way. The offsets come from a private
+``torch.Generator`` whose state goes into each checkpoint, so a resumed run draws exactly
+the batches an uninterrupted run would have drawn.
+"""
+
+import numpy as np
+import torch
+
+
+class RandomWindows:
+    """Draws (x, y) batches of shape (batch_size, block_size) from a 1-D token array."""
+
+    def __init__(self, tokens: np.ndarray, block_size: int, batch_size: int, seed: int,
+                 device: torch.device):
+        if len(tokens) <= block_size:
+            raise ValueError(f"{len(tokens)} tokens cannot fill one window of {block_size} + 1")
+        self.tokens, self.block_size, self.batch_size = tokens, block_size, batch_size
+        self.device = device
+        self.generator = torch.Generator().manual_seed(seed)
+        self._offsets = np.arange(block_size + 1)  # (T+1,)
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next batch: inputs and targets, (B, T) int64 each, on the device."""
+        starts = torch.randint(len(self.tokens) - self.block_size, (self.batch_size,),
+                               generator=self.generator).numpy()
+        windows = self.tokens[starts[:, None] + self._offsets]  # (B, T+1), one fancy-index read
+        batch = torch.from_numpy(windows.astype(np.int64))
+        if self.device.type == "cuda":  # pinned memory lets the copy overlap with compute
+            batch = batch.pin_memory().to(self.device, non_blocking=True)
+        else:
+            batch = batch.to(self.device)
+        return batch[:, :-1], batch[:, 1:]  # (B, T), (B, T)
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])

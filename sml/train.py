@@ -1,0 +1,315 @@
+"""The training loop: from token files to a trained GPT, resumable at any point.
+
+One optimizer step:
+1. set the learning rate for this step (``optim.lr_at``: warmup, then cosine decay);
+2. ``grad_accum`` micro-batches: forward under autocast, loss / grad_accum, backward;
+3. clip the gradient norm to ``grad_clip``, take the AdamW step, zero the gradients.
+Every ``eval_interval`` steps the train and val losses are estimated on ``eval_iters``
+fixed batches; every ``log_interval`` a row goes to the log; every ``checkpoint_interval``
+(and at the end, and on Ctrl-C) a checkpoint is written.
+
+Losses are in nats/token (natural log). ``meta.json`` of the token files gives characters
+per token, which turns them into nats/char and bits/char: units that compare across
+tokenizers, and with character-level models.
+
+Left out on purpose: distributed training, and evaluation beyond the loss (``evaluate``).
+"""
+
+import math
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from sml.atomic import atomic_open, write_json
+from sml.batches import RandomWindows
+from sml.checkpoint import (
+    file_fingerprint,
+    fingerprint_difference,
+    load_checkpoint,
+    run_fingerprint,
+    save_checkpoint,
+)
+from sml.config import ModelConfig, TrainConfig
+from sml.device import Runtime, pick_runtime, synchronize
+from sml.errors import SMLError
+from sml.model import GPT
+from sml.optim import lr_at, make_optimizer
+from sml.tokens import load_meta, load_tokens
+
+LOG_COLUMNS = ("step", "tokens", "train_loss", "val_loss", "lr", "tokens_per_s", "elapsed_s")
+
+
+@dataclass(frozen=True)
+class TrainFiles:
+    """Where the train stage reads and writes."""
+
+    tokens: Path  # directory with train.bin, val.bin, meta.json
+    tokenizer: Path  # tokenizer.json the tokens were made with
+    checkpoint: Path  # the resumable checkpoint (kept between runs)
+    model: Path  # directory for the final weights and model.json
+    log: Path  # TSV, one row per log interval
+    metrics: Path  # JSON with the final figures
+
+
+class Interrupted(SMLError):
+    """Ctrl-C during training: the checkpoint was saved, rerunning resumes."""
+
+    exit_code = 130  # the shell's code for "stopped by Ctrl-C"
+
+
+def train(model_cfg: ModelConfig, cfg: TrainConfig, files: TrainFiles,
+          on_step: Callable[[int], None] | None = None, out=sys.stdout) -> dict:
+    """Train (or resume) a GPT; write checkpoint, final model, log and metrics. Returns the metrics."""
+    runtime = pick_runtime(cfg.device, cfg.dtype, cfg.compile)
+    torch.manual_seed(cfg.seed)
+    meta = load_meta(files.tokens)
+    train_tokens, val_tokens = load_tokens(files.tokens, "train"), load_tokens(files.tokens, "val")
+    fingerprint = run_fingerprint(model_cfg, cfg, file_fingerprint(files.tokenizer), meta)
+
+    model = GPT(model_cfg, meta["vocab_size"]).to(runtime.device)
+    optimizer = make_optimizer(model, cfg, runtime.device)
+    scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.use_scaler)
+    sampler = RandomWindows(train_tokens, model_cfg.block_size, cfg.batch_size, cfg.seed, runtime.device)
+    # What a checkpoint carries besides tensors: the step, the log, and the log window in
+    # progress (so a resumed run logs exactly what an uninterrupted one would).
+    run = {"step": 0, "elapsed_s": 0.0, "history": [], "window": {"steps": 0, "loss": 0.0, "seconds": 0.0}}
+    resumed = _resume(files.checkpoint, fingerprint, model, optimizer, scaler, sampler, run, out)
+    forward = torch.compile(model) if runtime.compile else model
+
+    tokens_per_step = cfg.batch_size * cfg.grad_accum * model_cfg.block_size
+    chars_per_token = meta["val"]["chars"] / meta["val"]["tokens"]
+    _print_header(model, runtime, cfg, tokens_per_step, resumed, out)
+    progress = Progress(cfg.max_iters, out)
+
+    def checkpoint(window_seconds: float) -> None:
+        run["window"] = {"steps": window_steps, "loss": loss_sum.item(), "seconds": window_seconds}
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "scaler": scaler.state_dict(), "sampler": sampler.state_dict(),
+                 "rng": _rng_state(runtime), "run": run, "fingerprint": fingerprint}
+        save_checkpoint(files.checkpoint, state, {"step": run["step"], "fingerprint": fingerprint})
+
+    window_start = time.perf_counter() - run["window"]["seconds"]
+    window_steps = run["window"]["steps"]
+    loss_sum = torch.tensor(run["window"]["loss"], device=runtime.device)
+    with StopOnCtrlC() as ctrl_c:
+        while run["step"] < cfg.max_iters:
+            if ctrl_c.requested:  # between two steps, where model, optimizer and RNGs agree
+                checkpoint(window_seconds=time.perf_counter() - window_start)
+                raise Interrupted(f"interrupted at step {run['step']}: checkpoint saved to"
+                                  f" {files.checkpoint}; rerun to resume")
+            step = run["step"]
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step, cfg)
+            loss_sum += _optimizer_step(forward, model, optimizer, scaler, sampler, cfg, runtime)
+            run["step"] = step = step + 1
+            window_steps += 1
+            if on_step is not None:
+                on_step(step)
+            last = step == cfg.max_iters
+            if step % cfg.log_interval and step % cfg.eval_interval and step % cfg.checkpoint_interval \
+                    and not last:
+                continue
+            # Log, evaluate or checkpoint: time to look at the numbers (this syncs the GPU).
+            synchronize(runtime.device)
+            window_s = time.perf_counter() - window_start
+            run["elapsed_s"] += window_s
+            train_loss = loss_sum.item() / window_steps
+            if not math.isfinite(train_loss):
+                raise SMLError(
+                    f"loss is {train_loss} at step {step} (lr {lr_at(step - 1, cfg):.2e}): stopped;"
+                    f" the last good checkpoint ({files.checkpoint}) is kept. Lower train.lr or"
+                    " raise train.warmup_iters, then rerun"
+                )
+            row = {"step": step, "tokens": step * tokens_per_step, "train_loss": train_loss,
+                   "val_loss": None, "lr": lr_at(step - 1, cfg),
+                   "tokens_per_s": window_steps * tokens_per_step / window_s, "elapsed_s": run["elapsed_s"]}
+            if step % cfg.eval_interval == 0 or last:
+                row["val_loss"] = estimate_loss(forward, model, val_tokens, model_cfg, cfg, runtime)
+            run["history"].append(row)
+            _write_log(files.log, run["history"])
+            progress.update(row)
+            window_steps = 0
+            loss_sum.zero_()
+            if step % cfg.checkpoint_interval == 0 or last:
+                checkpoint(window_seconds=0.0)
+            window_start = time.perf_counter()
+    progress.close()
+    return _finish(model, model_cfg, cfg, files, run, fingerprint, chars_per_token, tokens_per_step,
+                   val_tokens, train_tokens, runtime, out)
+
+
+def _optimizer_step(forward, model: GPT, optimizer, scaler, sampler, cfg: TrainConfig,
+                    runtime: Runtime) -> torch.Tensor:
+    """One optimizer step over ``grad_accum`` micro-batches; returns the mean loss (a 0-d tensor)."""
+    total = torch.zeros((), device=runtime.device)
+    for _ in range(cfg.grad_accum):
+        x, y = sampler.next()
+        with runtime.autocast():
+            _, loss = forward(x, y)
+        loss = loss / cfg.grad_accum  # so the accumulated gradient is the mean over micro-batches
+        scaler.scale(loss).backward()
+        total += loss.detach()
+    if cfg.grad_clip > 0:
+        scaler.unscale_(optimizer)  # clip the true gradient, not the scaled one
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+    return total
+
+
+@torch.no_grad()
+def estimate_loss(forward, model: GPT, tokens, model_cfg: ModelConfig, cfg: TrainConfig,
+                  runtime: Runtime) -> float:
+    """Mean loss (nats/token) over ``eval_iters`` batches, the same batches every time.
+
+    ``forward`` is the model or its compiled version; ``model`` the module (for eval mode).
+    """
+    model.eval()
+    windows = RandomWindows(tokens, model_cfg.block_size, cfg.batch_size, cfg.seed + 1, runtime.device)
+    total = torch.zeros((), device=runtime.device)
+    for _ in range(cfg.eval_iters):
+        x, y = windows.next()
+        with runtime.autocast():
+            total += forward(x, y)[1].float()
+    model.train()
+    return total.item() / cfg.eval_iters
+
+
+def _finish(model, model_cfg, cfg, files, run, fingerprint, chars_per_token, tokens_per_step,
+            val_tokens, train_tokens, runtime, out) -> dict:
+    """Final figures, the exported model, and the metrics JSON."""
+    last = run["history"][-1]
+    val_loss = last["val_loss"]
+    train_s = run["elapsed_s"]
+    metrics = {
+        "val_loss": val_loss,  # nats/token
+        "val_nats_per_char": val_loss / chars_per_token,
+        "val_bits_per_char": val_loss / chars_per_token / math.log(2),
+        "train_loss": estimate_loss(model, model, train_tokens, model_cfg, cfg, runtime),
+        "tokens_per_s": cfg.max_iters * tokens_per_step / train_s if train_s else 0.0,
+        "train_seconds": train_s,
+        "steps": run["step"],
+        "parameters": model.param_counts()["total"],
+    }
+    files.model.mkdir(parents=True, exist_ok=True)
+    with atomic_open(files.model / "model.pt", "wb") as f:
+        torch.save(model.state_dict(), f)
+    write_json(files.model / "model.json", {
+        "model": asdict(model_cfg), "vocab_size": model.vocab_size,
+        "tokenizer_sha256": fingerprint["tokenizer_sha256"], "steps": run["step"], "metrics": metrics,
+    })
+    write_json(files.metrics, metrics)
+    print(f"done: val {val_loss:.4f} nats/token = {metrics['val_nats_per_char']:.4f} nats/char"
+          f" = {metrics['val_bits_per_char']:.4f} bits/char; {metrics['tokens_per_s']:,.0f} tokens/s;"
+          f" {train_s:.1f} s of training", file=out)
+    return metrics
+
+
+def _resume(path: Path, fingerprint: dict, model, optimizer, scaler, sampler, run: dict, out) -> bool:
+    """Load the checkpoint at ``path`` into the objects if it belongs to this run."""
+    if not path.exists():
+        return False
+    state = load_checkpoint(path, next(model.parameters()).device)
+    difference = fingerprint_difference(state.get("fingerprint", {}), fingerprint)
+    if difference:
+        print(f"not resuming {path}: it is from another run ({difference}); starting at step 0", file=out)
+        return False
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scaler.load_state_dict(state["scaler"])
+    sampler.load_state_dict(state["sampler"])
+    _set_rng_state(state["rng"])
+    run.update(state["run"])
+    return True
+
+
+def _rng_state(runtime: Runtime) -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if runtime.device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(runtime.device)
+    elif runtime.device.type == "mps":
+        state["mps"] = torch.mps.get_rng_state()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    if "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"].cpu())
+    if "mps" in state:
+        torch.mps.set_rng_state(state["mps"].cpu())
+
+
+def _write_log(path: Path, history: list[dict]) -> None:
+    """Rewrite the whole TSV log (a few hundred rows): what is on disk matches the checkpoint."""
+    lines = ["\t".join(LOG_COLUMNS)]
+    for row in history:
+        lines.append("\t".join("" if row[c] is None else f"{row[c]:.6g}" for c in LOG_COLUMNS))
+    with atomic_open(path) as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def _print_header(model: GPT, runtime: Runtime, cfg: TrainConfig, tokens_per_step: int, resumed: bool,
+                  out) -> None:
+    counts = model.param_counts()
+    parts = ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in counts.items() if k != "total")
+    print(f"model: {counts['total'] / 1e6:.2f}M parameters ({parts})", file=out)
+    print(f"model: {model.flops_per_token() / 1e6:.1f} MFLOP/token (forward + backward)", file=out)
+    print(f"train: {runtime.describe()}; {tokens_per_step:,} tokens/step; {cfg.max_iters:,} steps"
+          + ("; resuming" if resumed else ""), file=out)
+
+
+class StopOnCtrlC:
+    """Turn Ctrl-C into a request that the loop honours at the next step boundary.
+
+    A checkpoint taken in the middle of a step (batches drawn, gradients half-summed) would
+    not resume exactly, so the first Ctrl-C only sets ``requested``. A second one stops at
+    once, saving nothing: the last checkpoint stays as it was.
+    """
+
+    def __enter__(self) -> "StopOnCtrlC":
+        self.requested = False
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():  # signals reach only it
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nCtrl-C: stopping after this step (again to stop at once, unsaved)", file=sys.stderr)
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+class Progress:
+    """A one-line progress bar on a terminal; plain log lines otherwise (CI, DVC, files)."""
+
+    def __init__(self, total: int, out):
+        self.total, self.out = total, out
+        self.tty = hasattr(out, "isatty") and out.isatty()
+
+    def update(self, row: dict) -> None:
+        val = f" val {row['val_loss']:.4f}" if row["val_loss"] is not None else ""
+        text = (f"step {row['step']:>6}/{self.total}  loss {row['train_loss']:.4f}{val}"
+                f"  lr {row['lr']:.2e}  {row['tokens_per_s']:,.0f} tokens/s  {row['elapsed_s']:.0f} s")
+        if self.tty:
+            done = int(30 * row["step"] / self.total)
+            print(f"\r[{'#' * done}{'.' * (30 - done)}] {text}", end="" if val == "" else "\n",
+                  file=self.out, flush=True)
+        else:
+            print(text, file=self.out, flush=True)
+
+    def close(self) -> None:
+        if self.tty:
+            print(file=self.out)

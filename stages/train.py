@@ -1,0 +1,38 @@
+"""Stage train: train the GPT on the encoded tokens; resume an interrupted run.
+
+Reads the ``model`` and ``train`` sections of params.yaml, ``data/tokens/`` and the
+tokenizer; writes ``artifacts/model/`` (weights + model.json), the resumable checkpoint
+``artifacts/checkpoint/``, the log ``artifacts/train_log.tsv`` (DVC plots) and the
+metrics ``artifacts/train_metrics.json`` (DVC metrics).
+"""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sml.config import load_params
+from sml.train import TrainFiles, train
+from stages.common import stage
+
+
+@stage
+def main(
+    tokens: Annotated[Path, typer.Option(help="Directory of the token files.")] = Path("data/tokens"),
+    tokenizer: Annotated[Path, typer.Option(help="The tokenizer the tokens were made with.")] = Path(
+        "artifacts/tokenizer/tokenizer.json"),
+    checkpoint: Annotated[Path, typer.Option(help="Resumable checkpoint file.")] = Path(
+        "artifacts/checkpoint/checkpoint.pt"),
+    model: Annotated[Path, typer.Option(help="Directory for the trained model.")] = Path("artifacts/model"),
+    log: Annotated[Path, typer.Option(help="Training log (TSV).")] = Path("artifacts/train_log.tsv"),
+    metrics: Annotated[Path, typer.Option(help="Final metrics (JSON).")] = Path(
+        "artifacts/train_metrics.json"),
+    params: Annotated[Path, typer.Option(help="The parameters file.")] = Path("params.yaml"),
+) -> None:
+    """Train (or resume) the model."""
+    p = load_params(params)
+    train(p.model, p.train, TrainFiles(tokens, tokenizer, checkpoint, model, log, metrics))
+
+
+if __name__ == "__main__":
+    typer.run(main)

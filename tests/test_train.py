@@ -1,0 +1,144 @@
+"""Training: a tiny run learns; interrupted runs resume exactly; failures keep what was good."""
+
+import dataclasses
+import json
+import math
+import os
+import pickle
+import signal
+
+import pytest
+import torch
+
+import sml.train as train_module
+from sml.checkpoint import load_checkpoint, load_model
+from sml.config import load_params
+from sml.encode import encode_corpus
+from sml.errors import SMLError
+from sml.tokenizer import Tokenizer
+from sml.train import LOG_COLUMNS, Interrupted, TrainFiles, train
+from tests.test_config import ROOT
+
+SHIPPED = load_params(ROOT / "params.yaml")
+MODEL = dataclasses.replace(SHIPPED.model, n_layer=2, n_head=2, n_embd=32, block_size=32, dropout=0.1)
+TRAIN = dataclasses.replace(
+    SHIPPED.train, device="cpu", dtype="float32", compile=False, batch_size=8, max_iters=30,
+    warmup_iters=5, lr=3e-3, min_lr=3e-4, eval_interval=10, eval_iters=4, log_interval=5,
+    checkpoint_interval=10,
+)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory, ):
+    """A tokenizer and token files made from the tiny test corpus."""
+    from tests.conftest import MIXED, SONNET
+
+    root = tmp_path_factory.mktemp("data")
+    corpus = root / "corpus.txt"
+    corpus.write_text(SONNET * 6 + MIXED, encoding="utf-8")
+    tok = Tokenizer.train(corpus.read_text(encoding="utf-8"), 300, "gpt4")
+    tok.save(root / "tokenizer")
+    encode_corpus(corpus, tok, root / "tokens", val_fraction=0.1)
+    return root
+
+
+def files(data, out) -> TrainFiles:
+    return TrainFiles(data / "tokens", data / "tokenizer" / "tokenizer.json", out / "ckpt" / "checkpoint.pt",
+                      out / "model", out / "log.tsv", out / "metrics.json")
+
+
+def run(data, out, cfg=TRAIN, **kwargs) -> tuple[dict, str]:
+    import io
+
+    text = io.StringIO()
+    metrics = train(MODEL, cfg, files(data, out), out=text, **kwargs)
+    return metrics, text.getvalue()
+
+
+def test_a_tiny_run_learns_and_writes_everything(data, tmp_path):
+    metrics, text = run(data, tmp_path)
+    assert "parameters (token embedding" in text and "MFLOP/token" in text
+    assert "device cpu, autocast float32, compile off" in text
+    log = (tmp_path / "log.tsv").read_text().splitlines()
+    assert log[0].split("\t") == list(LOG_COLUMNS)
+    rows = [dict(zip(LOG_COLUMNS, line.split("\t"), strict=True)) for line in log[1:]]
+    assert [int(r["step"]) for r in rows] == [5, 10, 15, 20, 25, 30]
+    vals = [float(r["val_loss"]) for r in rows if r["val_loss"]]
+    assert len(vals) == 3 and vals[-1] < vals[0] < math.log(300) + 0.5
+    assert metrics["val_loss"] == pytest.approx(vals[-1])
+    meta = json.loads((data / "tokens" / "meta.json").read_text())
+    chars_per_token = meta["val"]["chars"] / meta["val"]["tokens"]
+    assert metrics["val_nats_per_char"] == pytest.approx(metrics["val_loss"] / chars_per_token)
+    assert metrics["val_bits_per_char"] == pytest.approx(metrics["val_nats_per_char"] / math.log(2))
+    assert metrics["tokens_per_s"] > 0 and metrics["train_seconds"] > 0
+    assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
+    model = load_model(tmp_path / "model", data / "tokenizer" / "tokenizer.json")
+    assert model.cfg == MODEL
+
+
+def test_an_interrupted_run_resumes_to_exactly_the_same_weights(data, tmp_path):
+    run(data, tmp_path / "straight")
+
+    def interrupt(step):  # a real Ctrl-C, in the middle of the run
+        if step == 17:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(Interrupted, match="interrupted at step 17: checkpoint saved"):
+        run(data, tmp_path / "resumed", on_step=interrupt)
+    assert json.loads((tmp_path / "resumed/ckpt/checkpoint.json").read_text())["step"] == 17
+    _, text = run(data, tmp_path / "resumed")
+    assert "resuming" in text
+    straight = load_checkpoint(tmp_path / "straight/model/model.pt")
+    resumed = load_checkpoint(tmp_path / "resumed/model/model.pt")
+    assert straight.keys() == resumed.keys()
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    logs = [(tmp_path / d / "log.tsv").read_text().splitlines() for d in ("straight", "resumed")]
+    assert [r.split("\t")[:4] for r in logs[0]] == [r.split("\t")[:4] for r in logs[1]]
+
+
+def test_a_finished_run_reruns_as_a_no_op(data, tmp_path):
+    first, _ = run(data, tmp_path)
+    second, text = run(data, tmp_path)
+    assert "resuming" in text and second["val_loss"] == first["val_loss"]
+
+
+def test_a_checkpoint_of_another_run_is_not_resumed(data, tmp_path):
+    run(data, tmp_path, dataclasses.replace(TRAIN, max_iters=10))
+    _, text = run(data, tmp_path, dataclasses.replace(TRAIN, max_iters=10, lr=1e-3))
+    assert "not resuming" in text and "train.lr: 0.003 -> 0.001" in text
+
+
+def test_a_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path, monkeypatch):
+    real_lr_at = train_module.lr_at
+    monkeypatch.setattr(train_module, "lr_at",
+                        lambda step, cfg: 1e30 if step >= 10 else real_lr_at(step, cfg))
+    with pytest.raises(SMLError, match=r"loss is nan at step 15 .* last good checkpoint .* is kept"):
+        run(data, tmp_path, dataclasses.replace(TRAIN, grad_clip=0.0))
+    saved = json.loads((tmp_path / "ckpt/checkpoint.json").read_text())
+    assert saved["step"] == 10
+    weights = load_checkpoint(tmp_path / "ckpt/checkpoint.pt")["model"]
+    assert all(torch.isfinite(w).all() for w in weights.values())
+
+
+def test_a_model_with_another_tokenizer_fails_clearly(data, tmp_path):
+    run(data, tmp_path, dataclasses.replace(TRAIN, max_iters=5))
+    other = Tokenizer.train("something else entirely " * 50, 270, "gpt4")
+    path = other.save(tmp_path / "other")
+    with pytest.raises(SMLError, match="was trained with tokenizer sha256 .* but .* has sha256"):
+        load_model(tmp_path / "model", path)
+
+
+def test_loading_never_unpickles_arbitrary_objects(tmp_path):
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as f:
+        pickle.dump({"model": Exploit()}, f)
+    with pytest.raises(SMLError, match="not a readable checkpoint"):
+        load_checkpoint(path)
+    assert not Exploit.ran
+
+
+class Exploit:
+    ran = False
+
+    def __reduce__(self):
+        return (setattr, (Exploit, "ran", True))
