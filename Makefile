@@ -1,5 +1,5 @@
 # SML: two commands on a fresh clone.
-#   make quick   set up .venv, then run the pipeline (CPU-sized)
+#   make quick   set up .venv, then run the pipeline with the `cpu` preset (a DVC experiment)
 #   make test    set up .venv, then run the test suite
 # .venv is (re)built only when pyproject.toml changed since the last install.
 # Windows without make: see README, "Windows".
@@ -15,7 +15,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 .PHONY: quick test bench lint venv clean
 
 quick: $(STAMP)
-	$(BIN)/dvc repro
+	$(BIN)/python -m stages.experiment cpu
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -148,8 +148,53 @@ def load_params(path: str | Path = "params.yaml") -> Params:
 
 
 def parse_params(raw: Any) -> Params:
-    """Build ``Params`` from already-loaded YAML data (a dict of sections)."""
-    return _build(Params, raw, prefix="")
+    """Build ``Params`` from already-loaded YAML data (a dict of sections).
+
+    The optional ``presets`` section is checked too: each preset applied to the rest of
+    the file must give valid params (see ``apply_preset``).
+    """
+    presets = None
+    if isinstance(raw, dict) and "presets" in raw:
+        raw = dict(raw)
+        presets = raw.pop("presets") or {}
+    params = _build(Params, raw, prefix="")
+    for name in presets or {}:
+        try:
+            _build(Params, apply_preset(raw, presets, name), prefix="")
+        except ParamsError as e:
+            raise ParamsError(str(e) if str(e).startswith("presets.") else f"presets.{name}: {e}") from None
+    return params
+
+
+def load_preset(path: str | Path, name: str) -> dict[str, Any]:
+    """The overrides ``{"model.n_layer": 4, ...}`` of preset ``name`` in the params file, checked."""
+    import yaml
+
+    load_params(path)  # validates the file and every preset
+    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    presets = raw.get("presets") or {}
+    if name not in presets:
+        raise ParamsError(f"{path}: presets.{name} is unknown: presets are {', '.join(presets) or 'none'}")
+    return dict(presets[name])
+
+
+def apply_preset(raw: dict, presets: Any, name: str) -> dict:
+    """A copy of ``raw`` with preset ``name``'s dotted keys set: ``{"train.lr": 1e-3}``.
+
+    >>> apply_preset({"train": {"lr": 0.1, "seed": 1}}, {"fast": {"train.lr": 0.5}}, "fast")
+    {'train': {'lr': 0.5, 'seed': 1}}
+    """
+    if not isinstance(presets, dict) or not isinstance(presets.get(name), dict):
+        _fail(f"presets.{name}", presets if not isinstance(presets, dict) else presets.get(name),
+              "a mapping of 'section.key: value' overrides")
+    out = {section: dict(keys) if isinstance(keys, dict) else keys for section, keys in raw.items()}
+    for dotted, value in presets[name].items():
+        section, _, key = str(dotted).partition(".")
+        if not key or not isinstance(out.get(section), dict) or key not in out[section]:
+            _fail(f"presets.{name}.{dotted}", value, "an override of an existing key, as 'section.key'",
+                  verb="is not a known key")
+        out[section][key] = value
+    return out
 
 
 # ---- the checking machinery ---------------------------------------------------------------

@@ -106,7 +106,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, files: TrainFiles,
             step = run["step"]
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, cfg)
-            loss_sum += _optimizer_step(forward, model, optimizer, scaler, sampler, cfg, runtime)
+            loss_sum += train_step(forward, model, optimizer, scaler, sampler, cfg, runtime)
             run["step"] = step = step + 1
             window_steps += 1
             if on_step is not None:
@@ -144,9 +144,12 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, files: TrainFiles,
                    val_tokens, train_tokens, runtime, out)
 
 
-def _optimizer_step(forward, model: GPT, optimizer, scaler, sampler, cfg: TrainConfig,
+def train_step(forward, model: GPT, optimizer, scaler, sampler, cfg: TrainConfig,
                     runtime: Runtime) -> torch.Tensor:
-    """One optimizer step over ``grad_accum`` micro-batches; returns the mean loss (a 0-d tensor)."""
+    """One optimizer step over ``grad_accum`` micro-batches; returns the mean loss (a 0-d tensor).
+
+    The learning rate must already be set in ``optimizer``. ``bench/train.py`` times this.
+    """
     total = torch.zeros((), device=runtime.device)
     for _ in range(cfg.grad_accum):
         x, y = sampler.next()

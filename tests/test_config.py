@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sml.config import ParamsError, load_params, parse_params
+from sml.config import ParamsError, load_params, load_preset, parse_params
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -80,3 +80,32 @@ def test_bad_files_name_the_file(tmp_path, text, message):
 def test_a_missing_file_says_where_to_run():
     with pytest.raises(ParamsError, match="file not found"):
         load_params("/nonexistent/params.yaml")
+
+
+def test_every_shipped_preset_is_valid_and_loads():
+    for name in SHIPPED.get("presets", {}):
+        overrides = load_preset(ROOT / "params.yaml", name)
+        assert overrides and all("." in key for key in overrides)
+    assert "cpu" in SHIPPED["presets"]
+
+
+@pytest.mark.parametrize(
+    "preset, message",
+    [
+        ({"model.n_layer": 0}, "presets.bad: model.n_layer = 0: must be an integer >= 1"),
+        ({"model.layers": 4}, "presets.bad.model.layers is not a known key"),
+        ({"n_layer": 4}, "presets.bad.n_layer is not a known key"),
+        ("fast", "presets.bad = 'fast': must be a mapping"),
+    ],
+)
+def test_bad_presets_fail_like_bad_params(preset, message):
+    raw = copy.deepcopy(SHIPPED)
+    raw["presets"] = {"bad": preset}
+    with pytest.raises(ParamsError) as e:
+        parse_params(raw)
+    assert message in str(e.value)
+
+
+def test_an_unknown_preset_lists_the_known_ones(tmp_path):
+    with pytest.raises(ParamsError, match="presets.huge is unknown: presets are cpu"):
+        load_preset(ROOT / "params.yaml", "huge")

@@ -16,7 +16,9 @@ DVC = [sys.executable, "-m", "dvc"]
 
 
 def run(args: list[str], cwd: Path) -> str:
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "SML_DATA_MIRROR": ""}
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "SML_DATA_MIRROR": "",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
     # Stage commands say `python`: make it this interpreter, with SML installed.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
@@ -48,6 +50,7 @@ def repo(tmp_path_factory) -> Path:
     params["model"].update(n_layer=1, n_head=2, n_embd=32, block_size=32)
     params["train"].update(device="cpu", max_iters=20, batch_size=4, eval_interval=10, eval_iters=2,
                            log_interval=5, checkpoint_interval=10, warmup_iters=2)
+    params["presets"] = {"tiny": {"train.lr": 0.004, "model.n_embd": 16}}
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "init", "-q"], repo)
     run([*DVC, "init", "-q"], repo)
@@ -91,3 +94,18 @@ def test_train_lr_reruns_train_only_and_metrics_show(repo):
     assert ran(run([*DVC, "repro"], repo)) == ["train"]
     shown = run([*DVC, "metrics", "show"], repo)
     assert "val_bits_per_char" in shown and "tokens_per_s" in shown
+
+
+def test_a_preset_runs_as_a_dvc_experiment_that_exp_show_lists(repo):
+    run([*DVC, "repro"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "baseline"], repo)
+    output = run([sys.executable, "-m", "stages.experiment", "tiny", "--name", "tiny-run"], repo)
+    assert "-S train.lr=0.004 -S model.n_embd=16" in output
+    assert ran(output) == ["train"]
+    shown = run([*DVC, "exp", "show", "--no-pager", "--csv"], repo)
+    row = next(line for line in shown.splitlines() if line.startswith("tiny-run,"))
+    assert ",0.004," in row and ",16," in row
+    header = shown.splitlines()[0].split(",")
+    assert "val_bits_per_char" in header
+    assert row.split(",")[header.index("val_bits_per_char")] != ""
