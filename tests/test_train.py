@@ -142,3 +142,22 @@ class Exploit:
 
     def __reduce__(self):
         return (setattr, (Exploit, "ran", True))
+
+
+def test_weight_decay_applies_to_matrices_only():
+    from sml.model import GPT
+    from sml.optim import make_optimizer
+
+    model = GPT(dataclasses.replace(MODEL, bias=True), 300)
+    decayed, plain = make_optimizer(model, TRAIN, torch.device("cpu")).param_groups
+    assert decayed["weight_decay"] == TRAIN.weight_decay and plain["weight_decay"] == 0.0
+    assert all(p.dim() == 2 for p in decayed["params"]) and all(p.dim() == 1 for p in plain["params"])
+    assert len(decayed["params"]) + len(plain["params"]) == len(list(model.parameters()))
+
+
+def test_gradient_accumulation_and_bf16_autocast_train_too(data, tmp_path):
+    cfg = dataclasses.replace(TRAIN, grad_accum=2, batch_size=4, dtype="bfloat16")
+    metrics, text = run(data, tmp_path, cfg)
+    assert "autocast bfloat16" in text and "256 tokens/step" in text
+    losses = [float(line.split("\t")[2]) for line in (tmp_path / "log.tsv").read_text().splitlines()[1:]]
+    assert math.isfinite(metrics["val_loss"]) and losses[-1] < losses[0] - 0.5
