@@ -128,6 +128,7 @@ def test_a_model_with_another_tokenizer_fails_clearly(data, tmp_path):
         load_model(tmp_path / "model", path)
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_loading_never_unpickles_arbitrary_objects(tmp_path):
     path = tmp_path / "evil.pt"
     with open(path, "wb") as f:
