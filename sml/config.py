@@ -121,6 +121,39 @@ class TrainConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class EvaluateConfig:
+    """Loss over whole splits, and measures of generated text (stage ``evaluate``)."""
+
+    device: Literal["auto", "cpu", "cuda", "mps"]
+    batch_size: int = dataclasses.field(metadata=limits(1, 1 << 16))
+    prompts: tuple[str, ...]
+    max_new_tokens: int = dataclasses.field(metadata=limits(1, 1 << 20))
+    temperature: float = dataclasses.field(metadata=limits(0.0, 100.0))
+    seed: int = dataclasses.field(metadata=limits(0, 2**63 - 1))
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleConfig:
+    """Text generation (stage ``sample``, and ``python -m stages.sample --prompt ...``)."""
+
+    device: Literal["auto", "cpu", "cuda", "mps"]
+    prompts: tuple[str, ...]
+    max_new_tokens: int = dataclasses.field(metadata=limits(1, 1 << 20))
+    temperature: float = dataclasses.field(metadata=limits(0.0, 100.0))
+    top_k: int = dataclasses.field(metadata=limits(0, 1 << 24))
+    top_p: float = dataclasses.field(metadata=limits(0.0, 1.0, lo_open=True))
+    seed: int = dataclasses.field(metadata=limits(0, 2**63 - 1))
+
+
+@dataclasses.dataclass(frozen=True)
+class PlotConfig:
+    """Figures under artifacts/plots/ (stage ``plot``)."""
+
+    sentence: str = dataclasses.field(metadata=limits(pattern=r"(?s).+", hint="a non-empty sentence"))
+    layer: int = dataclasses.field(metadata=limits(0, 255))
+
+
+@dataclasses.dataclass(frozen=True)
 class Params:
     """All of ``params.yaml``, one attribute per section."""
 
@@ -128,6 +161,9 @@ class Params:
     tokenizer: TokenizerConfig
     model: ModelConfig
     train: TrainConfig
+    evaluate: EvaluateConfig
+    sample: SampleConfig
+    plot: PlotConfig
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

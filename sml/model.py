@@ -14,7 +14,10 @@ weight tying, dropout, biases, and attention ``manual`` (written out step by ste
 Shapes: B batch, T time (tokens), C channels (n_embd), nh heads, hs head size (C / nh),
 V vocabulary size.
 
-Left out on purpose: the KV cache for fast sampling (``generate.py``), and any training code.
+Generation (``generate.py``) passes a ``KVCache``: each layer keeps the keys and values of
+the tokens seen so far, so a new token costs one position instead of the whole context.
+
+Left out on purpose: sampling strategies (``generate.py``), and any training code.
 """
 
 import math
@@ -62,24 +65,37 @@ class GPT(nn.Module):
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=INIT_STD)
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
-        """Logits (B, T, V) for token ids ``idx`` (B, T); with ``targets`` also the mean loss."""
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
+                cache: "KVCache | None" = None):
+        """Logits (B, T, V) for token ids ``idx`` (B, T); with ``targets`` also the mean loss.
+
+        With a ``cache``, ``idx`` continues the tokens already in it (at positions
+        ``cache.length`` on), and their keys and values are added to it.
+        """
         B, T = idx.shape
-        if T > self.cfg.block_size:
-            raise ValueError(f"sequence of {T} tokens is longer than block_size {self.cfg.block_size}")
-        x = self.wte(idx)  # (B, T, C)
-        if self.wpe is not None:
-            x = x + self.wpe(torch.arange(T, device=idx.device))  # (T, C) broadcast over B
-        elif self.cfg.positions == "sinusoidal":
-            x = x + self.sinusoid[:T]
-        x = self.drop(x)
-        for block in self.blocks:
-            x = block(x)
+        start = cache.length if cache is not None else 0
+        x = self.drop(self.embed(idx, start))  # (B, T, C)
+        for i, block in enumerate(self.blocks):
+            x = block(x, cache.layer(i) if cache is not None else None, start)
+        if cache is not None:
+            cache.length += T
         logits = self.lm_head(self.norm_f(x))  # (B, T, V)
         if targets is None:
             return logits, None
         loss = F.cross_entropy(logits.view(B * T, -1).float(), targets.reshape(B * T))  # (B*T, V) vs (B*T,)
         return logits, loss
+
+    def embed(self, idx: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Token vectors (B, T, C) for ids (B, T) at positions start.., plus absolute positions."""
+        T = idx.size(1)
+        if start + T > self.cfg.block_size:
+            raise ValueError(f"sequence of {start + T} tokens is longer than block_size {self.cfg.block_size}")
+        x = self.wte(idx)  # (B, T, C)
+        if self.wpe is not None:
+            x = x + self.wpe(torch.arange(start, start + T, device=idx.device))  # (T, C) broadcast over B
+        elif self.cfg.positions == "sinusoidal":
+            x = x + self.sinusoid[start : start + T]
+        return x
 
     def param_counts(self) -> dict[str, int]:
         """Parameters by component (a tied head counts once, under embeddings)."""
@@ -120,8 +136,8 @@ class Block(nn.Module):
         self.attn = CausalSelfAttention(cfg, rope)
         self.mlp = MLP(cfg)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x))  # (B, T, C)
+    def forward(self, x: torch.Tensor, cache: "LayerCache | None" = None, start: int = 0) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x), cache, start)  # (B, T, C)
         return x + self.mlp(self.norm2(x))
 
 
@@ -135,34 +151,52 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
         self.resid_drop = nn.Dropout(cfg.dropout)
         self.rope = rope
-        if self.mode == "manual":
-            mask = torch.tril(torch.ones(cfg.block_size, cfg.block_size, dtype=torch.bool))
-            self.register_buffer("causal", mask, persistent=False)  # (block_size, block_size)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: "LayerCache | None" = None, start: int = 0) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.project(x, start)  # 3 x (B, nh, T, hs)
+        if cache is not None:  # the keys and values of earlier tokens come from the cache
+            k, v = cache.append(k, v, start)  # (B, nh, start + T, hs)
+        dropout = self.dropout if self.training else 0.0
+        if self.mode == "sdpa":
+            # A single new token may see every cached one: no mask. Otherwise causal, shifted
+            # by `start` when the queries come after cached keys.
+            mask = None if start == 0 or T == 1 else self.causal_mask(start, T, x.device)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout,
+                                               is_causal=start == 0 and T > 1)
+        else:
+            y = F.dropout(self.weights(q, k, start), dropout, training=dropout > 0) @ v  # (B, nh, T, hs)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side again
+        return self.resid_drop(self.proj(y))
+
+    def project(self, x: torch.Tensor, start: int = 0):
+        """Queries, keys and values of ``x`` (B, T, C), one set per head, RoPE applied."""
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)  # 3 x (B, T, C)
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         if self.rope is not None:
-            q, k = self.rope(q), self.rope(k)
-        dropout = self.dropout if self.training else 0.0
-        if self.mode == "sdpa":
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
-        else:
-            y = self.manual_attention(q, k, v, dropout)  # (B, nh, T, hs)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side again
-        return self.resid_drop(self.proj(y))
+            q, k = self.rope(q, start), self.rope(k, start)
+        return q, k, v
 
-    def manual_attention(self, q, k, v, dropout: float) -> torch.Tensor:
-        """Attention written out: scores, causal mask, softmax, weighted sum of values."""
-        T, hs = q.size(-2), q.size(-1)
-        scores = (q @ k.transpose(-2, -1)) / math.sqrt(hs)  # (B, nh, T, T): how well each q matches each k
-        scores = scores.masked_fill(~self.causal[:T, :T], float("-inf"))  # no peeking at the future
-        weights = F.softmax(scores, dim=-1)  # (B, nh, T, T): each row sums to 1
-        weights = F.dropout(weights, dropout, training=dropout > 0)
-        return weights @ v  # (B, nh, T, hs)
+    def weights(self, q: torch.Tensor, k: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Attention written out: scores, causal mask, softmax. (B, nh, Tq, Tk), rows sum to 1.
+
+        Query i sits at position ``start + i`` and may look at keys 0 .. start + i.
+        """
+        hs = q.size(-1)
+        scores = (q @ k.transpose(-2, -1)) / math.sqrt(hs)  # (B, nh, Tq, Tk): how well each q matches each k
+        mask = self.causal_mask(start, q.size(-2), q.device)[:, : k.size(-2)]  # (Tq, Tk)
+        scores = scores.masked_fill(~mask, float("-inf"))  # no peeking at the future
+        return F.softmax(scores, dim=-1)
+
+    @staticmethod
+    def causal_mask(start: int, T: int, device) -> torch.Tensor:
+        """(T, start + T) booleans: query start + i may see keys up to start + i."""
+        q_pos = torch.arange(start, start + T, device=device)[:, None]  # (T, 1)
+        k_pos = torch.arange(start + T, device=device)[None, :]  # (1, start + T)
+        return k_pos <= q_pos
 
 
 class MLP(nn.Module):
@@ -192,21 +226,55 @@ class Rotary(nn.Module):
 
     The dot product of two rotated vectors depends only on the *difference* of their
     positions, so attention sees relative distance and no position vector is added to x.
+    Rotating the pair (a, b) by angle t gives (a cos t - b sin t, b cos t + a sin t): that is
+    x * cos + swap_pairs(x) * sin, with the sign folded into the sin table.
     """
 
     def __init__(self, head_size: int, block_size: int, base: float = 10000.0):
         super().__init__()
         inv_freq = base ** (-torch.arange(0, head_size, 2).float() / head_size)  # (hs/2,)
         angles = torch.outer(torch.arange(block_size).float(), inv_freq)  # (block_size, hs/2)
-        self.register_buffer("cos", angles.cos(), persistent=False)
-        self.register_buffer("sin", angles.sin(), persistent=False)
+        cos = angles.cos().repeat_interleave(2, dim=-1)  # (block_size, hs): each pair shares an angle
+        sin = torch.stack((-angles.sin(), angles.sin()), dim=-1).flatten(-2)  # (block_size, hs): -s, +s, ...
+        self.register_buffer("cos", cos, persistent=False)
+        self.register_buffer("sin", sin, persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
         T = x.size(-2)
-        x1, x2 = x[..., 0::2], x[..., 1::2]  # (B, nh, T, hs/2) each
-        cos, sin = self.cos[:T].to(x.dtype), self.sin[:T].to(x.dtype)  # (T, hs/2)
-        rotated = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)  # (B, nh, T, hs/2, 2)
-        return rotated.flatten(-2)  # (B, nh, T, hs), pairs back in place
+        cos, sin = self.cos[start : start + T], self.sin[start : start + T]  # (T, hs)
+        swapped = x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)  # (B, nh, T, hs): (b, a) for each (a, b)
+        return x * cos + swapped * sin
+
+
+class KVCache:
+    """The keys and values of every layer for the tokens generated so far (one sequence batch).
+
+    Preallocated to ``block_size`` positions; ``length`` says how many are filled.
+    """
+
+    def __init__(self, model: GPT, batch_size: int, device, dtype=torch.float32):
+        cfg = model.cfg
+        shape = (batch_size, cfg.n_head, cfg.block_size, cfg.n_embd // cfg.n_head)
+        self.layers = [LayerCache(torch.zeros(shape, device=device, dtype=dtype),
+                                  torch.zeros(shape, device=device, dtype=dtype)) for _ in range(cfg.n_layer)]
+        self.length = 0
+
+    def layer(self, i: int) -> "LayerCache":
+        return self.layers[i]
+
+
+class LayerCache:
+    """One layer's cached keys and values, (B, nh, block_size, hs) each."""
+
+    def __init__(self, k: torch.Tensor, v: torch.Tensor):
+        self.k, self.v = k, v
+
+    def append(self, k: torch.Tensor, v: torch.Tensor, start: int):
+        """Store the new keys/values at ``start``; return all of them so far (B, nh, start + T, hs)."""
+        T = k.size(-2)
+        self.k[:, :, start : start + T] = k
+        self.v[:, :, start : start + T] = v
+        return self.k[:, :, : start + T], self.v[:, :, : start + T]
 
 
 def sinusoidal_table(block_size: int, n_embd: int) -> torch.Tensor:

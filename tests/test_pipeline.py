@@ -50,6 +50,8 @@ def repo(tmp_path_factory) -> Path:
     params["model"].update(n_layer=1, n_head=2, n_embd=32, block_size=32)
     params["train"].update(device="cpu", max_iters=20, batch_size=4, eval_interval=10, eval_iters=2,
                            log_interval=5, checkpoint_interval=10, warmup_iters=2)
+    params["evaluate"].update(device="cpu", prompts=["ROMEO:"], max_new_tokens=20)
+    params["sample"].update(device="cpu", prompts=["ROMEO:", ""], max_new_tokens=20)
     params["presets"] = {"tiny": {"train.lr": 0.004, "model.n_embd": 16}}
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "init", "-q"], repo)
@@ -64,12 +66,18 @@ def set_param(repo: Path, section: str, key: str, value) -> None:
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+ALL = ["download", "train_bpe", "encode", "train", "evaluate", "sample", "plot"]
+
+
 def test_repro_runs_every_stage_then_nothing(repo):
-    assert ran(run([*DVC, "repro"], repo)) == ["download", "train_bpe", "encode", "train"]
+    assert ran(run([*DVC, "repro"], repo)) == ALL
     for out in ("data/corpus.txt", "artifacts/tokenizer/tokenizer.json",
                 "artifacts/tokenizer/vocab.txt", "data/tokens/train.bin", "data/tokens/val.bin",
                 "data/tokens/meta.json", "artifacts/model/model.pt", "artifacts/train_log.tsv",
-                "artifacts/train_metrics.json", "artifacts/checkpoint/checkpoint.pt"):
+                "artifacts/train_metrics.json", "artifacts/checkpoint/checkpoint.pt",
+                "artifacts/eval_metrics.json", "artifacts/samples.md", "artifacts/plots/loss.png",
+                "artifacts/plots/lr.png", "artifacts/plots/attention.png",
+                "artifacts/plots/token_lengths.png"):
         assert (repo / out).is_file(), out
     assert ran(run([*DVC, "repro"], repo)) == []
     assert "up to date" in run([*DVC, "status"], repo)
@@ -78,22 +86,32 @@ def test_repro_runs_every_stage_then_nothing(repo):
 def test_vocab_size_reruns_train_bpe_and_what_follows_never_download(repo):
     run([*DVC, "repro"], repo)
     set_param(repo, "tokenizer", "vocab_size", 330)
-    assert ran(run([*DVC, "repro"], repo)) == ["train_bpe", "encode", "train"]
+    assert ran(run([*DVC, "repro"], repo)) == ALL[1:]
     assert '"vocab_size": 330' in (repo / "data/tokens/meta.json").read_text()
 
 
-def test_val_fraction_reruns_encode_and_train(repo):
+def test_val_fraction_reruns_from_encode_on(repo):
     run([*DVC, "repro"], repo)
     set_param(repo, "data", "val_fraction", 0.2)
-    assert ran(run([*DVC, "repro"], repo)) == ["encode", "train"]
+    assert ran(run([*DVC, "repro"], repo)) == ALL[2:]
 
 
-def test_train_lr_reruns_train_only_and_metrics_show(repo):
+def test_sample_temperature_reruns_only_sample(repo):
+    run([*DVC, "repro"], repo)
+    set_param(repo, "sample", "temperature", 0.5)
+    assert ran(run([*DVC, "repro"], repo)) == ["sample"]
+    assert "temperature 0.5" in (repo / "artifacts/samples.md").read_text()
+
+
+def test_train_lr_reruns_train_and_what_reads_the_model(repo):
     run([*DVC, "repro"], repo)
     set_param(repo, "train", "lr", 0.002)
-    assert ran(run([*DVC, "repro"], repo)) == ["train"]
+    assert ran(run([*DVC, "repro"], repo)) == ["train", "evaluate", "sample", "plot"]
     shown = run([*DVC, "metrics", "show"], repo)
-    assert "val_bits_per_char" in shown and "tokens_per_s" in shown
+    for metric in ("val_bits_per_char", "tokens_per_s", "val.bits_per_char", "bigram_val.nats_per_token",
+                   "samples.distinct_2"):
+        assert metric in shown, metric
+    assert "loss.png" in run([*DVC, "plots", "show", "--json"], repo)
 
 
 def test_a_preset_runs_as_a_dvc_experiment_that_exp_show_lists(repo):
@@ -102,7 +120,7 @@ def test_a_preset_runs_as_a_dvc_experiment_that_exp_show_lists(repo):
     run(["git", "commit", "-qm", "baseline"], repo)
     output = run([sys.executable, "-m", "stages.experiment", "tiny", "--name", "tiny-run"], repo)
     assert "-S train.lr=0.004 -S model.n_embd=16" in output
-    assert ran(output) == ["train"]
+    assert ran(output) == ["train", "evaluate", "sample", "plot"]
     shown = run([*DVC, "exp", "show", "--no-pager", "--csv"], repo)
     row = next(line for line in shown.splitlines() if line.startswith("tiny-run,"))
     assert ",0.004," in row and ",16," in row

@@ -1,0 +1,175 @@
+"""Evaluation: how good is the model, in units that compare across models and tokenizers.
+
+**Loss over a whole split**, deterministically: the split is cut into consecutive windows
+of ``block_size`` tokens (the last one shorter) and every token is predicted once, from
+the tokens before it in its window. The mean is reported as
+- nats/token (the training loss) and perplexity (e^loss: "as unsure as a uniform choice
+  among this many tokens");
+- nats/char and bits/char: per character of text, so a BPE model compares with a
+  character-level one (bits/char = nats/char / ln 2);
+- bits/byte: per UTF-8 byte, the unit that compares across languages and scripts.
+
+**A floor to compare with**: a bigram model on the same tokens (the next token predicted
+from the current one alone, counts from the train split, smoothed toward the unigram
+distribution). A transformer that does not beat it has learned nothing about context.
+
+**Generated text**, from fixed prompts and seeds: the share of generated words that occur
+in the training text (made-up words lower it), distinct-2 and distinct-3 (unique word pairs
+and triples over all pairs and triples: low means repetitive), and the longest word n-gram
+repeated within one sample (loops show up here).
+
+Left out on purpose: human judgement, and benchmarks beyond the corpus's own val split.
+"""
+
+import math
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sml.checkpoint import load_model
+from sml.config import EvaluateConfig
+from sml.corpus import split_lines
+from sml.device import Runtime, pick_runtime
+from sml.generate import complete
+from sml.model import GPT
+from sml.tokenizer import Tokenizer
+from sml.tokens import SPLITS, load_meta, load_tokens
+
+WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*")
+
+
+def evaluate(model_dir: Path, tokenizer: Path, tokens: Path, corpus: Path, cfg: EvaluateConfig) -> dict:
+    """Every figure above for the model in ``model_dir``; returns the metrics as a dict."""
+    runtime = pick_runtime(cfg.device, "auto", compile=False)
+    tok = Tokenizer.load(tokenizer)
+    model = load_model(model_dir, tokenizer, runtime.device)
+    meta = load_meta(tokens)
+    split_tokens = {split: load_tokens(tokens, split) for split in SPLITS}
+    metrics: dict = {}
+    for split in SPLITS:
+        loss = split_loss(model, split_tokens[split], runtime, cfg.batch_size)
+        metrics[split] = loss_units(loss, meta[split]) | {"tokens": meta[split]["tokens"]}
+    baseline = bigram_loss(split_tokens["train"], split_tokens["val"], meta["vocab_size"])
+    metrics["bigram_val"] = loss_units(baseline, meta["val"])
+    samples = []
+    for i, prompt in enumerate(cfg.prompts):
+        pieces, _ = complete(model, tok, prompt, cfg.max_new_tokens, cfg.temperature, seed=cfg.seed + i)
+        samples.append("".join(pieces))
+    train_text, _ = split_lines(corpus, meta["split_at_char"])
+    metrics["samples"] = generation_quality(samples, words_of(train_text))
+    return metrics
+
+
+@torch.no_grad()
+def split_loss(model: GPT, tokens: np.ndarray, runtime: Runtime, batch_size: int) -> float:
+    """Mean next-token loss (nats/token) over the whole of ``tokens``, window by window."""
+    model.eval()
+    T = model.cfg.block_size
+    n_windows = (len(tokens) - 1) // T
+    ids = torch.from_numpy(np.asarray(tokens[: n_windows * T + 1], dtype=np.int64))
+    x, y = ids[:-1].view(n_windows, T), ids[1:].view(n_windows, T)  # (N, T) each
+    total, count = 0.0, 0
+    for i in range(0, n_windows, batch_size):
+        total += _summed_loss(model, x[i : i + batch_size], y[i : i + batch_size], runtime)
+        count += y[i : i + batch_size].numel()
+    tail = len(tokens) - 1 - n_windows * T  # the last, shorter window
+    if tail > 0:
+        rest = torch.from_numpy(np.asarray(tokens[n_windows * T :], dtype=np.int64))
+        total += _summed_loss(model, rest[:-1][None], rest[1:][None], runtime)
+        count += tail
+    return total / count
+
+
+def _summed_loss(model: GPT, x: torch.Tensor, y: torch.Tensor, runtime: Runtime) -> float:
+    x, y = x.to(runtime.device), y.to(runtime.device)
+    with runtime.autocast():
+        logits, _ = model(x)
+    return torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), reduction="sum").item()
+
+
+def loss_units(nats_per_token: float, counts: dict) -> dict:
+    """One loss in every unit, given the split's ``tokens``, ``chars`` and ``bytes`` counts.
+
+    >>> loss_units(2.0, {"tokens": 10, "chars": 20, "bytes": 20})["bits_per_char"]
+    1.4427
+    """
+    nats_per_char = nats_per_token * counts["tokens"] / counts["chars"]
+    return {
+        "nats_per_token": round(nats_per_token, 4),
+        "perplexity": round(math.exp(nats_per_token), 2),
+        "nats_per_char": round(nats_per_char, 4),
+        "bits_per_char": round(nats_per_char / math.log(2), 4),
+        "bits_per_byte": round(nats_per_token * counts["tokens"] / counts["bytes"] / math.log(2), 4),
+    }
+
+
+def bigram_loss(train: np.ndarray, val: np.ndarray, vocab_size: int, prior_weight: float = 1.0) -> float:
+    """Val nats/token of a token-bigram model counted on ``train``.
+
+    P(b | a) = (count(a, b) + w * P(b)) / (count(a) + w), with P(b) the add-one unigram:
+    pairs never seen in train still get probability, in proportion to how common b is.
+    """
+    train = np.asarray(train, dtype=np.int64)
+    val = np.asarray(val, dtype=np.int64)
+    unigram = (np.bincount(train, minlength=vocab_size) + 1.0) / (len(train) + vocab_size)
+    firsts = np.bincount(train[:-1], minlength=vocab_size).astype(np.float64)
+    pair_codes, pair_counts = np.unique(train[:-1] * vocab_size + train[1:], return_counts=True)
+    a, b = val[:-1], val[1:]
+    codes = a * vocab_size + b
+    where = np.searchsorted(pair_codes, codes).clip(max=len(pair_codes) - 1)
+    seen = np.where(pair_codes[where] == codes, pair_counts[where], 0)
+    probs = (seen + prior_weight * unigram[b]) / (firsts[a] + prior_weight)
+    return float(-np.log(probs).mean())
+
+
+def generation_quality(samples: list[str], known_words: set[str]) -> dict:
+    """Word-level measures of generated text (see the module docstring).
+
+    >>> generation_quality(["the cat the cat the cat"], {"the", "cat"})["longest_repeat_words"]
+    4
+    """
+    words_per_sample = [[w.lower() for w in WORD.findall(s)] for s in samples]
+    words = [w for ws in words_per_sample for w in ws]
+    return {
+        "known_word_share": round(sum(w in known_words for w in words) / max(len(words), 1), 4),
+        "distinct_2": round(_distinct(words_per_sample, 2), 4),
+        "distinct_3": round(_distinct(words_per_sample, 3), 4),
+        "longest_repeat_words": max((_longest_repeat(ws) for ws in words_per_sample), default=0),
+        "words": len(words),
+    }
+
+
+def words_of(lines: Iterable[str]) -> set[str]:
+    """The set of (lowercased) words in some text."""
+    found: set[str] = set()
+    for line in lines:
+        found.update(w.lower() for w in WORD.findall(line))
+    return found
+
+
+def _distinct(words_per_sample: list[list[str]], n: int) -> float:
+    grams = [tuple(ws[i : i + n]) for ws in words_per_sample for i in range(len(ws) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def _longest_repeat(words: list[str]) -> int:
+    """Length of the longest word n-gram that occurs at least twice (overlaps allowed)."""
+    longest = 0
+    n = 1
+    while n <= len(words) - 1:
+        seen: set[tuple[str, ...]] = set()
+        repeated = False
+        for i in range(len(words) - n + 1):
+            gram = tuple(words[i : i + n])
+            if gram in seen:
+                repeated = True
+                break
+            seen.add(gram)
+        if not repeated:
+            break
+        longest = n
+        n += 1
+    return longest

@@ -1,0 +1,130 @@
+"""Figures of a run, for people: loss curves, the learning-rate schedule, attention, the vocabulary.
+
+Every figure has a title, labelled axes with units, and a legend where there is more than
+one line. Losses are drawn in bits/char (nats/token x tokens/char / ln 2), the unit that
+compares across tokenizers; each split uses its own characters per token.
+
+Left out on purpose: interactive plots (DVC renders ``train_log.tsv`` itself: ``dvc plots show``).
+"""
+
+import csv
+import io
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no window, works on servers and in CI
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from sml.atomic import atomic_open  # noqa: E402
+from sml.model import GPT  # noqa: E402
+from sml.tokenizer.tokenizer import Tokenizer, render_bytes  # noqa: E402
+
+
+def plot_all(log: Path, meta: dict, model: GPT, tok: Tokenizer, sentence: str, layer: int, out: Path) -> list[Path]:
+    """Write every figure into ``out``; returns their paths."""
+    rows = read_log(log)
+    figures = {
+        "loss.png": loss_figure(rows, meta),
+        "lr.png": lr_figure(rows),
+        "attention.png": attention_figure(model, tok, sentence, layer),
+        "token_lengths.png": token_length_figure(tok),
+    }
+    paths = []
+    for name, fig in figures.items():
+        paths.append(save(fig, out / name))
+    return paths
+
+
+def read_log(path: Path) -> list[dict]:
+    """The training log's rows, numbers as floats (an empty val_loss as None)."""
+    with open(path, encoding="utf-8", newline="") as f:
+        return [{k: float(v) if v else None for k, v in row.items()} for row in csv.DictReader(f, delimiter="\t")]
+
+
+def loss_figure(rows: list[dict], meta: dict):
+    """Train and val loss in bits/char, against steps and against tokens seen."""
+    to_bits = {split: meta[split]["tokens"] / meta[split]["chars"] / math.log(2) for split in ("train", "val")}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, x_key, x_label in ((axes[0], "step", "optimizer step"), (axes[1], "tokens", "tokens seen")):
+        ax.plot([r[x_key] for r in rows], [r["train_loss"] * to_bits["train"] for r in rows],
+                label="train (batch mean)", color="tab:blue", alpha=0.7)
+        val = [r for r in rows if r["val_loss"] is not None]
+        ax.plot([r[x_key] for r in val], [r["val_loss"] * to_bits["val"] for r in val],
+                label="val (estimate)", color="tab:orange", marker="o")
+        ax.set_xlabel(x_label)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("loss (bits/char)")
+    axes[0].legend()
+    fig.suptitle("Training loss, bits per character (lower is better)")
+    return fig
+
+
+def lr_figure(rows: list[dict]):
+    """The learning rate actually used at each logged step."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([r["step"] for r in rows], [r["lr"] for r in rows], color="tab:green")
+    ax.set(title="Learning rate: linear warmup, then cosine decay", xlabel="optimizer step",
+           ylabel="learning rate")
+    ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
+    ax.grid(alpha=0.3)
+    return fig
+
+
+@torch.no_grad()
+def attention_figure(model: GPT, tok: Tokenizer, sentence: str, layer: int):
+    """Each head's attention weights in one layer, for one sentence: who looks at whom."""
+    model.eval()
+    layer = min(layer, model.cfg.n_layer - 1)
+    ids = tok.encode(sentence, special="allow")[: model.cfg.block_size]
+    idx = torch.tensor([ids], device=next(model.parameters()).device)
+    x = model.embed(idx)  # (1, T, C)
+    for block in model.blocks[:layer]:
+        x = block(x)
+    attn = model.blocks[layer].attn
+    q, k, _ = attn.project(model.blocks[layer].norm1(x))
+    weights = attn.weights(q, k)[0].float().cpu()  # (nh, T, T)
+    # Spaces shown as ␣: with byte-level BPE, " light" and "light" are different tokens.
+    labels = [render_bytes(tok.vocab[i]).replace(" ", "\u2423") if i < len(tok.vocab) else "<special>"
+              for i in ids]
+    n_head = weights.size(0)
+    cols = math.ceil(math.sqrt(n_head))
+    rows = math.ceil(n_head / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 4.4 * rows), squeeze=False, layout="constrained")
+    for h, ax in enumerate(axes.flat):
+        if h >= n_head:
+            ax.axis("off")
+            continue
+        image = ax.imshow(weights[h].numpy(), cmap="viridis", vmin=0, vmax=1)
+        ax.set_title(f"head {h}")
+        ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=6)
+        ax.set_yticks(range(len(labels)), labels, fontsize=6)
+        ax.set_xlabel("attended token (key)", fontsize=7)
+        ax.set_ylabel("token (query)", fontsize=7)
+    fig.colorbar(image, ax=axes, shrink=0.6, label="attention weight")
+    fig.suptitle(f"Attention in layer {layer}: each row sums to 1 (causal: nothing right of the diagonal)")
+    return fig
+
+
+def token_length_figure(tok: Tokenizer):
+    """How long the vocabulary's tokens are, in bytes: what the merges built."""
+    lengths = [len(t) for t in tok.vocab[256:]]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.hist(lengths, bins=range(1, max(lengths, default=1) + 2), align="left", color="tab:purple",
+            rwidth=0.85)
+    ax.set(title=f"Token lengths of the {len(lengths):,} merged tokens", xlabel="length (bytes)",
+           ylabel="number of tokens")
+    ax.grid(alpha=0.3, axis="y")
+    return fig
+
+
+def save(fig, path: Path) -> Path:
+    """Render ``fig`` to PNG and write it atomically."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    with atomic_open(path, "wb") as f:
+        f.write(buffer.getvalue())
+    return path

@@ -1,0 +1,38 @@
+"""Stage plot: PNG figures of the run under artifacts/plots/.
+
+Reads the ``plot`` section of params.yaml (the sentence and layer for the attention map),
+the training log, the token counts, the model and the tokenizer; writes loss.png, lr.png,
+attention.png and token_lengths.png.
+"""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sml.checkpoint import load_model
+from sml.config import load_params
+from sml.plots import plot_all
+from sml.tokenizer import Tokenizer
+from sml.tokens import load_meta
+from stages.common import stage
+
+
+@stage
+def main(
+    log: Annotated[Path, typer.Option(help="The training log (TSV).")] = Path("artifacts/train_log.tsv"),
+    tokens: Annotated[Path, typer.Option(help="Directory of the token files.")] = Path("data/tokens"),
+    model: Annotated[Path, typer.Option(help="The trained model directory.")] = Path("artifacts/model"),
+    tokenizer: Annotated[Path, typer.Option(help="Its tokenizer.")] = Path("artifacts/tokenizer/tokenizer.json"),
+    out: Annotated[Path, typer.Option(help="Directory for the figures.")] = Path("artifacts/plots"),
+    params: Annotated[Path, typer.Option(help="The parameters file.")] = Path("params.yaml"),
+) -> None:
+    """Draw the figures."""
+    cfg = load_params(params).plot
+    paths = plot_all(log, load_meta(tokens), load_model(model, tokenizer), Tokenizer.load(tokenizer),
+                     cfg.sentence, cfg.layer, out)
+    print(f"plot: {', '.join(p.name for p in paths)} -> {out}")
+
+
+if __name__ == "__main__":
+    typer.run(main)

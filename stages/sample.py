@@ -1,0 +1,70 @@
+"""Stage sample: text from the trained model for the prompts in params.yaml.
+
+As a DVC stage it writes ``artifacts/samples.md``. By hand, with ``--prompt``, it streams
+one continuation to the terminal as it is generated:
+
+    python -m stages.sample --prompt "ROMEO:" --temperature 0.8
+
+Options given on the command line override the ``sample`` section of params.yaml.
+"""
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sml.atomic import write_text
+from sml.checkpoint import load_model
+from sml.config import load_params
+from sml.device import pick_device
+from sml.generate import complete
+from sml.tokenizer import Tokenizer
+from stages.common import stage
+
+
+@stage
+def main(
+    prompt: Annotated[str | None, typer.Option(help="Stream one continuation of this text.")] = None,
+    temperature: Annotated[float | None, typer.Option(help="0 = greedy.")] = None,
+    top_k: Annotated[int | None, typer.Option(help="0 = off.")] = None,
+    top_p: Annotated[float | None, typer.Option(help="1.0 = off.")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(help="Tokens to generate.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    model: Annotated[Path, typer.Option(help="The trained model directory.")] = Path("artifacts/model"),
+    tokenizer: Annotated[Path, typer.Option(help="Its tokenizer.")] = Path("artifacts/tokenizer/tokenizer.json"),
+    out: Annotated[Path, typer.Option(help="Samples file (markdown).")] = Path("artifacts/samples.md"),
+    params: Annotated[Path, typer.Option(help="The parameters file.")] = Path("params.yaml"),
+) -> None:
+    """Write samples for the configured prompts, or stream one for --prompt."""
+    cfg = load_params(params).sample
+    settings = {
+        "max_new_tokens": cfg.max_new_tokens if max_new_tokens is None else max_new_tokens,
+        "temperature": cfg.temperature if temperature is None else temperature,
+        "top_k": cfg.top_k if top_k is None else top_k,
+        "top_p": cfg.top_p if top_p is None else top_p,
+        "seed": cfg.seed if seed is None else seed,
+    }
+    tok = Tokenizer.load(tokenizer)
+    net = load_model(model, tokenizer, pick_device(cfg.device))
+    if prompt is not None:
+        pieces, note = complete(net, tok, prompt, **settings)
+        if note:
+            print(f"({note})", file=sys.stderr)
+        print(prompt, end="", flush=True)
+        for piece in pieces:
+            print(piece, end="", flush=True)
+        print()
+        return
+    shown = ", ".join(f"{k} {v}" for k, v in settings.items())
+    parts = [f"# Samples\n\nModel `{model}`; {shown}.\n"]
+    for i, text in enumerate(cfg.prompts):
+        pieces, note = complete(net, tok, text, **{**settings, "seed": settings["seed"] + i})
+        parts.append(f"## Prompt {i + 1}: {text!r}\n" + (f"\n_{note}_\n" if note else "")
+                     + "\n```text\n" + text + "".join(pieces) + "\n```\n")
+    write_text(out, "\n".join(parts))
+    print(f"sample: {len(cfg.prompts)} samples of {settings['max_new_tokens']} tokens -> {out}")
+
+
+if __name__ == "__main__":
+    typer.run(main)
