@@ -125,5 +125,20 @@ def test_a_preset_runs_as_a_dvc_experiment_that_exp_show_lists(repo):
     row = next(line for line in shown.splitlines() if line.startswith("tiny-run,"))
     assert ",0.004," in row and ",16," in row
     header = shown.splitlines()[0].split(",")
-    assert "val_bits_per_char" in header
-    assert row.split(",")[header.index("val_bits_per_char")] != ""
+    for metric in ("val_bits_per_char", "val.bits_per_char", "samples.distinct_2"):
+        assert float(row.split(",")[header.index(metric)]) > 0, metric  # a number, not "!"
+    assert "val_bits_per_char" in run([*DVC, "metrics", "diff", "HEAD", "tiny-run"], repo)
+
+
+def test_sample_streams_one_prompt_from_the_command_line(repo):
+    run([*DVC, "repro"], repo)
+    before = (repo / "artifacts/samples.md").read_text()
+    output = run([sys.executable, "-m", "stages.sample", "--prompt", "ROMEO:", "--temperature", "0",
+                  "--max-new-tokens", "12"], repo)
+    assert output.startswith("ROMEO:") and len(output) > len("ROMEO:")
+    again = run([sys.executable, "-m", "stages.sample", "--prompt", "ROMEO:", "--temperature", "0",
+                 "--max-new-tokens", "12"], repo)
+    assert again == output  # greedy is deterministic
+    assert "(empty prompt: starting from <|endoftext|>)" in run(
+        [sys.executable, "-m", "stages.sample", "--prompt", "", "--max-new-tokens", "5"], repo)
+    assert (repo / "artifacts/samples.md").read_text() == before  # --prompt writes no file
