@@ -76,6 +76,17 @@ def complete(model: GPT, tok, prompt: str, max_new_tokens: int, temperature: flo
     return pieces(), note
 
 
+def samples_markdown(model: GPT, tok, prompts: list[str], settings: dict, title: str) -> str:
+    """A markdown page with one sample per prompt (seed + i for the i-th), and the settings."""
+    shown = ", ".join(f"{k} {v}" for k, v in settings.items())
+    parts = [f"# Samples\n\n{title}; {shown}.\n"]
+    for i, prompt in enumerate(prompts):
+        pieces, note = complete(model, tok, prompt, **{**settings, "seed": settings["seed"] + i})
+        parts.append(f"## Prompt {i + 1}: {prompt!r}\n" + (f"\n_{note}_\n" if note else "")
+                     + "\n```text\n" + prompt + "".join(pieces) + "\n```\n")
+    return "\n".join(parts)
+
+
 def pick(logits: torch.Tensor, temperature: float, top_k: int, top_p: float,
          generator: torch.Generator) -> int:
     """Choose the next id from one position's logits (V,).

@@ -18,7 +18,7 @@ from sml.atomic import write_text
 from sml.checkpoint import load_model
 from sml.config import load_params
 from sml.device import pick_device
-from sml.generate import complete
+from sml.generate import complete, samples_markdown
 from sml.tokenizer import Tokenizer
 from stages.common import stage
 
@@ -56,13 +56,7 @@ def main(
             print(piece, end="", flush=True)
         print()
         return
-    shown = ", ".join(f"{k} {v}" for k, v in settings.items())
-    parts = [f"# Samples\n\nModel `{model}`; {shown}.\n"]
-    for i, text in enumerate(cfg.prompts):
-        pieces, note = complete(net, tok, text, **{**settings, "seed": settings["seed"] + i})
-        parts.append(f"## Prompt {i + 1}: {text!r}\n" + (f"\n_{note}_\n" if note else "")
-                     + "\n```text\n" + text + "".join(pieces) + "\n```\n")
-    write_text(out, "\n".join(parts))
+    write_text(out, samples_markdown(net, tok, list(cfg.prompts), settings, f"Model `{model}`"))
     print(f"sample: {len(cfg.prompts)} samples of {settings['max_new_tokens']} tokens -> {out}")
 
 
