@@ -1,0 +1,49 @@
+"""micrograd's toy task: train an MLP of scalar Values on two half-moons, and draw it.
+
+    python -m stages.micrograd                        # 100 points, MLP 2-16-16-1
+    python -m stages.micrograd --points 50 --hidden 8 --steps 150
+
+Writes, under ``artifacts/micrograd/``: ``decision_boundary.png``, and a small expression's
+computation graph as ``graph.png`` (Graphviz ``dot`` if installed, else matplotlib),
+``graph.txt`` and ``graph.dot``. Not a DVC stage: a lesson to run.
+"""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sml.micrograd import MLP, Value
+from sml.micrograd.draw import decision_boundary, graph_picture
+from sml.micrograd.moons import make_moons, train
+from stages.common import stage
+
+
+@stage
+def main(
+    points: Annotated[int, typer.Option(help="Training points.")] = 100,
+    hidden: Annotated[int, typer.Option(help="Neurons in each of the two hidden layers.")] = 16,
+    steps: Annotated[int, typer.Option(help="Gradient-descent steps.")] = 150,
+    lr: Annotated[float, typer.Option(help="Starting learning rate.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed of the data and the weights.")] = 0,
+    out: Annotated[Path, typer.Option(help="Directory for the pictures.")] = Path("artifacts/micrograd"),
+) -> None:
+    """Train, report accuracy, and draw."""
+    X, y = make_moons(points, noise=0.1, seed=seed)
+    model = MLP(2, [hidden, hidden, 1], seed=seed)
+    print(f"micrograd: MLP 2-{hidden}-{hidden}-1, {len(model.parameters())} parameters, {points} points")
+    accuracy = train(model, X, y, steps=steps, lr=lr, log=lambda line: print(f"micrograd: {line}"))
+    print(f"micrograd: training accuracy {accuracy:.1%}")
+    print(f"micrograd: wrote {decision_boundary(model, X, y, out / 'decision_boundary.png')}")
+
+    # The neuron of the chain-rule walkthrough in sml/micrograd/__init__.py.
+    x1, w1, x2, w2, b = (Value(v, label=n) for v, n in ((2.0, "x1"), (-1.5, "w1"), (1.0, "x2"), (0.5, "w2"),
+                                                         (1.0, "b")))
+    o = (x1 * w1 + x2 * w2 + b).tanh()
+    o.label = "o"
+    o.backward()
+    print(f"micrograd: wrote {graph_picture(o, out / 'graph.png')} (and .txt, .dot)")
+
+
+if __name__ == "__main__":
+    typer.run(main)
