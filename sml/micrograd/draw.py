@@ -24,8 +24,8 @@ def decision_boundary(model: MLP, points: np.ndarray, labels: np.ndarray, path: 
     pad = 0.5
     xs = np.linspace(points[:, 0].min() - pad, points[:, 0].max() + pad, steps)
     ys = np.linspace(points[:, 1].min() - pad, points[:, 1].max() + pad, steps)
-    with paused_gc():  # the graphs of the grid's points are never backpropagated: free them whole
-        grid = np.array([[_score(model, x, y) for x in xs] for y in ys])  # (steps, steps)
+    with paused_gc():
+        grid = np.array([[model([Value(x), Value(y)]).data for x in xs] for y in ys])  # (steps, steps)
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     ax.contourf(xs, ys, grid > 0, levels=[-0.5, 0.5, 1.5], colors=["#f4c7a9", "#a9cbe8"], alpha=0.8)
     ax.contour(xs, ys, grid, levels=[0.0], colors="k", linewidths=1)
@@ -35,12 +35,6 @@ def decision_boundary(model: MLP, points: np.ndarray, labels: np.ndarray, path: 
     ax.set(title="Decision boundary of a micrograd MLP (score = 0)", xlabel="x1", ylabel="x2")
     ax.legend(loc="upper right")
     return _save(fig, path)
-
-
-def _score(model: MLP, x: float, y: float) -> float:
-    out = model([Value(x), Value(y)])
-    out.backward()  # breaks the graph's reference cycles, so it is freed right away
-    return out.data
 
 
 def graph_text(root: Value) -> str:

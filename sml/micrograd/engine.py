@@ -11,8 +11,12 @@ value and its local derivative side by side:
 
 ``backward()`` orders the graph so every node comes after all the nodes it depends on
 (a topological sort), sets the output's gradient to 1, and calls each ``_backward`` from the
-output toward the inputs. Gradients are *added* (``+=``): a value used twice gets the sum
-of both paths, as the multivariate chain rule says.
+output toward the inputs. A closure is handed its output (``node._backward(node)``) rather
+than capturing it: capturing would make every node a reference cycle (node -> closure ->
+node), which Python frees only in slow, repeated cycle collections.
+
+Gradients are *added* (``+=``): a value used twice gets the sum of both paths, as the
+multivariate chain rule says.
 
 The sort is iterative (an explicit stack), so a chain of 10,000 operations does not hit
 Python's recursion limit.
@@ -45,7 +49,7 @@ class Value:
         other = _as_value(other)
         out = Value(self.data + other.data, (self, other), "+")
 
-        def _backward():  # d(a+b)/da = 1, d(a+b)/db = 1
+        def _backward(out: Value):  # d(a+b)/da = 1, d(a+b)/db = 1
             self.grad += out.grad
             other.grad += out.grad
 
@@ -56,7 +60,7 @@ class Value:
         other = _as_value(other)
         out = Value(self.data * other.data, (self, other), "*")
 
-        def _backward():  # d(ab)/da = b, d(ab)/db = a
+        def _backward(out: Value):  # d(ab)/da = b, d(ab)/db = a
             self.grad += other.data * out.grad
             other.grad += self.data * out.grad
 
@@ -68,7 +72,7 @@ class Value:
             raise TypeError("only constant exponents: write exp(b * log(a)) for a ** b")
         out = Value(self.data**exponent, (self,), f"**{exponent:g}")
 
-        def _backward():  # d(a^n)/da = n a^(n-1)
+        def _backward(out: Value):  # d(a^n)/da = n a^(n-1)
             self.grad += exponent * self.data ** (exponent - 1) * out.grad
 
         out._backward = _backward
@@ -77,7 +81,7 @@ class Value:
     def exp(self) -> "Value":
         out = Value(math.exp(self.data), (self,), "exp")
 
-        def _backward():  # d(e^a)/da = e^a
+        def _backward(out: Value):  # d(e^a)/da = e^a
             self.grad += out.data * out.grad
 
         out._backward = _backward
@@ -86,7 +90,7 @@ class Value:
     def log(self) -> "Value":
         out = Value(math.log(self.data), (self,), "log")
 
-        def _backward():  # d(ln a)/da = 1/a
+        def _backward(out: Value):  # d(ln a)/da = 1/a
             self.grad += out.grad / self.data
 
         out._backward = _backward
@@ -95,7 +99,7 @@ class Value:
     def tanh(self) -> "Value":
         out = Value(math.tanh(self.data), (self,), "tanh")
 
-        def _backward():  # d(tanh a)/da = 1 - tanh(a)^2
+        def _backward(out: Value):  # d(tanh a)/da = 1 - tanh(a)^2
             self.grad += (1.0 - out.data**2) * out.grad
 
         out._backward = _backward
@@ -104,7 +108,7 @@ class Value:
     def relu(self) -> "Value":
         out = Value(max(0.0, self.data), (self,), "relu")
 
-        def _backward():  # d(relu a)/da = 1 if a > 0 else 0
+        def _backward(out: Value):  # d(relu a)/da = 1 if a > 0 else 0
             self.grad += (out.data > 0) * out.grad
 
         out._backward = _backward
@@ -138,16 +142,12 @@ class Value:
     def backward(self) -> None:
         """Add d self / d v to ``v.grad`` for every value v this one depends on.
 
-        Like PyTorch, gradients accumulate: call ``zero_grad()`` on the model between steps;
-        and the graph is used up: build it again (a new forward pass) to backpropagate again.
+        Like PyTorch, gradients accumulate: call ``zero_grad()`` on the model between steps.
         """
         order = topological_order(self)
         self.grad = 1.0  # d self / d self
         for node in reversed(order):  # from the output back to the inputs
-            node._backward()
-            # Free the graph as PyTorch does: each closure refers to its own output, a cycle
-            # that would otherwise wait for Python's (slow, repeated) cycle collector.
-            node._backward = _no_backward
+            node._backward(node)
 
     def __repr__(self) -> str:
         return f"Value(data={self.data:.6g}, grad={self.grad:.6g})"
@@ -183,8 +183,8 @@ def paused_gc():
 
     A forward pass over 100 points makes ~70,000 live ``Value`` s; the collector rescans
     them again and again as they are created (6x the time of the maths itself, measured).
-    ``backward()`` breaks each node's only reference cycle, so plain reference counting
-    frees every graph once it is used, collector or not.
+    Graphs hold no reference cycles, so reference counting frees each one as soon as it is
+    dropped: nothing waits for the collector.
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -199,5 +199,5 @@ def _as_value(x) -> Value:
     return x if isinstance(x, Value) else Value(x)
 
 
-def _no_backward() -> None:
+def _no_backward(out: Value) -> None:
     """Leaves (inputs and parameters) have nothing to pass their gradient on to."""
