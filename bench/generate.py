@@ -18,9 +18,8 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
-from sml.config import apply_preset, parse_params
+from sml.config import load_params
 from sml.generate import generate
 from sml.model import GPT
 
@@ -31,9 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--new-tokens", type=int, default=500)
     args = parser.parse_args()
-    raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-    presets = raw.pop("presets")
-    shipped, cpu = parse_params(raw), parse_params(apply_preset(raw, presets, "cpu"))
+    shipped, cpu = load_params(REPO / "params.yaml"), load_params(REPO / "params.yaml", "cpu")
     shapes = {
         "nanoGPT CPU size": (dataclasses.replace(cpu.model, n_layer=4, n_head=4, n_embd=128, block_size=64,
                                                  positions="learned", dropout=0.0), 65),

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from sml.batches import RandomWindows
-from sml.config import apply_preset, parse_params
+from sml.config import load_params
 from sml.device import Runtime, cpu_has_fast_bf16, pick_device, synchronize
 from sml.model import GPT
 from sml.optim import make_optimizer
@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--vocab-size", type=int, default=None, help="default: preset's tokenizer")
     args = parser.parse_args()
 
-    params = load(args.preset)
+    params = load_params(REPO / "params.yaml", None if args.preset == "none" else args.preset)
     device = pick_device(args.device)
     vocab = args.vocab_size or params.tokenizer.vocab_size
     model_cfg = dataclasses.replace(params.model, dropout=params.model.dropout)
@@ -61,14 +61,6 @@ def main() -> None:
               f" = {achieved / 1e9:7.1f} GFLOP/s | MFU {achieved / peak:5.1%}")
     if torch.bfloat16 in rates:
         print(f"bfloat16 speed-up over float32: {rates[torch.bfloat16] / rates[torch.float32]:.2f}x")
-
-
-def load(preset: str):
-    import yaml
-
-    raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-    presets = raw.pop("presets", {})
-    return parse_params(raw if preset == "none" else apply_preset(raw, presets, preset))
 
 
 def matmul_peak(dtype: torch.dtype, device: torch.device, repeats: int = 10) -> float:

@@ -166,17 +166,47 @@ class Params:
     plot: PlotConfig
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
-    """Read and validate ``params.yaml``; raises ``ParamsError`` with a one-line message."""
+def load_params(path: str | Path = "params.yaml", preset: str | None = None) -> Params:
+    """Read and validate ``params.yaml`` (with a preset's overrides applied, if named).
+
+    Raises ``ParamsError`` with a one-line message.
+    """
+    raw = _read(path)
+    params = _parse(path, raw)
+    if preset is None:
+        return params
+    presets = raw.pop("presets", None)
+    _preset_overrides(path, presets, preset)  # an unknown name fails here, in one line
+    return _parse(path, apply_preset(raw, presets, preset))
+
+
+def load_preset(path: str | Path, name: str) -> dict[str, Any]:
+    """The overrides ``{"model.n_layer": 4, ...}`` of preset ``name`` in the params file, checked."""
+    raw = _read(path)
+    _parse(path, raw)  # validates the file and every preset
+    return _preset_overrides(path, raw.get("presets"), name)
+
+
+def _preset_overrides(path: str | Path, presets: Any, name: str) -> dict[str, Any]:
+    presets = presets or {}
+    if name not in presets:
+        raise ParamsError(f"{path}: presets.{name} is unknown: presets are {', '.join(presets) or 'none'}")
+    return dict(presets[name])
+
+
+def _read(path: str | Path) -> Any:
     import yaml  # imported here so that importing sml.config stays cheap
 
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ParamsError(f"{path}: file not found (run from the repository root)") from None
     except yaml.YAMLError as e:
         raise ParamsError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
+
+
+def _parse(path: str | Path, raw: Any) -> Params:
     try:
         return parse_params(raw)
     except ParamsError as e:
@@ -200,18 +230,6 @@ def parse_params(raw: Any) -> Params:
         except ParamsError as e:
             raise ParamsError(str(e) if str(e).startswith("presets.") else f"presets.{name}: {e}") from None
     return params
-
-
-def load_preset(path: str | Path, name: str) -> dict[str, Any]:
-    """The overrides ``{"model.n_layer": 4, ...}`` of preset ``name`` in the params file, checked."""
-    import yaml
-
-    load_params(path)  # validates the file and every preset
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    presets = raw.get("presets") or {}
-    if name not in presets:
-        raise ParamsError(f"{path}: presets.{name} is unknown: presets are {', '.join(presets) or 'none'}")
-    return dict(presets[name])
 
 
 def apply_preset(raw: dict, presets: Any, name: str) -> dict:

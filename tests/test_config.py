@@ -109,3 +109,16 @@ def test_bad_presets_fail_like_bad_params(preset, message):
 def test_an_unknown_preset_lists_the_known_ones(tmp_path):
     with pytest.raises(ParamsError, match="presets.huge is unknown: presets are cpu"):
         load_preset(ROOT / "params.yaml", "huge")
+
+
+def test_load_params_applies_a_preset(tmp_path):
+    cpu = load_params(ROOT / "params.yaml", preset="cpu")
+    overrides = load_preset(ROOT / "params.yaml", "cpu")
+    assert cpu.model.n_layer == overrides["model.n_layer"] != SHIPPED["model"]["n_layer"]
+    assert cpu.train.max_iters == overrides["train.max_iters"]
+    assert cpu.data == load_params(ROOT / "params.yaml").data  # untouched sections stay
+    bare = {k: v for k, v in SHIPPED.items() if k != "presets"}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(bare))
+    with pytest.raises(ParamsError, match="presets.cpu is unknown: presets are none"):
+        load_params(path, preset="cpu")
