@@ -1,9 +1,19 @@
-"""What every stage command shares: one-line errors instead of tracebacks."""
+"""What every stage command shares: one-line errors instead of tracebacks, and the options
+that name the same files in every stage (defaults stay in each command, next to dvc.yaml's)."""
 
 import functools
 import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from sml.errors import SMLError
+
+ParamsFile = Annotated[Path, typer.Option(help="The parameters file.")]
+TokensDir = Annotated[Path, typer.Option(help="Directory of the token files (train.bin, val.bin, meta.json).")]
+ModelDir = Annotated[Path, typer.Option(help="The trained model directory (model.pt, model.json).")]
+TokenizerFile = Annotated[Path, typer.Option(help="The tokenizer.json the model was trained with.")]
 
 
 def stage(fn):

@@ -11,13 +11,13 @@ import typer
 
 from sml.config import load_params
 from sml.download import fetch_corpus
-from stages.common import stage
+from stages.common import ParamsFile, stage
 
 
 @stage
 def main(
     out: Annotated[Path, typer.Option(help="Where the corpus goes.")] = Path("data/corpus.txt"),
-    params: Annotated[Path, typer.Option(help="The parameters file.")] = Path("params.yaml"),
+    params: ParamsFile = Path("params.yaml"),
 ) -> None:
     """Fetch the corpus and verify its sha256."""
     cfg = load_params(params).data

@@ -13,7 +13,7 @@ import typer
 from sml.config import load_params
 from sml.encode import encode_corpus
 from sml.tokenizer import Tokenizer
-from stages.common import stage
+from stages.common import ParamsFile, stage
 
 
 @stage
@@ -21,7 +21,7 @@ def main(
     corpus: Annotated[Path, typer.Option(help="The text to encode (UTF-8).")] = Path("data/corpus.txt"),
     tokenizer: Annotated[Path, typer.Option(help="The trained tokenizer.")] = Path("artifacts/tokenizer"),
     out: Annotated[Path, typer.Option(help="Directory for the token files.")] = Path("data/tokens"),
-    params: Annotated[Path, typer.Option(help="The parameters file.")] = Path("params.yaml"),
+    params: ParamsFile = Path("params.yaml"),
 ) -> None:
     """Encode train and val splits with the trained tokenizer."""
     cfg = load_params(params).data

@@ -13,17 +13,17 @@ import typer
 from sml.atomic import write_json
 from sml.config import load_params
 from sml.evaluate import evaluate
-from stages.common import stage
+from stages.common import ModelDir, ParamsFile, TokenizerFile, TokensDir, stage
 
 
 @stage
 def main(
-    model: Annotated[Path, typer.Option(help="The trained model directory.")] = Path("artifacts/model"),
-    tokenizer: Annotated[Path, typer.Option(help="Its tokenizer.")] = Path("artifacts/tokenizer/tokenizer.json"),
-    tokens: Annotated[Path, typer.Option(help="Directory of the token files.")] = Path("data/tokens"),
+    model: ModelDir = Path("artifacts/model"),
+    tokenizer: TokenizerFile = Path("artifacts/tokenizer/tokenizer.json"),
+    tokens: TokensDir = Path("data/tokens"),
     corpus: Annotated[Path, typer.Option(help="The corpus (for its words).")] = Path("data/corpus.txt"),
     out: Annotated[Path, typer.Option(help="Metrics file (JSON).")] = Path("artifacts/eval_metrics.json"),
-    params: Annotated[Path, typer.Option(help="The parameters file.")] = Path("params.yaml"),
+    params: ParamsFile = Path("params.yaml"),
 ) -> None:
     """Evaluate the trained model."""
     metrics = evaluate(model, tokenizer, tokens, corpus, load_params(params).evaluate)

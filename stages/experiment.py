@@ -19,7 +19,7 @@ from typing import Annotated
 import typer
 
 from sml.config import load_preset
-from stages.common import stage
+from stages.common import ParamsFile, stage
 
 
 @stage
@@ -27,7 +27,7 @@ def main(
     preset: Annotated[str, typer.Argument(help="Name of a preset under `presets:` in params.yaml.")],
     name: Annotated[str, typer.Option(help="Experiment name (DVC picks one if empty).")] = "",
     queue: Annotated[bool, typer.Option(help="Queue the experiment instead of running it.")] = False,
-    params: Annotated[Path, typer.Option(help="The parameters file.")] = Path("params.yaml"),
+    params: ParamsFile = Path("params.yaml"),
 ) -> None:
     """Run (or queue) the pipeline with a preset's parameters, as a DVC experiment."""
     overrides = load_preset(params, preset)

@@ -15,17 +15,17 @@ from sml.config import load_params
 from sml.plots import plot_all
 from sml.tokenizer import Tokenizer
 from sml.tokens import load_meta
-from stages.common import stage
+from stages.common import ModelDir, ParamsFile, TokenizerFile, TokensDir, stage
 
 
 @stage
 def main(
     log: Annotated[Path, typer.Option(help="The training log (TSV).")] = Path("artifacts/train_log.tsv"),
-    tokens: Annotated[Path, typer.Option(help="Directory of the token files.")] = Path("data/tokens"),
-    model: Annotated[Path, typer.Option(help="The trained model directory.")] = Path("artifacts/model"),
-    tokenizer: Annotated[Path, typer.Option(help="Its tokenizer.")] = Path("artifacts/tokenizer/tokenizer.json"),
+    tokens: TokensDir = Path("data/tokens"),
+    model: ModelDir = Path("artifacts/model"),
+    tokenizer: TokenizerFile = Path("artifacts/tokenizer/tokenizer.json"),
     out: Annotated[Path, typer.Option(help="Directory for the figures.")] = Path("artifacts/plots"),
-    params: Annotated[Path, typer.Option(help="The parameters file.")] = Path("params.yaml"),
+    params: ParamsFile = Path("params.yaml"),
 ) -> None:
     """Draw the figures."""
     cfg = load_params(params).plot

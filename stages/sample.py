@@ -20,7 +20,7 @@ from sml.config import load_params
 from sml.device import pick_device
 from sml.generate import complete, samples_markdown
 from sml.tokenizer import Tokenizer
-from stages.common import stage
+from stages.common import ModelDir, ParamsFile, TokenizerFile, stage
 
 
 @stage
@@ -31,10 +31,10 @@ def main(
     top_p: Annotated[float | None, typer.Option(help="1.0 = off.")] = None,
     max_new_tokens: Annotated[int | None, typer.Option(help="Tokens to generate.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
-    model: Annotated[Path, typer.Option(help="The trained model directory.")] = Path("artifacts/model"),
-    tokenizer: Annotated[Path, typer.Option(help="Its tokenizer.")] = Path("artifacts/tokenizer/tokenizer.json"),
+    model: ModelDir = Path("artifacts/model"),
+    tokenizer: TokenizerFile = Path("artifacts/tokenizer/tokenizer.json"),
     out: Annotated[Path, typer.Option(help="Samples file (markdown).")] = Path("artifacts/samples.md"),
-    params: Annotated[Path, typer.Option(help="The parameters file.")] = Path("params.yaml"),
+    params: ParamsFile = Path("params.yaml"),
 ) -> None:
     """Write samples for the configured prompts, or stream one for --prompt."""
     cfg = load_params(params).sample

@@ -13,13 +13,13 @@ import typer
 
 from sml.config import load_params
 from sml.train import TrainFiles, train
-from stages.common import stage
+from stages.common import ParamsFile, TokenizerFile, TokensDir, stage
 
 
 @stage
 def main(
-    tokens: Annotated[Path, typer.Option(help="Directory of the token files.")] = Path("data/tokens"),
-    tokenizer: Annotated[Path, typer.Option(help="The tokenizer the tokens were made with.")] = Path(
+    tokens: TokensDir = Path("data/tokens"),
+    tokenizer: TokenizerFile = Path(
         "artifacts/tokenizer/tokenizer.json"),
     checkpoint: Annotated[Path, typer.Option(help="Resumable checkpoint file.")] = Path(
         "artifacts/checkpoint/checkpoint.pt"),
@@ -27,7 +27,7 @@ def main(
     log: Annotated[Path, typer.Option(help="Training log (TSV).")] = Path("artifacts/train_log.tsv"),
     metrics: Annotated[Path, typer.Option(help="Final metrics (JSON).")] = Path(
         "artifacts/train_metrics.json"),
-    params: Annotated[Path, typer.Option(help="The parameters file.")] = Path("params.yaml"),
+    params: ParamsFile = Path("params.yaml"),
 ) -> None:
     """Train (or resume) the model."""
     p = load_params(params)

@@ -15,14 +15,14 @@ from sml.config import load_params
 from sml.corpus import iter_lines
 from sml.tokenizer import Tokenizer
 from sml.tokenizer.pretokenize import compile_pattern, special_regex, stream_pieces
-from stages.common import stage
+from stages.common import ParamsFile, stage
 
 
 @stage
 def main(
     corpus: Annotated[Path, typer.Option(help="The training text (UTF-8).")] = Path("data/corpus.txt"),
     out: Annotated[Path, typer.Option(help="Directory for the tokenizer.")] = Path("artifacts/tokenizer"),
-    params: Annotated[Path, typer.Option(help="The parameters file.")] = Path("params.yaml"),
+    params: ParamsFile = Path("params.yaml"),
 ) -> None:
     """Train the tokenizer and save it."""
     cfg = load_params(params).tokenizer
