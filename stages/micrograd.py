@@ -13,8 +13,8 @@ from typing import Annotated
 
 import typer
 
-from sml.micrograd import MLP, Value
-from sml.micrograd.draw import decision_boundary, graph_picture
+from sml.micrograd import MLP
+from sml.micrograd.draw import decision_boundary, graph_picture, walkthrough_neuron
 from sml.micrograd.moons import make_moons, train
 from stages.common import stage
 
@@ -35,14 +35,7 @@ def main(
     accuracy = train(model, X, y, steps=steps, lr=lr, log=lambda line: print(f"micrograd: {line}"))
     print(f"micrograd: training accuracy {accuracy:.1%}")
     print(f"micrograd: wrote {decision_boundary(model, X, y, out / 'decision_boundary.png')}")
-
-    # The neuron of the chain-rule walkthrough in sml/micrograd/__init__.py.
-    x1, w1, x2, w2, b = (Value(v, label=n) for v, n in ((2.0, "x1"), (-1.5, "w1"), (1.0, "x2"), (0.5, "w2"),
-                                                         (1.0, "b")))
-    o = (x1 * w1 + x2 * w2 + b).tanh()
-    o.label = "o"
-    o.backward()
-    print(f"micrograd: wrote {graph_picture(o, out / 'graph.png')} (and .txt, .dot)")
+    print(f"micrograd: wrote {graph_picture(walkthrough_neuron(), out / 'graph.png')} (and .txt, .dot)")
 
 
 if __name__ == "__main__":

@@ -22,13 +22,14 @@ def both(values):
     return ours, theirs
 
 
-def assert_same(ours_out, theirs_out, ours, theirs):
+def assert_same(ours_out, theirs_out, ours, theirs, value_tol=(1e-9, 1e-12), grad_tol=(1e-9, 1e-12)):
+    """Backpropagate both; the outputs and every leaf's gradient must agree (rel, abs tolerances)."""
     ours_out.backward()
     theirs_out.backward()
-    assert ours_out.data == pytest.approx(theirs_out.item(), rel=1e-9, abs=1e-12)
+    assert ours_out.data == pytest.approx(theirs_out.item(), rel=value_tol[0], abs=value_tol[1])
     for o, t in zip(ours, theirs, strict=True):
         expected = 0.0 if t.grad is None else t.grad.item()
-        assert o.grad == pytest.approx(expected, rel=1e-9, abs=1e-12)
+        assert o.grad == pytest.approx(expected, rel=grad_tol[0], abs=grad_tol[1])
 
 
 EXPRESSIONS = {
@@ -74,12 +75,7 @@ def test_random_graphs_match_pytorch(leaves, steps):
     out_o, out_t = nodes_o[-1], nodes_t[-1]
     if not out_t.requires_grad:
         return
-    out_o.backward()
-    out_t.backward()
-    assert out_o.data == pytest.approx(out_t.item(), rel=1e-9, abs=1e-9)
-    for o, t in zip(ours, theirs, strict=True):
-        expected = 0.0 if t.grad is None else t.grad.item()
-        assert o.grad == pytest.approx(expected, rel=1e-7, abs=1e-9)
+    assert_same(out_o, out_t, ours, theirs, value_tol=(1e-9, 1e-9), grad_tol=(1e-7, 1e-9))
 
 
 def apply(op: str, a, b):

@@ -37,6 +37,17 @@ def decision_boundary(model: MLP, points: np.ndarray, labels: np.ndarray, path: 
     return _save(fig, path)
 
 
+def walkthrough_neuron() -> Value:
+    """o = tanh(x1*w1 + x2*w2 + b) with the numbers of the chain-rule walkthrough in
+    ``sml/micrograd/__init__.py``, backpropagated: the expression ``stages.micrograd`` draws."""
+    x1, w1, x2, w2, b = (Value(v, label=n) for v, n in ((2.0, "x1"), (-1.5, "w1"), (1.0, "x2"),
+                                                         (0.5, "w2"), (1.0, "b")))
+    o = (x1 * w1 + x2 * w2 + b).tanh()
+    o.label = "o"
+    o.backward()
+    return o
+
+
 def graph_text(root: Value) -> str:
     """The graph as lines 'name = op(inputs)   data ...   grad ...', inputs first.
 
