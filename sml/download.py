@@ -44,19 +44,23 @@ def fetch_corpus(source: str, sha256: str, dest: str | Path, mirror: str | None 
             _copy_verified(lambda: found.open("rb"), sha256, dest)
             return f"mirror {found}"
         tried.append(f"{MIRROR_ENV}={mirror}: no file there with that sha256")
+    is_url = source.startswith(("http://", "https://"))
+    hint = "; or fix data.source / data.sha256 in params.yaml"
     try:
-        if source.startswith(("http://", "https://")):
+        if is_url:
             _copy_verified(lambda: urllib.request.urlopen(source, timeout=30), sha256, dest)
         else:
             _copy_verified(lambda: Path(source).open("rb"), sha256, dest)
         return source
+    except ChecksumMismatch as e:
+        tried.append(f"{source}: sha256 is {e.actual}, not {sha256}")
+        hint = f"; if that file is the corpus you want, set data.sha256: {e.actual} in params.yaml"
     except (OSError, urllib.error.URLError, DownloadError) as e:
         tried.append(f"{source}: {_reason(e)}")
-    hint = "" if mirror else f"; offline, set {MIRROR_ENV} to a directory holding the file"
-    raise DownloadError(
-        f"could not get the corpus with sha256 {sha256[:12]}...: tried "
-        + "; ".join(tried) + f"{hint}; or fix data.source/data.sha256 in params.yaml"
-    )
+        if is_url and not mirror:
+            hint = (f"; offline, download {source} where there is network, put the file in a folder"
+                    f" and set {MIRROR_ENV} to that folder (any file name: it is found by its sha256)" + hint)
+    raise DownloadError(f"could not get the corpus with sha256 {sha256}: tried " + "; ".join(tried) + hint)
 
 
 def find_in_mirror(mirror: Path, sha256: str) -> Path | None:
@@ -86,7 +90,15 @@ def _copy_verified(open_source, sha256: str, dest: Path) -> None:
             h.update(block)
             out.write(block)
         if h.hexdigest() != sha256:  # raising inside atomic_open discards the temp file
-            raise DownloadError(f"sha256 is {h.hexdigest()[:12]}..., not {sha256[:12]}...")
+            raise ChecksumMismatch(h.hexdigest())
+
+
+class ChecksumMismatch(DownloadError):
+    """The bytes arrived, but their sha256 is not the expected one."""
+
+    def __init__(self, actual: str):
+        super().__init__(f"sha256 is {actual}")
+        self.actual = actual
 
 
 def _reason(e: BaseException) -> str:

@@ -67,7 +67,10 @@ def test_wrong_checksum_leaves_nothing_and_keeps_the_old_file(tmp_path, mirror):
     dest.write_bytes(b"previous content")
     with pytest.raises(DownloadError) as e:
         fetch_corpus(str(mirror / "other.txt"), SHA, dest, mirror=str(mirror / "nope"))
-    assert "sha256 is" in str(e.value) and "SML_DATA_MIRROR=" in str(e.value)
+    actual = hashlib.sha256((mirror / "other.txt").read_bytes()).hexdigest()
+    assert f"sha256 is {actual}, not {SHA}" in str(e.value) and "SML_DATA_MIRROR=" in str(e.value)
+    assert str(e.value).endswith(f"set data.sha256: {actual} in params.yaml")  # whole: it can be pasted
+    assert "offline" not in str(e.value)  # a local file needs no mirror
     assert dest.read_bytes() == b"previous content"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.txt", "mirror"]  # no temp files
 
@@ -80,7 +83,8 @@ def test_network_failure_says_what_was_tried_and_what_to_set(tmp_path):
         fetch_corpus(f"http://127.0.0.1:{port}/input.txt", SHA, tmp_path / "c.txt", mirror="")
     message = str(e.value)
     assert f"http://127.0.0.1:{port}/input.txt: network error" in message
-    assert "set SML_DATA_MIRROR" in message and "data.source" in message
+    assert f"offline, download http://127.0.0.1:{port}/input.txt where there is network" in message
+    assert "set SML_DATA_MIRROR to that folder" in message and "data.source" in message
     assert "\n" not in message
     assert not (tmp_path / "c.txt").exists()
 
