@@ -10,9 +10,8 @@ preset's values in your params.yaml; ``git checkout params.yaml`` goes back to t
 shipped ones. Not a pipeline stage itself: it runs the pipeline.
 """
 
+import logging
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -22,20 +21,44 @@ from sml.config import load_preset
 from stages.common import ParamsFile, stage
 
 
+def _preset_names(path: str = "params.yaml") -> str:
+    """The presets of params.yaml in the current directory, for --help."""
+    try:
+        import yaml
+
+        names = list(yaml.safe_load(Path(path).read_text(encoding="utf-8"))["presets"])
+        return ", ".join(names) or "none"
+    except Exception:
+        return "see presets: in params.yaml"
+
+
 @stage
 def main(
-    preset: Annotated[str, typer.Argument(help="Name of a preset under `presets:` in params.yaml.")],
+    preset: Annotated[str, typer.Argument(
+        help=f"Name of a preset under `presets:` in params.yaml: {_preset_names()}.")],
     name: Annotated[str, typer.Option(help="Experiment name (DVC picks one if empty).")] = "",
     queue: Annotated[bool, typer.Option(help="Queue the experiment instead of running it.")] = False,
     params: ParamsFile = Path("params.yaml"),
 ) -> None:
     """Run (or queue) the pipeline with a preset's parameters, as a DVC experiment."""
-    overrides = load_preset(params, preset)
-    args = ["dvc", "exp", "run", *(["--queue"] if queue else []), *(["--name", name] if name else [])]
-    for key, value in overrides.items():
-        args += ["-S", f"{key}={_hydra_value(value)}"]
-    print(f"preset {preset}: " + " ".join(shlex.quote(a) for a in args), flush=True)
-    raise SystemExit(subprocess.run([sys.executable, "-m", *args]).returncode)
+    args = ["exp", "run", *(["--queue"] if queue else []), *(["--name", name] if name else [])]
+    for setting in set_args(load_preset(params, preset)):
+        args += ["-S", setting]
+    print(f"preset {preset}: dvc " + " ".join(shlex.quote(a) for a in args), flush=True)
+    if not Path("dvc.lock").exists():
+        _quiet_first_run_checkout()
+    from dvc.cli import main as dvc
+
+    raise SystemExit(dvc(args))
+
+
+def set_args(overrides: dict) -> list[str]:
+    """A preset's overrides as the ``key=value`` strings of ``dvc exp run -S``.
+
+    >>> set_args({"train.lr": 0.002, "model.bias": True})
+    ['train.lr=0.002', 'model.bias=true']
+    """
+    return [f"{key}={_hydra_value(value)}" for key, value in overrides.items()]
 
 
 def _hydra_value(value) -> str:
@@ -47,6 +70,20 @@ def _hydra_value(value) -> str:
     if isinstance(value, str) and not value.replace("_", "").isalnum():
         return "'" + value.replace("'", "\\'") + "'"
     return str(value)
+
+
+def _quiet_first_run_checkout() -> None:
+    """Drop DVC's "No file hash info found for '...'. It won't be created." warnings.
+
+    Before its first run an experiment checks out the outputs it has on record; with no
+    dvc.lock there are none, and DVC warns once per output. That is expected, not a fault.
+    """
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("No file hash info found")
+
+    for name in ("dvc_data.index.checkout", "dvc_data.hashfile.checkout"):
+        logging.getLogger(name).addFilter(keep)
 
 
 if __name__ == "__main__":

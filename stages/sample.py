@@ -20,17 +20,21 @@ from sml.config import load_params
 from sml.device import pick_device
 from sml.generate import complete, samples_markdown
 from sml.tokenizer import Tokenizer
-from stages.common import ModelDir, ParamsFile, TokenizerFile, stage
+from stages.common import ModelDir, ParamsFile, TokenizerFile, from_params, stage
 
 
 @stage
 def main(
-    prompt: Annotated[str | None, typer.Option(help="Stream one continuation of this text.")] = None,
-    temperature: Annotated[float | None, typer.Option(help="0 = greedy.")] = None,
-    top_k: Annotated[int | None, typer.Option(help="0 = off.")] = None,
-    top_p: Annotated[float | None, typer.Option(help="1.0 = off.")] = None,
-    max_new_tokens: Annotated[int | None, typer.Option(help="Tokens to generate.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    prompt: Annotated[str | None, typer.Option(
+        help="Stream one continuation of this text (without it: sample.prompts in params.yaml, to --out).",
+        show_default=False)] = None,
+    temperature: Annotated[float | None, typer.Option(
+        help="0 = greedy.", show_default=from_params("sample.temperature"))] = None,
+    top_k: Annotated[int | None, typer.Option(help="0 = off.", show_default=from_params("sample.top_k"))] = None,
+    top_p: Annotated[float | None, typer.Option(help="1.0 = off.", show_default=from_params("sample.top_p"))] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(
+        help="Tokens to generate.", show_default=from_params("sample.max_new_tokens"))] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.", show_default=from_params("sample.seed"))] = None,
     model: ModelDir = Path("artifacts/model"),
     tokenizer: TokenizerFile = Path("artifacts/tokenizer/tokenizer.json"),
     out: Annotated[Path, typer.Option(help="Samples file (markdown).")] = Path("artifacts/samples.md"),

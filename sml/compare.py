@@ -1,0 +1,99 @@
+"""Comparing experiments: DVC's experiment table, cut down to what a learner compares.
+
+``dvc exp show`` has a column for every param, every metric and the hash of every
+dependency; on a normal terminal each one is elided to "…". ``experiments_table`` takes
+the CSV of ``dvc exp show --csv`` and prints one line per experiment: the whole-split val
+and train loss in bits/char (from the evaluate stage: the gap between them is
+overfitting), the seconds of training, and the params in which the experiment differs
+from its baseline commit, as ``key=value``.
+
+Left out on purpose: sorting and filtering (``dvc exp show`` has ``--sort-by``, ``-A``,
+``--rev``; ``python -m stages.show`` passes them on).
+"""
+
+import csv
+import io
+
+# (column of dvc exp show, header here, format)
+FIGURES = [("val.bits_per_char", "val bits/char", "{:.4f}"),
+           ("train.bits_per_char", "train bits/char", "{:.4f}"),
+           ("train_seconds", "train s", "{:.1f}")]
+# What to ask DVC for: drop dependencies (paths), the presets section and every metric but
+# FIGURES; what is left besides DVC's own columns (_DVC) is params.
+DROP = "|".join([
+    r"^Created$",
+    r"^(data|artifacts|sml|stages)/",
+    r"^presets\.",
+    r"^(val_loss|val_nats_per_char|val_bits_per_char|train_loss|tokens_per_s|steps|parameters)$",
+    r"^(train|val)\.(nats_per_token|perplexity|nats_per_char|bits_per_byte|tokens)$",
+    r"^bigram_val\.",
+    r"^samples\.",
+])
+_DVC = ("Experiment", "rev", "typ", "Created", "parent", "State", "Executor")
+
+
+def experiments_table(csv_text: str, presets: dict[str, dict] | None = None) -> str:
+    """A plain-text table from ``dvc exp show --csv --drop DROP`` (see the module docstring).
+
+    Params that a preset of ``presets`` (params.yaml's ``presets:``) sets all at once are
+    shown as that preset's name, so ``make quick``'s run reads "preset cpu", not 15 keys.
+
+    >>> text = ("Experiment,rev,typ,train_seconds,val.bits_per_char,train.lr,train.seed\\n"
+    ...         ",workspace,baseline,9.5,2.4,0.003,1\\n,main,baseline,10.0,2.5,0.001,1\\n"
+    ...         "fast,1a2b3c4,branch_commit,9.5,2.4,0.003,1\\nfaster,5d6e7f8,branch_commit,9.1,2.45,0.003,2\\n")
+    >>> print(experiments_table(text, {"quick": {"train.lr": 0.003}}))
+    experiment  val bits/char  train bits/char  train s  params that differ from the commit
+    workspace          2.4000                -      9.5  preset quick
+    main               2.5000                -     10.0  (the commit)
+    fast               2.4000                -      9.5  preset quick
+    faster             2.4500                -      9.1  preset quick, train.seed=2
+    """
+    rows = list(csv.DictReader(io.StringIO(csv_text)))
+    if not rows:
+        return "no experiments yet: run one (make quick, or dvc exp run -S key=value)"
+    figures = {column for column, _, _ in FIGURES}
+    params = [c for c in rows[0] if c not in _DVC and c not in figures]
+    commits = [row for row in rows if row["typ"] == "baseline" and row["rev"] != "workspace"]
+    base = commits[0] if commits else {}
+    lines = [["experiment", *(header for _, header, _ in FIGURES), "params that differ from the commit"]]
+    for row in rows:
+        if row in commits:
+            base = row
+        cells = [row["Experiment"] or row["rev"], *(_figure(row.get(c), fmt) for c, _, fmt in FIGURES)]
+        changed = {p: row[p] for p in params if base and row[p] != base.get(p)}
+        lines.append([*cells, "(the commit)" if row is base else _describe(row, changed, presets or {})])
+    return _columns(lines)
+
+
+def _describe(row: dict[str, str], changed: dict[str, str], presets: dict[str, dict]) -> str:
+    """'preset cpu, train.lr=0.003': a preset that explains most of the changes, then the rest.
+
+    A preset is named when the row holds most of its values and every other key of it is
+    among the changes listed after it.
+    """
+    best, covered = None, set()
+    for name, overrides in presets.items():
+        keys = {k for k, v in overrides.items() if k in changed and changed[k] == str(v)}
+        consistent = all(row.get(k) == str(v) or k in changed for k, v in overrides.items())
+        if consistent and len(keys) > len(overrides) / 2 and len(keys) > len(covered):
+            best, covered = name, keys
+    parts = [f"preset {best}"] if best else []
+    parts += [" ".join(f"{k}={v}" for k, v in changed.items() if k not in covered)]
+    return ", ".join(p for p in parts if p) or "-"
+
+
+def _figure(value: str | None, fmt: str) -> str:
+    try:
+        return fmt.format(float(value))
+    except (TypeError, ValueError):
+        return "-"  # not run yet, failed, or "!" (no metrics at that commit)
+
+
+def _columns(lines: list[list[str]]) -> str:
+    """Left-aligned names, right-aligned figures, the last column as it is."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]) - 1)]
+    out = []
+    for line in lines:
+        cells = [line[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(line[1:-1], widths[1:])]
+        out.append("  ".join([*cells, line[-1]]).rstrip())
+    return "\n".join(out)
