@@ -67,10 +67,7 @@ def load_model(model_dir: str | Path, tokenizer: str | Path, device: torch.devic
     here, with both hashes, instead of producing gibberish later.
     """
     model_dir = Path(model_dir)
-    try:
-        info = json.loads((model_dir / "model.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SMLError(f"{model_dir / 'model.json'}: no trained model (run the train stage)") from None
+    info = model_info(model_dir)
     actual = file_fingerprint(tokenizer)
     if info["tokenizer_sha256"] != actual:
         raise SMLError(
@@ -80,6 +77,15 @@ def load_model(model_dir: str | Path, tokenizer: str | Path, device: torch.devic
     model = GPT(ModelConfig(**info["model"]), info["vocab_size"])
     model.load_state_dict(load_checkpoint(model_dir / "model.pt", device))
     return model.to(device)
+
+
+def model_info(model_dir: str | Path) -> dict:
+    """``model.json`` of a trained model: its config, tokenizer hash, metrics, train params and schedule."""
+    path = Path(model_dir) / "model.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SMLError(f"{path}: no trained model (run the train stage)") from None
 
 
 def fingerprint_difference(saved: dict, current: dict, prefix: str = "") -> str | None:

@@ -23,6 +23,8 @@ Left out on purpose: human judgement, and benchmarks beyond the corpus's own val
 
 import math
 import re
+import sys
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -41,8 +43,12 @@ from sml.tokens import SPLITS, load_meta, load_tokens
 WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*")
 
 
-def evaluate(model_dir: Path, tokenizer: Path, tokens: Path, corpus: Path, cfg: EvaluateConfig) -> dict:
-    """Every figure above for the model in ``model_dir``; returns the metrics as a dict."""
+def evaluate(model_dir: Path, tokenizer: Path, tokens: Path, corpus: Path, cfg: EvaluateConfig,
+             out=sys.stdout) -> dict:
+    """Every figure above for the model in ``model_dir``; returns the metrics as a dict.
+
+    Each figure is printed to ``out`` as soon as it is known (a whole split takes a while).
+    """
     runtime = pick_runtime(cfg.device, "auto", compile=False)
     tok = Tokenizer.load(tokenizer)
     model = load_model(model_dir, tokenizer, runtime.device)
@@ -50,17 +56,43 @@ def evaluate(model_dir: Path, tokenizer: Path, tokens: Path, corpus: Path, cfg: 
     split_tokens = {split: load_tokens(tokens, split) for split in SPLITS}
     metrics: dict = {}
     for split in SPLITS:
+        start = time.perf_counter()
+        print(f"evaluate: {split}: scoring all {meta[split]['tokens']:,} tokens ...", end="", file=out, flush=True)
         loss = split_loss(model, split_tokens[split], runtime, cfg.batch_size)
-        metrics[split] = loss_units(loss, meta[split]) | {"tokens": meta[split]["tokens"]}
+        m = metrics[split] = loss_units(loss, meta[split]) | {"tokens": meta[split]["tokens"]}
+        print(f" {m['nats_per_token']:.4f} nats/token (perplexity {m['perplexity']:.1f}), {m['bits_per_char']:.4f}"
+              f" bits/char, {m['bits_per_byte']:.4f} bits/byte ({time.perf_counter() - start:.1f} s)",
+              file=out, flush=True)
     baseline = bigram_loss(split_tokens["train"], split_tokens["val"], meta["vocab_size"])
-    metrics["bigram_val"] = loss_units(baseline, meta["val"])
+    b = metrics["bigram_val"] = loss_units(baseline, meta["val"])
+    print(f"evaluate: bigram baseline on val: {b['nats_per_token']:.4f} nats/token, {b['bits_per_char']:.4f}"
+          " bits/char (the floor to beat)", file=out, flush=True)
     samples = []
     for i, prompt in enumerate(cfg.prompts):
         pieces, _ = complete(model, tok, prompt, cfg.max_new_tokens, cfg.temperature, seed=cfg.seed + i)
         samples.append("".join(pieces))
     train_text, _ = split_lines(corpus, meta["split_at_char"])
-    metrics["samples"] = generation_quality(samples, words_of(train_text))
+    s = metrics["samples"] = generation_quality(samples, words_of(train_text))
+    print(f"evaluate: {len(samples)} samples of {cfg.max_new_tokens} tokens: {s['known_word_share']:.1%} known"
+          f" words, distinct-2 {s['distinct_2']:.3f}, distinct-3 {s['distinct_3']:.3f}, longest repeat"
+          f" {s['longest_repeat_words']} words", file=out, flush=True)
     return metrics
+
+
+def text_loss(model: GPT, tok: Tokenizer, text: str) -> dict:
+    """The model's loss on any ``text``, in every unit (as for a split: windows of block_size).
+
+    ``text`` needs at least two tokens: the first is only context, the rest are predicted.
+    """
+    ids = tok.encode(text, special="allow")
+    if len(ids) < 2:
+        raise ValueError(f"text of {len(ids)} token(s): need at least 2 to predict one")
+    device = next(model.parameters()).device
+    loss = split_loss(model, np.array(ids), pick_runtime(device.type, "float32", compile=False), batch_size=8)
+    # The first token is never predicted, so count only what follows it.
+    rest = text.encode("utf-8")[len(tok.decode_bytes(ids[:1])):]
+    counts = {"tokens": len(ids) - 1, "chars": len(rest.decode("utf-8", errors="replace")), "bytes": len(rest)}
+    return loss_units(loss, counts) | {"tokens": counts["tokens"]}
 
 
 @torch.no_grad()

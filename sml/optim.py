@@ -40,3 +40,23 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     progress = (step - cfg.warmup_iters) / max(1, cfg.max_iters - cfg.warmup_iters)
     progress = min(progress, 1.0)
     return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
+
+
+def lr_curve(train: dict, schedule: list[dict]) -> list[float]:
+    """The learning rate of steps 1..max_iters of a run, as model.json records it.
+
+    ``train`` holds lr, min_lr, warmup_iters and max_iters; ``schedule`` says from which
+    step on the cosine ran to which max_iters (more than one entry after "train longer").
+
+    >>> train = {"lr": 1.0, "min_lr": 0.0, "warmup_iters": 2, "max_iters": 4}
+    >>> lr_curve(train, [{"from_step": 0, "max_iters": 4}])
+    [0.5, 1.0, 1.0, 0.5]
+    """
+    from types import SimpleNamespace
+
+    lrs = []
+    for step in range(train["max_iters"]):
+        segment = [s for s in schedule if s["from_step"] <= step][-1]
+        cfg = SimpleNamespace(**{**train, "max_iters": segment["max_iters"]})
+        lrs.append(lr_at(step, cfg))
+    return lrs

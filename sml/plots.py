@@ -16,19 +16,22 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: no window, works on servers and in CI
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import torch  # noqa: E402
 
 from sml.atomic import atomic_open  # noqa: E402
 from sml.model import GPT  # noqa: E402
+from sml.optim import lr_curve  # noqa: E402
 from sml.tokenizer.tokenizer import Tokenizer, render_bytes  # noqa: E402
 
 
-def plot_all(log: Path, meta: dict, model: GPT, tok: Tokenizer, sentence: str, layer: int, out: Path) -> list[Path]:
-    """Write every figure into ``out``; returns their paths."""
+def plot_all(log: Path, meta: dict, model: GPT, info: dict, tok: Tokenizer, sentence: str, layer: int,
+             out: Path) -> list[Path]:
+    """Write every figure into ``out``; returns their paths. ``info`` is the model's model.json."""
     rows = read_log(log)
     figures = {
         "loss.png": loss_figure(rows, meta),
-        "lr.png": lr_figure(rows),
+        "lr.png": lr_figure(rows, info),
         "attention.png": attention_figure(model, tok, sentence, layer),
         "token_lengths.png": token_length_figure(tok),
     }
@@ -56,19 +59,28 @@ def loss_figure(rows: list[dict], meta: dict):
                 label="val (estimate)", color="tab:orange", marker="o")
         ax.set_xlabel(x_label)
         ax.grid(alpha=0.3)
+    axes[1].xaxis.set_major_formatter(matplotlib.ticker.EngFormatter(sep=""))  # 1.5M, not 1.5 and "1e6"
     axes[0].set_ylabel("loss (bits/char)")
     axes[0].legend()
     fig.suptitle("Training loss, bits per character (lower is better)")
     return fig
 
 
-def lr_figure(rows: list[dict]):
-    """The learning rate actually used at each logged step."""
+def lr_figure(rows: list[dict], info: dict):
+    """The learning rate of every step, from the schedule the run followed (dots: logged steps).
+
+    Log rows alone would start the warmup at the first logged step, not at 0.
+    """
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot([r["step"] for r in rows], [r["lr"] for r in rows], color="tab:green")
+    if "train" in info:  # model.json from before the schedule was recorded has only the rows
+        lrs = lr_curve(info["train"], info["schedule"])
+        ax.plot(range(1, len(lrs) + 1), lrs, color="tab:green", label="schedule")
+    ax.plot([r["step"] for r in rows], [r["lr"] for r in rows], "o", color="tab:green", markersize=2.5,
+            label="logged")
     ax.set(title="Learning rate: linear warmup, then cosine decay", xlabel="optimizer step",
            ylabel="learning rate")
     ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
+    ax.legend()
     ax.grid(alpha=0.3)
     return fig
 
@@ -104,7 +116,8 @@ def attention_figure(model: GPT, tok: Tokenizer, sentence: str, layer: int):
         ax.set_xlabel("attended token (key)", fontsize=7)
         ax.set_ylabel("token (query)", fontsize=7)
     fig.colorbar(image, ax=axes, shrink=0.6, label="attention weight")
-    fig.suptitle(f"Attention in layer {layer}: each row sums to 1 (causal: nothing right of the diagonal)")
+    fig.suptitle(f"Attention in layer {layer}: each row sums to 1 (causal: nothing right of the diagonal)\n"
+                 "\u2423 is a space inside a token: byte-level BPE keeps it, so \u2423light and light differ")
     return fig
 
 

@@ -15,6 +15,7 @@ tokenizers, and with character-level models.
 Left out on purpose: distributed training, and evaluation beyond the loss (``evaluate``).
 """
 
+import dataclasses
 import math
 import signal
 import sys
@@ -42,7 +43,10 @@ from sml.model import GPT
 from sml.optim import lr_at, make_optimizer
 from sml.tokens import load_meta, load_tokens
 
-LOG_COLUMNS = ("step", "tokens", "train_loss", "val_loss", "lr", "tokens_per_s", "elapsed_s")
+# train_loss and val_loss are in nats/token (what the optimizer sees); the *_bits_per_char
+# columns are the same losses per character of text, the unit every chart and table uses.
+LOG_COLUMNS = ("step", "tokens", "train_loss", "val_loss", "train_bits_per_char", "val_bits_per_char",
+               "lr", "tokens_per_s", "elapsed_s")
 
 
 @dataclass(frozen=True)
@@ -78,14 +82,17 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, files: TrainFiles,
     sampler = RandomWindows(train_tokens, model_cfg.block_size, cfg.batch_size, cfg.seed, runtime.device)
     # What a checkpoint carries besides tensors: the step, the log, and the log window in
     # progress (so a resumed run logs exactly what an uninterrupted one would).
-    run = {"step": 0, "elapsed_s": 0.0, "history": [], "window": {"steps": 0, "loss": 0.0, "seconds": 0.0}}
-    resumed = _resume(files.checkpoint, fingerprint, model, optimizer, scaler, sampler, run, out)
+    # ``schedule`` lists where train.max_iters changed ("train longer", see _resume): the
+    # cosine of the steps from ``from_step`` on ran to that segment's ``max_iters``.
+    run = {"step": 0, "elapsed_s": 0.0, "history": [], "window": {"steps": 0, "loss": 0.0, "seconds": 0.0},
+           "schedule": [{"from_step": 0, "max_iters": cfg.max_iters}]}
+    resumed = _resume(files.checkpoint, fingerprint, cfg, model, optimizer, scaler, sampler, run, out)
     forward = torch.compile(model) if runtime.compile else model
 
     tokens_per_step = cfg.batch_size * cfg.grad_accum * model_cfg.block_size
-    chars_per_token = meta["val"]["chars"] / meta["val"]["tokens"]
-    _print_header(model, runtime, cfg, tokens_per_step, resumed, out)
-    progress = Progress(cfg.max_iters, out)
+    bits_per_nat = {split: meta[split]["tokens"] / meta[split]["chars"] / math.log(2) for split in ("train", "val")}
+    _print_header(model, runtime, cfg, tokens_per_step, run["step"] if resumed else None, out)
+    progress = Progress(cfg.max_iters, run["step"], out)
 
     def checkpoint(window_seconds: float) -> None:
         run["window"] = {"steps": window_steps, "loss": loss_sum.item(), "seconds": window_seconds}
@@ -126,11 +133,13 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, files: TrainFiles,
                     f" the last good checkpoint ({files.checkpoint}) is kept. Lower train.lr or"
                     " raise train.warmup_iters, then rerun"
                 )
-            row = {"step": step, "tokens": step * tokens_per_step, "train_loss": train_loss,
-                   "val_loss": None, "lr": lr_at(step - 1, cfg),
-                   "tokens_per_s": window_steps * tokens_per_step / window_s, "elapsed_s": run["elapsed_s"]}
+            row = {"step": step, "tokens": step * tokens_per_step, "train_loss": train_loss, "val_loss": None,
+                   "train_bits_per_char": train_loss * bits_per_nat["train"], "val_bits_per_char": None,
+                   "lr": lr_at(step - 1, cfg), "tokens_per_s": window_steps * tokens_per_step / window_s,
+                   "elapsed_s": run["elapsed_s"]}
             if step % cfg.eval_interval == 0 or last:
                 row["val_loss"] = estimate_loss(forward, model, val_tokens, model_cfg, cfg, runtime)
+                row["val_bits_per_char"] = row["val_loss"] * bits_per_nat["val"]
             run["history"].append(row)
             _write_log(files.log, run["history"])
             progress.update(row)
@@ -140,8 +149,8 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, files: TrainFiles,
                 checkpoint(window_seconds=0.0)
             window_start = time.perf_counter()
     progress.close()
-    return _finish(model, model_cfg, cfg, files, run, fingerprint, chars_per_token, tokens_per_step,
-                   val_tokens, train_tokens, runtime, out)
+    return _finish(model, model_cfg, cfg, files, run, fingerprint, bits_per_nat, tokens_per_step,
+                   train_tokens, runtime, out)
 
 
 def train_step(forward, model: GPT, optimizer, scaler, sampler, cfg: TrainConfig,
@@ -185,16 +194,20 @@ def estimate_loss(forward, model: GPT, tokens, model_cfg: ModelConfig, cfg: Trai
     return total.item() / cfg.eval_iters
 
 
-def _finish(model, model_cfg, cfg, files, run, fingerprint, chars_per_token, tokens_per_step,
-            val_tokens, train_tokens, runtime, out) -> dict:
-    """Final figures, the exported model, and the metrics JSON."""
+def _finish(model, model_cfg, cfg, files, run, fingerprint, bits_per_nat, tokens_per_step,
+            train_tokens, runtime, out) -> dict:
+    """Final figures, the exported model, the log and the metrics JSON.
+
+    Also reached straight from a finished checkpoint (a rerun whose loop has nothing to do),
+    so it writes every output itself.
+    """
     last = run["history"][-1]
     val_loss = last["val_loss"]
     train_s = run["elapsed_s"]
     metrics = {
         "val_loss": val_loss,  # nats/token
-        "val_nats_per_char": val_loss / chars_per_token,
-        "val_bits_per_char": val_loss / chars_per_token / math.log(2),
+        "val_nats_per_char": val_loss * bits_per_nat["val"] * math.log(2),
+        "val_bits_per_char": val_loss * bits_per_nat["val"],
         "train_loss": estimate_loss(model, model, train_tokens, model_cfg, cfg, runtime),
         "tokens_per_s": cfg.max_iters * tokens_per_step / train_s if train_s else 0.0,
         "train_seconds": train_s,
@@ -207,7 +220,9 @@ def _finish(model, model_cfg, cfg, files, run, fingerprint, chars_per_token, tok
     write_json(files.model / "model.json", {
         "model": asdict(model_cfg), "vocab_size": model.vocab_size,
         "tokenizer_sha256": fingerprint["tokenizer_sha256"], "steps": run["step"], "metrics": metrics,
+        "train": asdict(cfg), "schedule": run["schedule"],
     })
+    _write_log(files.log, run["history"])
     write_json(files.metrics, metrics)
     print(f"done: val {val_loss:.4f} nats/token = {metrics['val_nats_per_char']:.4f} nats/char"
           f" = {metrics['val_bits_per_char']:.4f} bits/char; {metrics['tokens_per_s']:,.0f} tokens/s;"
@@ -215,22 +230,51 @@ def _finish(model, model_cfg, cfg, files, run, fingerprint, chars_per_token, tok
     return metrics
 
 
-def _resume(path: Path, fingerprint: dict, model, optimizer, scaler, sampler, run: dict, out) -> bool:
-    """Load the checkpoint at ``path`` into the objects if it belongs to this run."""
+def _resume(path: Path, fingerprint: dict, cfg: TrainConfig, model, optimizer, scaler, sampler, run: dict,
+            out) -> bool:
+    """Load the checkpoint at ``path`` into the objects if it belongs to this run.
+
+    A run that differs only in ``train.max_iters`` continues too ("train longer"): the
+    steps already taken stay as they were, and from the checkpoint's step on the learning
+    rate follows the cosine of the new ``max_iters``. That is said in one line, since it
+    is not the run that the new ``max_iters`` would have given from step 0.
+    """
     if not path.exists():
         return False
     state = load_checkpoint(path, next(model.parameters()).device)
-    difference = fingerprint_difference(state.get("fingerprint", {}), fingerprint)
-    if difference:
+    saved = state.get("fingerprint", {})
+    difference = fingerprint_difference(saved, fingerprint)
+    saved_max_iters = saved.get("train", {}).get("max_iters")
+    longer = difference is not None and saved_max_iters is not None and fingerprint_difference(
+        saved, _with_max_iters(fingerprint, saved_max_iters)) is None
+    step = state["run"]["step"]
+    if longer and step > cfg.max_iters:
+        print(f"not resuming {path}: it is at step {step:,}, past train.max_iters {cfg.max_iters:,};"
+              " starting at step 0", file=out)
+        return False
+    if difference and not longer:
         print(f"not resuming {path}: it is from another run ({difference}); starting at step 0", file=out)
         return False
+    run["schedule"] = [{"from_step": 0, "max_iters": saved_max_iters}]  # checkpoints from before "schedule"
+    if longer:
+        old_cfg = dataclasses.replace(cfg, max_iters=saved_max_iters)
+        print(f"train longer: train.max_iters {saved_max_iters:,} -> {cfg.max_iters:,}, resuming at step"
+              f" {step:,}: the learning rate goes from {lr_at(step - 1, old_cfg):.2e} to"
+              f" {lr_at(step, cfg):.2e} and follows the cosine to {cfg.min_lr:.2e} at step {cfg.max_iters:,}"
+              f" (steps 1-{step:,} keep the schedule they had)", file=out)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scaler.load_state_dict(state["scaler"])
     sampler.load_state_dict(state["sampler"])
     _set_rng_state(state["rng"])
     run.update(state["run"])
+    if longer:
+        run["schedule"] = [*run["schedule"], {"from_step": step, "max_iters": cfg.max_iters}]
     return True
+
+
+def _with_max_iters(fingerprint: dict, max_iters: int) -> dict:
+    return {**fingerprint, "train": {**fingerprint["train"], "max_iters": max_iters}}
 
 
 def _rng_state(runtime: Runtime) -> dict:
@@ -254,19 +298,19 @@ def _write_log(path: Path, history: list[dict]) -> None:
     """Rewrite the whole TSV log (a few hundred rows): what is on disk matches the checkpoint."""
     lines = ["\t".join(LOG_COLUMNS)]
     for row in history:
-        lines.append("\t".join("" if row[c] is None else f"{row[c]:.6g}" for c in LOG_COLUMNS))
+        lines.append("\t".join("" if row.get(c) is None else f"{row[c]:.6g}" for c in LOG_COLUMNS))
     with atomic_open(path) as f:
         f.write("\n".join(lines) + "\n")
 
 
-def _print_header(model: GPT, runtime: Runtime, cfg: TrainConfig, tokens_per_step: int, resumed: bool,
-                  out) -> None:
+def _print_header(model: GPT, runtime: Runtime, cfg: TrainConfig, tokens_per_step: int,
+                  resumed_at: int | None, out) -> None:
     counts = model.param_counts()
     parts = ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in counts.items() if k != "total")
     print(f"model: {counts['total'] / 1e6:.2f}M parameters ({parts})", file=out)
     print(f"model: {model.flops_per_token() / 1e6:.1f} MFLOP/token (forward + backward)", file=out)
     print(f"train: {runtime.describe()}; {tokens_per_step:,} tokens/step; {cfg.max_iters:,} steps"
-          + ("; resuming" if resumed else ""), file=out)
+          + (f"; resuming at step {resumed_at:,}" if resumed_at is not None else ""), file=out)
 
 
 class StopOnCtrlC:
@@ -296,19 +340,27 @@ class StopOnCtrlC:
 
 
 class Progress:
-    """A one-line progress bar on a terminal; plain log lines otherwise (CI, DVC, files)."""
+    """A one-line progress bar on a terminal; plain log lines otherwise (CI, DVC, files).
 
-    def __init__(self, total: int, out):
+    The time left is this session's wall time per step (evaluations and compilation
+    included) times the steps still to go.
+    """
+
+    def __init__(self, total: int, start_step: int, out):
         self.total, self.out = total, out
+        self.start_step, self.start_time = start_step, time.perf_counter()
         self.tty = hasattr(out, "isatty") and out.isatty()
 
     def update(self, row: dict) -> None:
-        val = f" val {row['val_loss']:.4f}" if row["val_loss"] is not None else ""
-        text = (f"step {row['step']:>6}/{self.total}  loss {row['train_loss']:.4f}{val}"
-                f"  lr {row['lr']:.2e}  {row['tokens_per_s']:,.0f} tokens/s  {row['elapsed_s']:.0f} s")
+        val = f" val {row['val_bits_per_char']:.3f}" if row["val_loss"] is not None else ""
+        done = row["step"] - self.start_step
+        left = (time.perf_counter() - self.start_time) / done * (self.total - row["step"]) if done else 0.0
+        text = (f"step {row['step']:>6}/{self.total}  train {row['train_bits_per_char']:.3f}{val} bits/char"
+                f"  lr {row['lr']:.2e}  {row['tokens_per_s']:,.0f} tokens/s"
+                f"  {duration(row['elapsed_s'])}, {duration(left)} left")
         if self.tty:
-            done = int(30 * row["step"] / self.total)
-            print(f"\r[{'#' * done}{'.' * (30 - done)}] {text}", end="" if val == "" else "\n",
+            bar = int(30 * row["step"] / self.total)
+            print(f"\r[{'#' * bar}{'.' * (30 - bar)}] {text}", end="" if val == "" else "\n",
                   file=self.out, flush=True)
         else:
             print(text, file=self.out, flush=True)
@@ -316,3 +368,17 @@ class Progress:
     def close(self) -> None:
         if self.tty:
             print(file=self.out)
+
+
+def duration(seconds: float) -> str:
+    """A time span for people.
+
+    >>> duration(42.4), duration(185), duration(7260)
+    ('42 s', '3 min 05 s', '2 h 01 min')
+    """
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"

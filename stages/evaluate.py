@@ -28,14 +28,7 @@ def main(
     """Evaluate the trained model."""
     metrics = evaluate(model, tokenizer, tokens, corpus, load_params(params).evaluate)
     write_json(out, metrics)
-    for split in ("train", "val"):
-        m = metrics[split]
-        print(f"evaluate: {split}: {m['nats_per_token']:.4f} nats/token (perplexity {m['perplexity']:.1f}),"
-              f" {m['bits_per_char']:.4f} bits/char, {m['bits_per_byte']:.4f} bits/byte")
-    b, s = metrics["bigram_val"], metrics["samples"]
-    print(f"evaluate: bigram baseline on val: {b['nats_per_token']:.4f} nats/token, {b['bits_per_char']:.4f} bits/char")
-    print(f"evaluate: samples: {s['known_word_share']:.1%} known words, distinct-2 {s['distinct_2']:.3f},"
-          f" distinct-3 {s['distinct_3']:.3f}, longest repeat {s['longest_repeat_words']} words")
+    print(f"evaluate: -> {out}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from sml.checkpoint import load_model
+from sml.checkpoint import load_model, model_info
 from sml.config import load_params
 from sml.plots import plot_all
 from sml.tokenizer import Tokenizer
@@ -29,8 +29,8 @@ def main(
 ) -> None:
     """Draw the figures."""
     cfg = load_params(params).plot
-    paths = plot_all(log, load_meta(tokens), load_model(model, tokenizer), Tokenizer.load(tokenizer),
-                     cfg.sentence, cfg.layer, out)
+    paths = plot_all(log, load_meta(tokens), load_model(model, tokenizer), model_info(model),
+                     Tokenizer.load(tokenizer), cfg.sentence, cfg.layer, out)
     print(f"plot: {', '.join(p.name for p in paths)} -> {out}")
 
 

@@ -1,6 +1,24 @@
-"""Shared fixtures: tiny real corpora, written by the tests themselves."""
+"""Shared fixtures: tiny real corpora, written by the tests themselves, and params.yaml.
+
+``PARAMS`` is the working copy's params.yaml, and the only way a test reads it. What it
+holds changes with the user's last run: ``make quick`` (like any ``dvc exp run -S``) leaves
+the ``cpu`` preset's values in it. So a test may take the file's keys, or check that the
+file is valid, but sets every value it relies on itself. ``tests/test_quickstart.py`` runs
+every module that reads ``PARAMS`` again on a copy of the repository after a ``make quick``.
+"""
+
+from pathlib import Path
 
 import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAMS = ROOT / "params.yaml"
+
+
+def params_template() -> dict:
+    """A fresh copy of the working copy's params.yaml as plain data (its keys are what matter)."""
+    return yaml.safe_load(PARAMS.read_text(encoding="utf-8"))
 
 # A few KB of real English with Shakespeare's shape (speaker lines, verse, punctuation).
 SONNET = """\

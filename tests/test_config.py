@@ -2,21 +2,20 @@
 
 import copy
 import re
-from pathlib import Path
 
 import pytest
 import yaml
 
 from sml.config import ParamsError, load_params, load_preset, parse_params
+from tests.conftest import PARAMS, params_template
 
-ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = yaml.safe_load((ROOT / "params.yaml").read_text())
+SHIPPED = params_template()
 
 
-def test_the_shipped_params_parse():
-    params = load_params(ROOT / "params.yaml")
+def test_the_params_file_parses():
+    params = load_params(PARAMS)
     assert params.tokenizer.vocab_size == SHIPPED["tokenizer"]["vocab_size"]
-    assert params.tokenizer.special_tokens == ("<|endoftext|>",)
+    assert params.tokenizer.special_tokens == tuple(SHIPPED["tokenizer"]["special_tokens"])
     assert isinstance(params.data.val_fraction, float)
 
 
@@ -84,7 +83,7 @@ def test_a_missing_file_says_where_to_run():
 
 def test_every_shipped_preset_is_valid_and_loads():
     for name in SHIPPED.get("presets", {}):
-        overrides = load_preset(ROOT / "params.yaml", name)
+        overrides = load_preset(PARAMS, name)
         assert overrides and all("." in key for key in overrides)
     assert "cpu" in SHIPPED["presets"]
 
@@ -107,18 +106,36 @@ def test_bad_presets_fail_like_bad_params(preset, message):
 
 
 def test_an_unknown_preset_lists_the_known_ones(tmp_path):
-    with pytest.raises(ParamsError, match="presets.huge is unknown: presets are cpu"):
-        load_preset(ROOT / "params.yaml", "huge")
+    raw = copy.deepcopy(SHIPPED)
+    raw["presets"] = {"cpu": {"train.lr": 0.002}, "tiny": {"model.n_layer": 1}}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ParamsError, match="presets.huge is unknown: presets are cpu, tiny"):
+        load_preset(path, "huge")
 
 
 def test_load_params_applies_a_preset(tmp_path):
-    cpu = load_params(ROOT / "params.yaml", preset="cpu")
-    overrides = load_preset(ROOT / "params.yaml", "cpu")
-    assert cpu.model.n_layer == overrides["model.n_layer"] != SHIPPED["model"]["n_layer"]
-    assert cpu.train.max_iters == overrides["train.max_iters"]
-    assert cpu.data == load_params(ROOT / "params.yaml").data  # untouched sections stay
-    bare = {k: v for k, v in SHIPPED.items() if k != "presets"}
+    raw = copy.deepcopy(SHIPPED)
+    raw["model"]["n_layer"] = 6
+    raw["train"]["max_iters"] = 5000
+    raw["presets"] = {"small": {"model.n_layer": 4, "train.max_iters": 680}}
     path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(bare))
-    with pytest.raises(ParamsError, match="presets.cpu is unknown: presets are none"):
-        load_params(path, preset="cpu")
+    path.write_text(yaml.safe_dump(raw))
+    small, base = load_params(path, preset="small"), load_params(path)
+    assert (base.model.n_layer, base.train.max_iters) == (6, 5000)
+    assert (small.model.n_layer, small.train.max_iters) == (4, 680)
+    assert small.data == base.data and small.train.lr == base.train.lr  # untouched keys stay
+    del raw["presets"]
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ParamsError, match="presets.small is unknown: presets are none"):
+        load_params(path, preset="small")
+
+
+def test_the_working_copy_with_its_own_presets_applied_loads():
+    for name in SHIPPED.get("presets", {}):
+        overrides = load_preset(PARAMS, name)
+        applied = load_params(PARAMS, preset=name)
+        for dotted, value in overrides.items():
+            section, key = dotted.split(".")
+            expected = tuple(value) if isinstance(value, list) else value
+            assert getattr(getattr(applied, section), key) == expected, dotted

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from sml.device import Runtime
-from sml.evaluate import bigram_loss, generation_quality, loss_units, split_loss, words_of
+from sml.evaluate import bigram_loss, generation_quality, loss_units, split_loss, text_loss, words_of
 from sml.model import GPT
+from sml.tokenizer import Tokenizer
 from tests.test_model import TINY
 
 CPU = Runtime(torch.device("cpu"), torch.float32, compile=False)
@@ -27,6 +28,22 @@ def test_split_loss_predicts_every_token_once():
             expected.append(torch.nn.functional.cross_entropy(logits[0], window[1:], reduction="sum"))
     mean = float(sum(expected)) / (len(tokens) - 1)
     assert split_loss(model, tokens, CPU, batch_size=2) == pytest.approx(mean, rel=1e-5)
+
+
+def test_text_loss_scores_any_text_like_a_split(sonnet):
+    torch.manual_seed(0)
+    tok = Tokenizer.train(sonnet, 300, "gpt4")
+    model = GPT(TINY, 300).eval()
+    text = "Shall I compare thee to a summer's day? Thou art more lovely and more temperate."
+    ids = tok.encode(text)
+    got = text_loss(model, tok, text)
+    assert got["tokens"] == len(ids) - 1 and len(ids) > TINY.block_size  # two windows
+    assert got["nats_per_token"] == pytest.approx(split_loss(model, np.array(ids), CPU, 8), abs=1e-4)
+    first = tok.decode(ids[:1])
+    assert got["nats_per_char"] == pytest.approx(got["nats_per_token"] * got["tokens"] / (len(text) - len(first)),
+                                                 abs=1e-3)
+    with pytest.raises(ValueError, match="need at least 2"):
+        text_loss(model, tok, "a")
 
 
 def test_loss_units():

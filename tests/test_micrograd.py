@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sml.micrograd import MLP, Value
 from sml.micrograd.draw import decision_boundary, graph_picture, graph_text
 from sml.micrograd.moons import make_moons, train
-from tests.test_config import ROOT
+from tests.conftest import ROOT
 
 
 def both(values):

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import ROOT, params_template
+
 DVC = [sys.executable, "-m", "dvc"]
 
 
@@ -43,16 +44,7 @@ def repo(tmp_path_factory) -> Path:
         shutil.copytree(ROOT / package, repo / package, ignore=shutil.ignore_patterns("__pycache__"))
     corpus = repo.parent / "tiny.txt"
     corpus.write_text(SONNET * 3 + MIXED, encoding="utf-8")
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["data"]["source"] = str(corpus)
-    params["data"]["sha256"] = hashlib.sha256(corpus.read_bytes()).hexdigest()
-    params["tokenizer"]["vocab_size"] = 320
-    params["model"].update(n_layer=1, n_head=2, n_embd=32, block_size=32)
-    params["train"].update(device="cpu", max_iters=20, batch_size=4, eval_interval=10, eval_iters=2,
-                           log_interval=5, checkpoint_interval=10, warmup_iters=2)
-    params["evaluate"].update(device="cpu", prompts=["ROMEO:"], max_new_tokens=20)
-    params["sample"].update(device="cpu", prompts=["ROMEO:", ""], max_new_tokens=20)
-    params["presets"] = {"tiny": {"train.lr": 0.004, "model.n_embd": 16}}
+    params = pipeline_params(params_template(), corpus)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "init", "-q"], repo)
     run([*DVC, "init", "-q"], repo)
@@ -60,8 +52,27 @@ def repo(tmp_path_factory) -> Path:
     return repo
 
 
+def pipeline_params(template: dict, corpus: Path) -> dict:
+    """The throwaway repo's params.yaml: the template's keys, every value the tests rely on set here.
+
+    tests/test_readme.py checks that a template after `make quick` gives the same result.
+    """
+    params = {section: dict(keys) for section, keys in template.items() if section != "presets"}
+    params["data"].update(source=str(corpus), sha256=hashlib.sha256(corpus.read_bytes()).hexdigest(),
+                          val_fraction=0.1)
+    params["tokenizer"]["vocab_size"] = 320
+    params["model"].update(n_layer=1, n_head=2, n_embd=32, block_size=32, dropout=0.1)
+    params["train"].update(device="cpu", lr=1e-3, min_lr=1e-4, max_iters=20, batch_size=4, eval_interval=10,
+                           eval_iters=2, log_interval=5, checkpoint_interval=10, warmup_iters=2)
+    params["evaluate"].update(device="cpu", prompts=["ROMEO:"], max_new_tokens=20)
+    params["sample"].update(device="cpu", prompts=["ROMEO:", ""], max_new_tokens=20, temperature=0.8)
+    params["presets"] = {"tiny": {"train.lr": 0.004, "model.n_embd": 16}}
+    return params
+
+
 def set_param(repo: Path, section: str, key: str, value) -> None:
     params = yaml.safe_load((repo / "params.yaml").read_text())
+    assert params[section][key] != value, f"{section}.{key} is {value} already: the test would change nothing"
     params[section][key] = value
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
@@ -128,6 +139,10 @@ def test_a_preset_runs_as_a_dvc_experiment_that_exp_show_lists(repo):
     for metric in ("val_bits_per_char", "val.bits_per_char", "samples.distinct_2"):
         assert float(row.split(",")[header.index(metric)]) > 0, metric  # a number, not "!"
     assert "val_bits_per_char" in run([*DVC, "metrics", "diff", "HEAD", "tiny-run"], repo)
+    table = run([sys.executable, "-m", "stages.show"], repo).splitlines()  # make show
+    assert table[0].startswith("experiment  val bits/char  train bits/char  train s")
+    line = next(line for line in table if line.startswith("tiny-run"))
+    assert re.search(r"tiny-run +\d+\.\d{4} +\d+\.\d{4} +\d+\.\d  preset tiny$", line), line
 
 
 def test_sample_streams_one_prompt_from_the_command_line(repo):

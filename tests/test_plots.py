@@ -19,7 +19,21 @@ def test_every_figure_is_written(tmp_path):
     meta = {s: {"tokens": 100, "chars": 300, "bytes": 300} for s in ("train", "val")}
     torch.manual_seed(0)
     model = GPT(dataclasses.replace(TINY, block_size=32), tok.vocab_size)
-    paths = plot_all(log, meta, model, tok, "ROMEO:\nBut, soft!", layer=5, out=tmp_path / "plots")
+    info = {"train": {"lr": 1e-3, "min_lr": 1e-4, "warmup_iters": 2, "max_iters": 10},
+            "schedule": [{"from_step": 0, "max_iters": 10}]}
+    paths = plot_all(log, meta, model, info, tok, "ROMEO:\nBut, soft!", layer=5, out=tmp_path / "plots")
     assert [p.name for p in paths] == ["loss.png", "lr.png", "attention.png", "token_lengths.png"]
     for p in paths:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000
+
+
+def test_the_lr_curve_starts_at_step_1_and_follows_a_longer_run():
+    from sml.optim import lr_at, lr_curve
+
+    train = {"lr": 1e-3, "min_lr": 1e-4, "warmup_iters": 10, "max_iters": 30}
+    lrs = lr_curve(train, [{"from_step": 0, "max_iters": 20}, {"from_step": 20, "max_iters": 30}])
+    assert len(lrs) == 30 and lrs[0] == 1e-4  # warmup from the first step, not the first log row
+    C = dataclasses.make_dataclass("C", ["lr", "min_lr", "warmup_iters", "max_iters"])
+    first, longer = C(**{**train, "max_iters": 20}), C(**train)
+    assert lrs[19] == lr_at(19, first) < 2e-4  # the first 20 steps decayed toward step 20
+    assert lrs[20] == lr_at(20, longer) > 5e-4  # then train longer: back up, down toward step 30

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import ROOT, params_template
 
 
 def run_stage(stage: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
@@ -19,8 +19,9 @@ def run_stage(stage: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedP
 
 @pytest.fixture
 def params_file(tmp_path, corpus_file):
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = params_template()
     params["tokenizer"]["vocab_size"] = 300
+    params["data"]["val_fraction"] = 0.1
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     return path

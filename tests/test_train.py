@@ -15,11 +15,12 @@ from sml.checkpoint import load_checkpoint, load_model
 from sml.config import load_params
 from sml.encode import encode_corpus
 from sml.errors import SMLError
+from sml.optim import lr_at
 from sml.tokenizer import Tokenizer
 from sml.train import LOG_COLUMNS, Interrupted, TrainFiles, train
-from tests.test_config import ROOT
+from tests.conftest import PARAMS
 
-SHIPPED = load_params(ROOT / "params.yaml")
+SHIPPED = load_params(PARAMS)  # for its keys: every value the tests rely on is set below
 MODEL = dataclasses.replace(SHIPPED.model, n_layer=2, n_head=2, n_embd=32, block_size=32, dropout=0.1)
 TRAIN = dataclasses.replace(
     SHIPPED.train, device="cpu", dtype="float32", compile=False, batch_size=8, max_iters=30,
@@ -100,6 +101,57 @@ def test_a_finished_run_reruns_as_a_no_op(data, tmp_path):
     first, _ = run(data, tmp_path)
     second, text = run(data, tmp_path)
     assert "resuming" in text and second["val_loss"] == first["val_loss"]
+
+
+def test_a_finished_checkpoint_still_writes_every_output(data, tmp_path):
+    run(data, tmp_path)
+    outputs = [tmp_path / "log.tsv", tmp_path / "metrics.json", tmp_path / "model" / "model.pt",
+               tmp_path / "model" / "model.json"]
+    for path in outputs:  # what DVC does before it reruns the stage
+        path.unlink()
+    run(data, tmp_path, dataclasses.replace(TRAIN, log_interval=10))  # not in the fingerprint
+    assert all(path.exists() for path in outputs)
+
+
+def test_raising_max_iters_trains_longer_from_the_checkpoint(data, tmp_path):
+    run(data, tmp_path, dataclasses.replace(TRAIN, max_iters=20))
+    first_log = (tmp_path / "log.tsv").read_text().splitlines()
+    longer = dataclasses.replace(TRAIN, max_iters=30)
+    metrics, text = run(data, tmp_path, longer)
+    assert "train longer: train.max_iters 20 -> 30, resuming at step 20" in text
+    assert f"from {lr_at(19, dataclasses.replace(TRAIN, max_iters=20)):.2e} to {lr_at(20, longer):.2e}" in text
+    log = (tmp_path / "log.tsv").read_text().splitlines()
+    assert log[: len(first_log)] == first_log  # the first 20 steps stay as they were
+    assert [int(line.split("\t")[0]) for line in log[1:]] == [5, 10, 15, 20, 25, 30]
+    assert metrics["steps"] == 30
+    info = json.loads((tmp_path / "model" / "model.json").read_text())
+    assert info["schedule"] == [{"from_step": 0, "max_iters": 20}, {"from_step": 20, "max_iters": 30}]
+
+
+def test_a_longer_run_interrupted_resumes_exactly(data, tmp_path):
+    short, longer = dataclasses.replace(TRAIN, max_iters=20), dataclasses.replace(TRAIN, max_iters=30)
+    for out in ("straight", "resumed"):
+        run(data, tmp_path / out, short)
+
+    def interrupt(step):
+        if step == 25:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    run(data, tmp_path / "straight", longer)
+    with pytest.raises(Interrupted):
+        run(data, tmp_path / "resumed", longer, on_step=interrupt)
+    _, text = run(data, tmp_path / "resumed", longer)
+    assert "resuming at step 25" in text and "train longer" not in text
+    straight = load_checkpoint(tmp_path / "straight/model/model.pt")
+    resumed = load_checkpoint(tmp_path / "resumed/model/model.pt")
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+
+
+def test_max_iters_below_the_checkpoint_starts_over(data, tmp_path):
+    run(data, tmp_path, dataclasses.replace(TRAIN, max_iters=20))
+    metrics, text = run(data, tmp_path, dataclasses.replace(TRAIN, max_iters=10))
+    assert "it is at step 20, past train.max_iters 10; starting at step 0" in text
+    assert metrics["steps"] == 10
 
 
 def test_a_checkpoint_of_another_run_is_not_resumed(data, tmp_path):
