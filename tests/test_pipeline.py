@@ -81,7 +81,10 @@ ALL = ["download", "train_bpe", "encode", "train", "evaluate", "sample", "plot"]
 
 
 def test_repro_runs_every_stage_then_nothing(repo):
-    assert ran(run([*DVC, "repro"], repo)) == ALL
+    output = run([*DVC, "repro"], repo)
+    assert ran(output) == ALL
+    assert re.search(r"step +20/20  train \d+\.\d{3} val \d+\.\d{3} bits/char .* s, 0 s left", output)
+    assert re.search(r"evaluate: val: scoring all [\d,]+ tokens \.\.\. \d", output)
     for out in ("data/corpus.txt", "artifacts/tokenizer/tokenizer.json",
                 "artifacts/tokenizer/vocab.txt", "data/tokens/train.bin", "data/tokens/val.bin",
                 "data/tokens/meta.json", "artifacts/model/model.pt", "artifacts/train_log.tsv",

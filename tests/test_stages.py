@@ -1,5 +1,6 @@
 """Stage commands as a user runs them: one-line errors, and a light train_bpe start-up."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from tests.conftest import ROOT, params_template
 def run_stage(stage: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", f"stages.{stage}", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=120,
+        cwd=cwd, capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "250"},
     )
 
 
@@ -62,3 +63,12 @@ def test_train_bpe_imports_neither_torch_nor_numpy(tmp_path, params_file, corpus
     assert "vocab 300 tokens" in result.stdout
     assert result.stdout.strip().splitlines()[-1] == "[]"
     assert (tmp_path / "tok" / "tokenizer.json").exists() and (tmp_path / "tok" / "vocab.txt").exists()
+
+
+def test_help_says_what_an_option_falls_back_to_and_lists_the_presets():
+    params = params_template()
+    shown = run_stage("sample", "--help").stdout
+    for key in ("temperature", "top_k", "top_p", "max_new_tokens", "seed"):
+        assert f"sample.{key} in params.yaml: {params['sample'][key]}" in shown, key
+    shown = run_stage("experiment", "--help").stdout
+    assert f"params.yaml: {', '.join(params['presets'])}." in shown
