@@ -1,8 +1,9 @@
 """Figures of a run, for people: loss curves, the learning-rate schedule, attention, the vocabulary.
 
 Every figure has a title, labelled axes with units, and a legend where there is more than
-one line. Losses are drawn in bits/char (nats/token x tokens/char / ln 2), the unit that
-compares across tokenizers; each split uses its own characters per token.
+one line. Losses are drawn in bits/char, the unit that compares across tokenizers: the
+training log has them already (nats/token x tokens/char / ln 2, each split with its own
+characters per token).
 
 Left out on purpose: interactive plots (DVC renders ``train_log.tsv`` itself: ``dvc plots show``).
 """
@@ -25,12 +26,12 @@ from sml.optim import lr_curve  # noqa: E402
 from sml.tokenizer.tokenizer import Tokenizer, render_bytes  # noqa: E402
 
 
-def plot_all(log: Path, meta: dict, model: GPT, info: dict, tok: Tokenizer, sentence: str, layer: int,
+def plot_all(log: Path, model: GPT, info: dict, tok: Tokenizer, sentence: str, layer: int,
              out: Path) -> list[Path]:
     """Write every figure into ``out``; returns their paths. ``info`` is the model's model.json."""
     rows = read_log(log)
     figures = {
-        "loss.png": loss_figure(rows, meta),
+        "loss.png": loss_figure(rows),
         "lr.png": lr_figure(rows, info),
         "attention.png": attention_figure(model, tok, sentence, layer),
         "token_lengths.png": token_length_figure(tok),
@@ -47,15 +48,14 @@ def read_log(path: Path) -> list[dict]:
         return [{k: float(v) if v else None for k, v in row.items()} for row in csv.DictReader(f, delimiter="\t")]
 
 
-def loss_figure(rows: list[dict], meta: dict):
-    """Train and val loss in bits/char, against steps and against tokens seen."""
-    to_bits = {split: meta[split]["tokens"] / meta[split]["chars"] / math.log(2) for split in ("train", "val")}
+def loss_figure(rows: list[dict]):
+    """Train and val loss in bits/char (the log's own columns), against steps and tokens seen."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for ax, x_key, x_label in ((axes[0], "step", "optimizer step"), (axes[1], "tokens", "tokens seen")):
-        ax.plot([r[x_key] for r in rows], [r["train_loss"] * to_bits["train"] for r in rows],
+        ax.plot([r[x_key] for r in rows], [r["train_bits_per_char"] for r in rows],
                 label="train (batch mean)", color="tab:blue", alpha=0.7)
-        val = [r for r in rows if r["val_loss"] is not None]
-        ax.plot([r[x_key] for r in val], [r["val_loss"] * to_bits["val"] for r in val],
+        val = [r for r in rows if r["val_bits_per_char"] is not None]
+        ax.plot([r[x_key] for r in val], [r["val_bits_per_char"] for r in val],
                 label="val (estimate)", color="tab:orange", marker="o")
         ax.set_xlabel(x_label)
         ax.grid(alpha=0.3)

@@ -12,24 +12,39 @@ from sml.errors import SMLError
 
 ParamsFile = Annotated[Path, typer.Option(help="The parameters file.")]
 
-
-def from_params(key: str, path: str = "params.yaml") -> str:
-    """What ``--help`` shows as the default of an option that falls back to params.yaml.
-
-    'sample.temperature in params.yaml: 0.8' when the file in the current directory can be
-    read, else just where the value comes from: a broken file must not break ``--help``.
-    """
-    try:
-        import yaml
-
-        section, name = key.split(".")
-        value = yaml.safe_load(Path(path).read_text(encoding="utf-8"))[section][name]
-        return f"{key} in {path}: {value!r}" if isinstance(value, str) else f"{key} in {path}: {value}"
-    except Exception:
-        return f"{key} in {path}"
 TokensDir = Annotated[Path, typer.Option(help="Directory of the token files (train.bin, val.bin, meta.json).")]
 ModelDir = Annotated[Path, typer.Option(help="The trained model directory (model.pt, model.json).")]
 TokenizerFile = Annotated[Path, typer.Option(help="The tokenizer.json the model was trained with.")]
+
+
+@functools.cache
+def params_as_written(path: str = "params.yaml") -> dict:
+    """params.yaml of the current directory as plain data, read once, for help texts and tables.
+
+    Unchecked, and {} when the file is missing or broken: ``--help`` must work regardless
+    (the stage itself then fails on it with the usual one-line error).
+    """
+    import yaml
+
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeError, yaml.YAMLError):
+        return {}
+    return raw if isinstance(raw, dict) else {}
+
+
+def from_params(key: str) -> str:
+    """What ``--help`` shows as the default of an option that falls back to params.yaml.
+
+    'sample.temperature in params.yaml: 0.8', or just where the value comes from when the
+    file does not say.
+    """
+    section, name = key.split(".")
+    keys = params_as_written().get(section)
+    if not isinstance(keys, dict) or name not in keys:
+        return f"{key} in params.yaml"
+    value = keys[name]
+    return f"{key} in params.yaml: {value!r}" if isinstance(value, str) else f"{key} in params.yaml: {value}"
 
 
 def stage(fn):

@@ -18,18 +18,13 @@ from typing import Annotated
 import typer
 
 from sml.config import load_preset
-from stages.common import ParamsFile, stage
+from stages.common import ParamsFile, params_as_written, stage
 
 
-def _preset_names(path: str = "params.yaml") -> str:
+def _preset_names() -> str:
     """The presets of params.yaml in the current directory, for --help."""
-    try:
-        import yaml
-
-        names = list(yaml.safe_load(Path(path).read_text(encoding="utf-8"))["presets"])
-        return ", ".join(names) or "none"
-    except Exception:
-        return "see presets: in params.yaml"
+    presets = params_as_written().get("presets")
+    return (", ".join(presets) or "none") if isinstance(presets, dict) else "see presets: in params.yaml"
 
 
 @stage

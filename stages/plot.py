@@ -1,7 +1,7 @@
 """Stage plot: PNG figures of the run under artifacts/plots/.
 
 Reads the ``plot`` section of params.yaml (the sentence and layer for the attention map),
-the training log, the token counts, the model and the tokenizer; writes loss.png, lr.png,
+the training log, the model and the tokenizer; writes loss.png, lr.png,
 attention.png and token_lengths.png.
 """
 
@@ -14,14 +14,12 @@ from sml.checkpoint import load_model, model_info
 from sml.config import load_params
 from sml.plots import plot_all
 from sml.tokenizer import Tokenizer
-from sml.tokens import load_meta
-from stages.common import ModelDir, ParamsFile, TokenizerFile, TokensDir, stage
+from stages.common import ModelDir, ParamsFile, TokenizerFile, stage
 
 
 @stage
 def main(
     log: Annotated[Path, typer.Option(help="The training log (TSV).")] = Path("artifacts/train_log.tsv"),
-    tokens: TokensDir = Path("data/tokens"),
     model: ModelDir = Path("artifacts/model"),
     tokenizer: TokenizerFile = Path("artifacts/tokenizer/tokenizer.json"),
     out: Annotated[Path, typer.Option(help="Directory for the figures.")] = Path("artifacts/plots"),
@@ -29,7 +27,7 @@ def main(
 ) -> None:
     """Draw the figures."""
     cfg = load_params(params).plot
-    paths = plot_all(log, load_meta(tokens), load_model(model, tokenizer), model_info(model),
+    paths = plot_all(log, load_model(model, tokenizer), model_info(model),
                      Tokenizer.load(tokenizer), cfg.sentence, cfg.layer, out)
     print(f"plot: {', '.join(p.name for p in paths)} -> {out}")
 

@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 from sml.compare import DROP, experiments_table
-from sml.config import ParamsError, load_params
+from stages.common import params_as_written
 
 
 def main(argv: list[str]) -> int:
@@ -32,15 +32,9 @@ def main(argv: list[str]) -> int:
 
 
 def _presets() -> dict:
-    """params.yaml's presets, to name them in the table (none if the file does not load)."""
-    import yaml
-
-    try:
-        load_params("params.yaml")
-        with open("params.yaml", encoding="utf-8") as f:
-            return yaml.safe_load(f).get("presets") or {}
-    except (ParamsError, OSError):
-        return {}
+    """params.yaml's presets, to name them in the table (none if the file does not say)."""
+    presets = params_as_written().get("presets")
+    return presets if isinstance(presets, dict) else {}
 
 
 if __name__ == "__main__":
