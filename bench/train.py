@@ -17,12 +17,14 @@ import argparse
 import dataclasses
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
 from sml.batches import RandomWindows
 from sml.config import load_params
 from sml.device import Runtime, cpu_has_fast_bf16, pick_device, synchronize
+from sml.memory import measured_matmul_flops
 from sml.model import GPT
 from sml.optim import make_optimizer
 from sml.train import train_step
@@ -63,19 +65,9 @@ def main() -> None:
         print(f"bfloat16 speed-up over float32: {rates[torch.bfloat16] / rates[torch.float32]:.2f}x")
 
 
-def matmul_peak(dtype: torch.dtype, device: torch.device, repeats: int = 10) -> float:
-    """Best FLOP/s of an n x n matmul in ``dtype`` (n = 2048 on CPU, 8192 on a GPU)."""
-    n = 2048 if device.type == "cpu" else 8192
-    a = torch.randn(n, n, device=device).to(dtype)
-    b = torch.randn(n, n, device=device).to(dtype)
-    best = float("inf")
-    for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        a @ b
-        synchronize(device)
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best
+def matmul_peak(dtype: torch.dtype, device: torch.device) -> float:
+    """Best FLOP/s of a large square matmul in ``dtype`` (the figure the train stage uses off the datasheet)."""
+    return measured_matmul_flops(device, dtype, repeats=10, budget_s=10.0)
 
 
 def training_rate(model_cfg, cfg, vocab: int, dtype, device, steps: int) -> tuple[float, int]:
@@ -87,12 +79,14 @@ def training_rate(model_cfg, cfg, vocab: int, dtype, device, steps: int) -> tupl
     scaler = torch.amp.GradScaler(device.type, enabled=False)
     tokens = torch.randint(0, vocab, (1 << 20,)).numpy().astype("uint16" if vocab <= 65536 else "uint32")
     sampler = RandomWindows(tokens, model_cfg.block_size, cfg.batch_size, 0, device)
+    parts = SimpleNamespace(cfg=cfg, runtime=runtime, model=model, forward=model, ddp=None,
+                            optimizer=optimizer, scaler=scaler, sampler=sampler)  # what train_step reads
     for _ in range(3):
-        train_step(model, model, optimizer, scaler, sampler, cfg, runtime)
+        train_step(parts)
     synchronize(device)
     start = time.perf_counter()
     for _ in range(steps):
-        train_step(model, model, optimizer, scaler, sampler, cfg, runtime)
+        train_step(parts)
     synchronize(device)
     seconds = time.perf_counter() - start
     return steps * cfg.batch_size * cfg.grad_accum * model_cfg.block_size / seconds, model.flops_per_token()

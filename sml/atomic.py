@@ -4,18 +4,30 @@ Every artifact SML writes goes through here: the bytes go to a temporary file in
 directory, are flushed to disk, and the temporary file is renamed over the target. A rename
 within one file system is atomic on POSIX and on Windows (``os.replace``), so an interrupted
 run leaves either nothing or the complete previous file behind.
+
+On Windows a file that another program holds open (the training log in Excel, a virus
+scanner reading a new file) cannot be replaced for a while: the rename is retried for about
+1.5 s, and a write that a run can do without (``write_text_or_warn``) then warns instead of
+stopping the run. The temporary file never stays behind.
+
+Left out on purpose: file locking between SML processes (each output has one writer).
 """
 
 import contextlib
 import json
 import os
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read the process umask (the only way is to set it and set it back)
+
+# Seconds to wait before each retry of a refused rename: 1.55 s in all, then give up.
+RETRY_WAITS_S = (0.05, 0.1, 0.2, 0.4, 0.8)
 
 
 @contextlib.contextmanager
@@ -38,17 +50,48 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual file mode
-        os.replace(tmp, path)
+        replace_retrying(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
 
 
+def replace_retrying(src: str | Path, dst: str | Path) -> None:
+    """``os.replace(src, dst)``, retried for a moment while ``dst`` is held open (Windows).
+
+    A Windows program that opened ``dst`` without sharing delete access makes the rename fail
+    with PermissionError until it lets go; antivirus scans let go within a second. Elsewhere a
+    PermissionError is real and comes back after the same short wait.
+    """
+    for wait_s in RETRY_WAITS_S:
+        try:
+            os.replace(src, dst)
+            return
+        except PermissionError:
+            time.sleep(wait_s)
+    os.replace(src, dst)  # the last try: its error goes to the caller
+
+
 def write_text(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically (UTF-8, newlines as given)."""
     with atomic_open(path) as f:
         f.write(text)
+
+
+def write_text_or_warn(path: str | Path, text: str, then: str = "the run goes on") -> bool:
+    """``write_text``, for a file the run can do without: on failure, one line on stderr, and False.
+
+    ``then`` says what happens next, e.g. "the run goes on; it is rewritten at the next log
+    step". The old file, if any, is left as it was.
+    """
+    try:
+        write_text(path, text)
+    except OSError as e:
+        why = "is it open in another program?" if isinstance(e, PermissionError) else e.strerror or str(e)
+        print(f"warning: could not replace {path} ({why}): {then}", file=sys.stderr, flush=True)
+        return False
+    return True
 
 
 def write_json(path: str | Path, obj: Any) -> None:

@@ -42,4 +42,5 @@ class RandomWindows:
         return {"generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
+        # The generator is a CPU one: its state must be a CPU byte tensor, wherever it was loaded.
+        self.generator.set_state(state["generator"].cpu())

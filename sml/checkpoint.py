@@ -10,7 +10,12 @@ Whether a checkpoint may be resumed is decided by the run's *fingerprint*: every
 changes the numbers a run computes (model shape, optimization params, tokenizer, data).
 Intervals for logging and evaluation are left out: changing them does not change the run.
 
-Left out on purpose: keeping several checkpoints (one "last" is enough to resume).
+The best weights so far (by val loss) are kept apart in ``best.pt``: the checkpoint is
+always the *last* step, to resume from; ``best.pt`` is what the run exports.
+
+How a training run is saved into one and resumed from it is ``resume.py``.
+
+Left out on purpose: keeping more checkpoints (one "last" and one "best" are enough).
 """
 
 import dataclasses
@@ -26,17 +31,24 @@ from sml.config import ModelConfig, TrainConfig
 from sml.errors import SMLError
 from sml.model import GPT
 
-# TrainConfig fields that do not change the computed weights (only how often we look).
-_NOT_IN_FINGERPRINT = {"eval_interval", "eval_iters", "log_interval", "checkpoint_interval", "compile"}
+# TrainConfig fields that do not change the computed weights (only how often we look, when
+# we stop looking, and which kernels compute the same numbers).
+_NOT_IN_FINGERPRINT = {"eval_interval", "eval_iters", "log_interval", "checkpoint_interval", "compile",
+                       "patience", "deterministic"}
 
 
 def run_fingerprint(model_cfg: ModelConfig, train_cfg: TrainConfig, tokenizer_sha256: str,
-                    data_meta: dict) -> dict:
-    """What identifies a run: resuming is allowed only into the same fingerprint."""
+                    data_meta: dict, resolved: dict) -> dict:
+    """What identifies a run: resuming is allowed only into the same fingerprint.
+
+    ``resolved`` holds what ``auto`` turned into and how many processes train:
+    ``{"device": "cuda", "dtype": "bfloat16", "nproc": 2}`` (the same params on another
+    machine are another run).
+    """
     train = {k: v for k, v in dataclasses.asdict(train_cfg).items() if k not in _NOT_IN_FINGERPRINT}
     return {
         "model": dataclasses.asdict(model_cfg),
-        "train": train,
+        "train": train | resolved,
         "tokenizer_sha256": tokenizer_sha256,
         "data": {split: data_meta[split] for split in ("train", "val")},
     }
@@ -51,13 +63,24 @@ def save_checkpoint(path: str | Path, state: dict[str, Any], info: dict[str, Any
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by ``save_checkpoint``; tensors land on ``device``."""
+    """Read a checkpoint written by ``save_checkpoint``; tensors land on ``device``.
+
+    Resuming loads onto the CPU whatever the run's device: ``load_state_dict`` of the
+    model and the optimizer moves their tensors to where the parameters are, and RNG
+    states must be CPU tensors (a CUDA copy of one is refused by ``set_state``).
+    """
     try:
         return torch.load(path, map_location=device, weights_only=True)
     except FileNotFoundError:
         raise SMLError(f"{path}: no checkpoint (run the train stage)") from None
     except Exception as e:  # a truncated or foreign file: say which, not a pickle traceback
         raise SMLError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
+
+
+def save_weights(path: str | Path, weights: dict, info: dict) -> None:
+    """Write model weights with what they are (``{"step": ..., "val_loss": ...}``), atomically."""
+    with atomic_open(path, "wb") as f:
+        torch.save({"model": weights, **info}, f)
 
 
 def load_model(model_dir: str | Path, tokenizer: str | Path, device: torch.device | str = "cpu") -> GPT:

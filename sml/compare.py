@@ -4,8 +4,8 @@
 dependency; on a normal terminal each one is elided to "…". ``experiments_table`` takes
 the CSV of ``dvc exp show --csv`` and prints one line per experiment: the whole-split val
 and train loss in bits/char (from the evaluate stage: the gap between them is
-overfitting), the seconds of training, and the params in which the experiment differs
-from its baseline commit, as ``key=value``.
+overfitting), the step of the exported (best-val) weights, the seconds of training, and
+the params in which the experiment differs from its baseline commit, as ``key=value``.
 
 Left out on purpose: sorting and filtering (``dvc exp show`` has ``--sort-by``, ``-A``,
 ``--rev``; ``python -m stages.show`` passes them on).
@@ -17,6 +17,7 @@ import io
 # (column of dvc exp show, header here, format)
 FIGURES = [("val.bits_per_char", "val bits/char", "{:.4f}"),
            ("train.bits_per_char", "train bits/char", "{:.4f}"),
+           ("best_step", "best step", "{:.0f}"),
            ("train_seconds", "train s", "{:.1f}")]
 # What to ask DVC for: drop dependencies (paths), the presets section and every metric but
 # FIGURES; what is left besides DVC's own columns (_DVC) is params.
@@ -24,7 +25,8 @@ DROP = "|".join([
     r"^Created$",
     r"^(data|artifacts|sml|stages)/",
     r"^presets\.",
-    r"^(val_loss|val_nats_per_char|val_bits_per_char|train_loss|tokens_per_s|steps|parameters)$",
+    r"^(val_loss|val_nats_per_char|val_bits_per_char|train_loss|tokens_per_s|steps|parameters|mfu|model_flops_per_s)$",
+    r"^(last_val_loss|last_val_bits_per_char|stopped_early|warmup_seconds|(peak|estimated)_memory_gb)$",
     r"^(train|val)\.(nats_per_token|perplexity|nats_per_char|bits_per_byte|tokens)$",
     r"^bigram_val\.",
     r"^samples\.",
@@ -38,15 +40,16 @@ def experiments_table(csv_text: str, presets: dict[str, dict] | None = None) -> 
     Params that a preset of ``presets`` (params.yaml's ``presets:``) sets all at once are
     shown as that preset's name, so ``make quick``'s run reads "preset cpu", not 15 keys.
 
-    >>> text = ("Experiment,rev,typ,train_seconds,val.bits_per_char,train.lr,train.seed\\n"
-    ...         ",workspace,baseline,9.5,2.4,0.003,1\\n,main,baseline,10.0,2.5,0.001,1\\n"
-    ...         "fast,1a2b3c4,branch_commit,9.5,2.4,0.003,1\\nfaster,5d6e7f8,branch_commit,9.1,2.45,0.003,2\\n")
+    >>> text = ("Experiment,rev,typ,train_seconds,best_step,val.bits_per_char,train.lr,train.seed\\n"
+    ...         ",workspace,baseline,9.5,300,2.4,0.003,1\\n,main,baseline,10.0,250,2.5,0.001,1\\n"
+    ...         "fast,1a2b3c4,branch_commit,9.5,300,2.4,0.003,1\\n"
+    ...         "faster,5d6e7f8,branch_commit,9.1,250,2.45,0.003,2\\n")
     >>> print(experiments_table(text, {"quick": {"train.lr": 0.003}}))
-    experiment  val bits/char  train bits/char  train s  params that differ from the commit
-    workspace          2.4000                -      9.5  preset quick
-    main               2.5000                -     10.0  (the commit)
-    fast               2.4000                -      9.5  preset quick
-    faster             2.4500                -      9.1  preset quick, train.seed=2
+    experiment  val bits/char  train bits/char  best step  train s  params that differ from the commit
+    workspace          2.4000                -        300      9.5  preset quick
+    main               2.5000                -        250     10.0  (the commit)
+    fast               2.4000                -        300      9.5  preset quick
+    faster             2.4500                -        250      9.1  preset quick, train.seed=2
     """
     rows = list(csv.DictReader(io.StringIO(csv_text)))
     if not rows:

@@ -97,6 +97,8 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda", "mps"]
     dtype: Literal["auto", "float32", "bfloat16", "float16"]
     compile: Literal["auto", True, False]
+    deterministic: bool
+    nproc: int = dataclasses.field(metadata=limits(1, 1024))
     seed: int = dataclasses.field(metadata=limits(0, 2**63 - 1))
     batch_size: int = dataclasses.field(metadata=limits(1, 1 << 20))
     grad_accum: int = dataclasses.field(metadata=limits(1, 1 << 16))
@@ -112,6 +114,7 @@ class TrainConfig:
     eval_iters: int = dataclasses.field(metadata=limits(1, 1 << 20))
     log_interval: int = dataclasses.field(metadata=limits(1, 1 << 40))
     checkpoint_interval: int = dataclasses.field(metadata=limits(1, 1 << 40))
+    patience: int = dataclasses.field(metadata=limits(0, 1 << 20))
 
     def __post_init__(self):
         if self.min_lr > self.lr:

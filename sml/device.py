@@ -2,17 +2,25 @@
 
 - Device: ``auto`` picks CUDA, then Apple's MPS, then the CPU. If an NVIDIA GPU is in the
   machine but this torch cannot use it (PyPI's Windows wheel is CPU-only), ``auto`` says so.
+  With several GPUs, each process takes ``cuda:<local_rank>``.
 - Precision: matmuls run under autocast in bfloat16 where the hardware does it natively
   (CUDA GPUs from Ampere on; CPUs with AVX-512 BF16 or AMX: ~2.5x the fp32 rate here),
   float16 with a gradient scaler on older GPUs, float32 otherwise. Weights and optimizer
-  state stay float32 ("mixed" precision).
+  state stay float32 ("mixed" precision). float32 matmuls on CUDA use TF32.
 - ``torch.compile``: ``auto`` compiles on CUDA under Linux, where Triton makes it pay.
+- Deterministic mode, on request: the same seed gives the same numbers, a little slower.
 
-Left out on purpose: multi-GPU, and float16/bfloat16 weights.
+Every stage that runs the model (train, evaluate, sample, plot) picks its device through
+``pick_runtime``, and errors name that stage's params key (``sample.device = ...``).
+
+Left out on purpose: launching several processes (torchrun does that), and float16/bfloat16
+weights.
 """
 
 import contextlib
+import importlib.util
 import os
+import platform
 import shutil
 import sys
 import warnings
@@ -25,11 +33,12 @@ from sml.errors import SMLError
 
 @dataclass(frozen=True)
 class Runtime:
-    """The device, the autocast dtype, and whether to compile and scale gradients."""
+    """The device, the autocast dtype, and whether to compile, scale gradients, be deterministic."""
 
     device: torch.device
     dtype: torch.dtype
     compile: bool
+    deterministic: bool = False
 
     @property
     def use_scaler(self) -> bool:
@@ -43,20 +52,50 @@ class Runtime:
         return torch.autocast(device_type=self.device.type, dtype=self.dtype)
 
     def describe(self) -> str:
-        name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else self.device.type
+        """One line for the run's header: 'device NVIDIA A100, autocast bfloat16, compile on'."""
+        cuda = self.device.type == "cuda"
+        name = torch.cuda.get_device_name(self.device) if cuda else self.device.type
         dtype = str(self.dtype).removeprefix("torch.")
-        return f"device {name}, autocast {dtype}, compile {'on' if self.compile else 'off'}"
+        if cuda and self.dtype == torch.float32 and torch.get_float32_matmul_precision() != "highest":
+            dtype += " (TF32 matmuls)"
+        line = f"device {name}, autocast {dtype}, compile {'on' if self.compile else 'off'}"
+        return line + (", deterministic" if self.deterministic else "")
 
 
-def pick_runtime(device: str = "auto", dtype: str = "auto", compile: str | bool = "auto") -> Runtime:
-    """Resolve the ``train.device``, ``train.dtype`` and ``train.compile`` choices."""
-    dev = pick_device(device)
-    dt = pick_dtype(dtype, dev)
-    comp = (dev.type == "cuda" and sys.platform == "linux") if compile == "auto" else bool(compile)
-    return Runtime(dev, dt, comp)
+def pick_runtime(device: str = "auto", dtype: str = "auto", compile: str | bool = "auto", *,
+                 key: str = "train", deterministic: bool = False, local_rank: int = 0) -> Runtime:
+    """Resolve the ``<key>.device``, ``<key>.dtype`` and ``<key>.compile`` choices.
+
+    ``key`` is the params section the choices come from, so that errors name it. On CUDA
+    this also sets process-wide state, once, before any work: the current GPU
+    (``cuda:<local_rank>``, one process per GPU) and TF32 for float32 matmuls (10 mantissa
+    bits instead of 23, several times faster on Ampere and later; training rarely notices).
+    ``deterministic`` makes torch use deterministic kernels (and raise on an op that has
+    none): the same seed then gives the same numbers on the same machine.
+    """
+    dev = pick_device(device, key=key)
+    if deterministic:
+        if dev.type == "cuda":
+            # cuBLAS reads this once, when it starts (at the first matmul): set it before that.
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+    if dev.type == "cuda":
+        dev = _take_gpu(local_rank)
+    return Runtime(dev, pick_dtype(dtype, dev, key=key), pick_compile(compile, dev, key=key), deterministic)
 
 
-def pick_device(choice: str) -> torch.device:
+def _take_gpu(local_rank: int) -> torch.device:
+    """Make ``cuda:<local_rank>`` this process's GPU, with TF32 for float32 matmuls (both process-wide)."""
+    if not 0 <= local_rank < torch.cuda.device_count():
+        raise SMLError(f"local rank {local_rank} needs cuda:{local_rank}, but this torch sees"
+                       f" {torch.cuda.device_count()} GPU(s): start at most one process per GPU")
+    dev = torch.device("cuda", local_rank)
+    torch.cuda.set_device(dev)
+    torch.set_float32_matmul_precision("high")  # cudnn.allow_tf32 (convolutions) is on by default
+    return dev
+
+
+def pick_device(choice: str, *, key: str = "train") -> torch.device:
     """``auto`` -> cuda, then mps, then cpu; an explicit choice must be available."""
     cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
     if choice == "auto":
@@ -66,27 +105,50 @@ def pick_device(choice: str) -> torch.device:
             return torch.device("mps")
         if nvidia_gpu_present():
             warnings.warn(
-                "an NVIDIA GPU is present but this torch has no CUDA support, so training runs on"
+                "an NVIDIA GPU is present but this torch has no CUDA support, so the model runs on"
                 " the CPU. On Windows install torch from PyTorch's CUDA index (see README).",
                 stacklevel=2,
             )
         return torch.device("cpu")
     if (choice == "cuda" and not cuda) or (choice == "mps" and not mps):
-        raise SMLError(f"train.device = {choice!r}, but this torch cannot use {choice}: use auto or cpu")
+        raise SMLError(f"{key}.device = {choice!r}, but this torch cannot use {choice}: use auto or cpu")
     return torch.device(choice)
 
 
-def pick_dtype(choice: str, device: torch.device) -> torch.dtype:
+def pick_dtype(choice: str, device: torch.device, *, key: str = "train") -> torch.dtype:
     """``auto`` -> the fastest dtype the device runs well; explicit choices are checked."""
     if choice == "auto":
         if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            return torch.bfloat16 if cuda_has_native_bf16() else torch.float16
         if device.type == "cpu" and cpu_has_fast_bf16():
             return torch.bfloat16
         return torch.float32
     if choice == "float16" and device.type == "cpu":
-        raise SMLError("train.dtype = 'float16' is not supported on the CPU: use bfloat16 or float32")
+        raise SMLError(f"{key}.dtype = 'float16' is not supported on the CPU: use bfloat16 or float32")
+    if choice == "bfloat16" and device.type == "cuda" and not cuda_has_native_bf16():
+        raise SMLError(f"{key}.dtype = 'bfloat16', but this GPU only emulates bfloat16 (slowly; native"
+                       " from Ampere on): use float16 or auto")
+    if choice == "bfloat16" and device.type == "mps" and macos_major() < 14:
+        raise SMLError(f"{key}.dtype = 'bfloat16' needs macOS 14 or later on MPS (this is macOS"
+                       f" {platform.mac_ver()[0] or 'unknown'}): set {key}.dtype: float32 (or auto)")
     return getattr(torch, choice)
+
+
+def pick_compile(choice: str | bool, device: torch.device, *, key: str = "train") -> bool:
+    """``auto`` -> compile on CUDA under Linux only; ``true`` is refused where it cannot work."""
+    if choice == "auto":
+        return device.type == "cuda" and os_platform() == "linux"
+    # torch.compile generates GPU kernels with Triton, which PyPI has no Windows build of:
+    # without it the first forward pass fails deep inside the compiler.
+    if choice and device.type == "cuda" and os_platform() == "win32" and not triton_installed():
+        raise SMLError(f"{key}.compile = true, but torch.compile needs Triton, which is not installed"
+                       f" on this Windows machine: set {key}.compile: false (or auto)")
+    return bool(choice)
+
+
+def cuda_has_native_bf16() -> bool:
+    """True on CUDA GPUs that compute in bfloat16 (Ampere on); Turing and older only emulate it."""
+    return torch.cuda.is_bf16_supported(including_emulation=False)
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -94,6 +156,26 @@ def cpu_has_fast_bf16() -> bool:
     check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
     amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
     return bool((check and check()) or (amx and amx()))
+
+
+def macos_major() -> int:
+    """The macOS major version (14 for Sonoma), 0 when not on macOS.
+
+    >>> macos_major() >= 0
+    True
+    """
+    release = platform.mac_ver()[0]  # '14.4.1', or '' elsewhere
+    return int(release.split(".")[0]) if release else 0
+
+
+def os_platform() -> str:
+    """``sys.platform``: 'linux', 'darwin' or 'win32' (a function, so tests can pretend)."""
+    return sys.platform
+
+
+def triton_installed() -> bool:
+    """Can ``torch.compile`` find Triton, its GPU kernel compiler?"""
+    return importlib.util.find_spec("triton") is not None
 
 
 def nvidia_gpu_present() -> bool:

@@ -49,7 +49,7 @@ def evaluate(model_dir: Path, tokenizer: Path, tokens: Path, corpus: Path, cfg: 
 
     Each figure is printed to ``out`` as soon as it is known (a whole split takes a while).
     """
-    runtime = pick_runtime(cfg.device, "auto", compile=False)
+    runtime = pick_runtime(cfg.device, "auto", compile=False, key="evaluate")
     tok = Tokenizer.load(tokenizer)
     model = load_model(model_dir, tokenizer, runtime.device)
     meta = load_meta(tokens)
@@ -87,8 +87,8 @@ def text_loss(model: GPT, tok: Tokenizer, text: str) -> dict:
     ids = tok.encode(text, special="allow")
     if len(ids) < 2:
         raise ValueError(f"text of {len(ids)} token(s): need at least 2 to predict one")
-    device = next(model.parameters()).device
-    loss = split_loss(model, np.array(ids), pick_runtime(device.type, "float32", compile=False), batch_size=8)
+    runtime = Runtime(next(model.parameters()).device, torch.float32, compile=False)  # where the model already is
+    loss = split_loss(model, np.array(ids), runtime, batch_size=8)
     # The first token is never predicted, so count only what follows it.
     rest = text.encode("utf-8")[len(tok.decode_bytes(ids[:1])):]
     counts = {"tokens": len(ids) - 1, "chars": len(rest.decode("utf-8", errors="replace")), "bytes": len(rest)}

@@ -241,7 +241,10 @@ class Rotary(nn.Module):
 
     def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
         T = x.size(-2)
-        cos, sin = self.cos[start : start + T], self.sin[start : start + T]  # (T, hs)
+        # The tables are float32; under autocast x is bfloat16/float16, and x * cos would
+        # promote it back to float32 (slower attention, twice the memory): keep x's dtype.
+        cos = self.cos[start : start + T].to(x.dtype)  # (T, hs)
+        sin = self.sin[start : start + T].to(x.dtype)  # (T, hs)
         swapped = x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)  # (B, nh, T, hs): (b, a) for each (a, b)
         return x * cos + swapped * sin
 

@@ -1,52 +1,55 @@
 """The training loop: from token files to a trained GPT, resumable at any point.
 
-One optimizer step:
+One optimizer step (``train_step``):
 1. set the learning rate for this step (``optim.lr_at``: warmup, then cosine decay);
 2. ``grad_accum`` micro-batches: forward under autocast, loss / grad_accum, backward;
 3. clip the gradient norm to ``grad_clip``, take the AdamW step, zero the gradients.
-Every ``eval_interval`` steps the train and val losses are estimated on ``eval_iters``
-fixed batches; every ``log_interval`` a row goes to the log; every ``checkpoint_interval``
-(and at the end, and on Ctrl-C) a checkpoint is written.
+
+Around it, at named moments (``Moments``): every ``log_interval`` steps a row goes to the
+log; every ``eval_interval`` the val loss is measured, and when it is the best so far
+those weights are kept (``best.pt``, next to the checkpoint). A val loss that rises
+again means the model has started to memorize its train split, so after ``patience``
+evaluations without a better one the run stops early, and the model it exports is the
+best one, not the last. Every ``checkpoint_interval`` (and at the end, and on Ctrl-C) a
+checkpoint is written, so a rerun resumes.
 
 Losses are in nats/token (natural log). ``meta.json`` of the token files gives characters
-per token, which turns them into nats/char and bits/char: units that compare across
-tokenizers, and with character-level models.
+per token, which turns them into bits/char: a unit that compares across tokenizers.
 
-Left out on purpose: distributed training, and evaluation beyond the loss (``evaluate``).
+With several processes (``sml.distributed``, torchrun) every rank runs this same loop on
+its own batches; DDP averages the gradients, and rank 0 alone prints and writes files.
+
+Left out on purpose: evaluation beyond the loss (``evaluate``), how checkpoints are
+written and resumed (``checkpoint``), and the progress display (``progress``).
 """
 
-import dataclasses
+import contextlib
+import io
 import math
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 
-from sml.atomic import atomic_open, write_json
+from sml import distributed
+from sml.atomic import atomic_open, write_json, write_text_or_warn
 from sml.batches import RandomWindows
-from sml.checkpoint import (
-    file_fingerprint,
-    fingerprint_difference,
-    load_checkpoint,
-    run_fingerprint,
-    save_checkpoint,
-)
+from sml.checkpoint import file_fingerprint, load_checkpoint, run_fingerprint, save_weights
 from sml.config import ModelConfig, TrainConfig
 from sml.device import Runtime, pick_runtime, synchronize
+from sml.distributed import Dist
 from sml.errors import SMLError
+from sml.memory import check_fits, device_memory, estimate_training_memory, peak_flops
 from sml.model import GPT
 from sml.optim import lr_at, make_optimizer
+from sml.progress import LOG_RETRY, Progress, StopOnCtrlC, Window, log_text, peak_memory_gb
+from sml.resume import resume_run, save_run
 from sml.tokens import load_meta, load_tokens
-
-# train_loss and val_loss are in nats/token (what the optimizer sees); the *_bits_per_char
-# columns are the same losses per character of text, the unit every chart and table uses.
-LOG_COLUMNS = ("step", "tokens", "train_loss", "val_loss", "train_bits_per_char", "val_bits_per_char",
-               "lr", "tokens_per_s", "elapsed_s")
 
 
 @dataclass(frozen=True)
@@ -56,9 +59,14 @@ class TrainFiles:
     tokens: Path  # directory with train.bin, val.bin, meta.json
     tokenizer: Path  # tokenizer.json the tokens were made with
     checkpoint: Path  # the resumable checkpoint (kept between runs)
-    model: Path  # directory for the final weights and model.json
+    model: Path  # directory for the exported weights and model.json
     log: Path  # TSV, one row per log interval
     metrics: Path  # JSON with the final figures
+
+    @property
+    def best(self) -> Path:
+        """The best-validation weights so far: next to the checkpoint, kept and resumed with it."""
+        return self.checkpoint.with_name("best.pt")
 
 
 class Interrupted(SMLError):
@@ -67,318 +75,343 @@ class Interrupted(SMLError):
     exit_code = 130  # the shell's code for "stopped by Ctrl-C"
 
 
+@dataclass
+class Run:
+    """One training run's parts, so that each function below takes just the run."""
+
+    model_cfg: ModelConfig
+    cfg: TrainConfig
+    files: TrainFiles
+    runtime: Runtime
+    dist: Dist
+    model: GPT  # the weights: what is saved, exported and evaluated
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    sampler: RandomWindows  # this rank's training batches
+    tokens: dict[str, np.ndarray]  # "train" and "val", memory-mapped
+    meta: dict  # token, character and byte counts per split (meta.json)
+    fingerprint: dict  # what identifies the run (checkpoint.run_fingerprint)
+    out: Any  # where rank 0 prints; other ranks print nowhere
+    forward: Callable | None = None  # computes the loss: the model, wrapped in DDP and/or compiled
+    ddp: Any = None  # the DistributedDataParallel wrapper when there are several ranks
+    # What the checkpoint carries besides tensors (see ``new_state``).
+    state: dict = field(default_factory=dict)
+
+    @property
+    def step(self) -> int:
+        return self.state["step"]
+
+    @property
+    def tokens_per_step(self) -> int:
+        """Tokens of one optimizer step, all ranks together."""
+        return self.cfg.batch_size * self.cfg.grad_accum * self.model_cfg.block_size * self.dist.world_size
+
+    def bits_per_char(self, nats_per_token: float, split: str) -> float:
+        counts = self.meta[split]
+        return nats_per_token * counts["tokens"] / counts["chars"] / math.log(2)
+
+    @property
+    def stopped_early(self) -> bool:
+        return self.cfg.patience > 0 and self.state["best"]["evals_since"] >= self.cfg.patience
+
+    @property
+    def done(self) -> bool:
+        return self.step >= self.cfg.max_iters or self.stopped_early
+
+
+def new_state(cfg: TrainConfig) -> dict:
+    """A run's progress at step 0: what a checkpoint saves besides tensors.
+
+    ``window``: the steps since the last log row (so a resumed run logs exactly what an
+    uninterrupted one would). ``schedule``: where train.max_iters changed ("train longer",
+    see ``checkpoint.resume_run``). ``best``: the best val loss, its step, and how many
+    evaluations have not beaten it. Seconds count training steps only, not evaluations;
+    ``warmup_s`` is each session's first step (compilation), left out of tokens/s.
+    """
+    return {"step": 0, "elapsed_s": 0.0, "warmup_s": 0.0, "timed_steps": 0, "timed_s": 0.0, "history": [],
+            "window": {"steps": 0, "loss": 0.0, "timed_steps": 0, "seconds": 0.0},
+            "schedule": [{"from_step": 0, "max_iters": cfg.max_iters}],
+            "best": {"step": None, "val_loss": None, "evals_since": 0}}
+
+
 def train(model_cfg: ModelConfig, cfg: TrainConfig, files: TrainFiles,
           on_step: Callable[[int], None] | None = None, out=sys.stdout) -> dict:
-    """Train (or resume) a GPT; write checkpoint, final model, log and metrics. Returns the metrics."""
-    runtime = pick_runtime(cfg.device, cfg.dtype, cfg.compile)
-    torch.manual_seed(cfg.seed)
+    """Train (or resume) a GPT; write checkpoint, best model, log and metrics. Returns the metrics."""
+    runtime = pick_runtime(cfg.device, cfg.dtype, cfg.compile, deterministic=cfg.deterministic,
+                           local_rank=distributed.local_rank())
+    env = distributed.start(runtime.device.type)
+    try:
+        run = build(model_cfg, cfg, files, runtime, env, out if env.is_main else io.StringIO())
+        resumed_at = run.step if resume_run(run) else None
+        wrap(run)
+        print_header(run, resumed_at)
+        loop(run, on_step)
+        return finish(run)
+    finally:
+        distributed.stop(env)
+
+
+def build(model_cfg: ModelConfig, cfg: TrainConfig, files: TrainFiles, runtime: Runtime, env: Dist,
+          out) -> Run:
+    """The model, optimizer, scaler and this rank's sampler, at step 0."""
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     meta = load_meta(files.tokens)
-    train_tokens, val_tokens = load_tokens(files.tokens, "train"), load_tokens(files.tokens, "val")
-    fingerprint = run_fingerprint(model_cfg, cfg, file_fingerprint(files.tokenizer), meta)
-
+    tokens = {split: load_tokens(files.tokens, split) for split in ("train", "val")}
+    resolved = {"device": runtime.device.type, "dtype": str(runtime.dtype).removeprefix("torch."),
+                "nproc": env.world_size}
+    fingerprint = run_fingerprint(model_cfg, cfg, file_fingerprint(files.tokenizer), meta, resolved)
     model = GPT(model_cfg, meta["vocab_size"]).to(runtime.device)
-    optimizer = make_optimizer(model, cfg, runtime.device)
-    scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.use_scaler)
-    sampler = RandomWindows(train_tokens, model_cfg.block_size, cfg.batch_size, cfg.seed, runtime.device)
-    # What a checkpoint carries besides tensors: the step, the log, and the log window in
-    # progress (so a resumed run logs exactly what an uninterrupted one would).
-    # ``schedule`` lists where train.max_iters changed ("train longer", see _resume): the
-    # cosine of the steps from ``from_step`` on ran to that segment's ``max_iters``.
-    run = {"step": 0, "elapsed_s": 0.0, "history": [], "window": {"steps": 0, "loss": 0.0, "seconds": 0.0},
-           "schedule": [{"from_step": 0, "max_iters": cfg.max_iters}]}
-    resumed = _resume(files.checkpoint, fingerprint, cfg, model, optimizer, scaler, sampler, run, out)
-    forward = torch.compile(model) if runtime.compile else model
+    if env.rank:  # other dropout masks on other ranks (seed 1 above draws the eval batches)
+        torch.manual_seed(cfg.seed + 1000 * env.rank)
+    sampler = RandomWindows(tokens["train"], model_cfg.block_size, cfg.batch_size, cfg.seed + 1000 * env.rank,
+                            runtime.device)
+    return Run(model_cfg, cfg, files, runtime, env, model, make_optimizer(model, cfg, runtime.device),
+               torch.amp.GradScaler(runtime.device.type, enabled=runtime.use_scaler), sampler, tokens,
+               meta, fingerprint, out, state=new_state(cfg))
 
-    tokens_per_step = cfg.batch_size * cfg.grad_accum * model_cfg.block_size
-    bits_per_nat = {split: meta[split]["tokens"] / meta[split]["chars"] / math.log(2) for split in ("train", "val")}
-    _print_header(model, runtime, cfg, tokens_per_step, run["step"] if resumed else None, out)
-    progress = Progress(cfg.max_iters, run["step"], out)
 
-    def checkpoint(window_seconds: float) -> None:
-        run["window"] = {"steps": window_steps, "loss": loss_sum.item(), "seconds": window_seconds}
-        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                 "scaler": scaler.state_dict(), "sampler": sampler.state_dict(),
-                 "rng": _rng_state(runtime), "run": run, "fingerprint": fingerprint}
-        save_checkpoint(files.checkpoint, state, {"step": run["step"], "fingerprint": fingerprint})
+def wrap(run: Run) -> None:
+    """What computes the loss: DDP around the model when there are several ranks, compiled if asked."""
+    forward = run.model
+    if run.dist.world_size > 1:
+        from torch.nn.parallel import DistributedDataParallel
 
-    window_start = time.perf_counter() - run["window"]["seconds"]
-    window_steps = run["window"]["steps"]
-    loss_sum = torch.tensor(run["window"]["loss"], device=runtime.device)
+        ids = [run.runtime.device.index] if run.runtime.device.type == "cuda" else None
+        forward = run.ddp = DistributedDataParallel(run.model, device_ids=ids)
+    run.forward = torch.compile(forward) if run.runtime.compile else forward
+
+
+@dataclass(frozen=True)
+class Moments:
+    """What happens after a step: a log row, a val loss, a checkpoint (each at its interval, all at the end)."""
+
+    log: bool
+    eval: bool
+    checkpoint: bool
+
+    @classmethod
+    def at(cls, run: Run) -> "Moments":
+        last = run.done
+        return cls(log=run.step % run.cfg.log_interval == 0 or last,
+                   eval=run.step % run.cfg.eval_interval == 0 or last,
+                   checkpoint=run.step % run.cfg.checkpoint_interval == 0 or last)
+
+
+def loop(run: Run, on_step: Callable[[int], None] | None) -> None:
+    """Steps until max_iters or an early stop; Ctrl-C saves a checkpoint and raises ``Interrupted``."""
+    progress = Progress(run.cfg.max_iters, run.step, run.out)
+    window = Window(run.state["window"], run.runtime.device)
+    first = True
     with StopOnCtrlC() as ctrl_c:
-        while run["step"] < cfg.max_iters:
-            if ctrl_c.requested:  # between two steps, where model, optimizer and RNGs agree
-                checkpoint(window_seconds=time.perf_counter() - window_start)
-                raise Interrupted(f"interrupted at step {run['step']}: checkpoint saved to"
-                                  f" {files.checkpoint}; rerun to resume")
-            step = run["step"]
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, cfg)
-            loss_sum += train_step(forward, model, optimizer, scaler, sampler, cfg, runtime)
-            run["step"] = step = step + 1
-            window_steps += 1
+        while not run.done:
+            # Between two steps, where model, optimizer and RNGs agree. Ranks must stop at the
+            # same step, so with several they agree at log steps (it costs a round trip).
+            if ctrl_c.requested if run.dist.world_size == 1 else (
+                    run.step % run.cfg.log_interval == 0 and run.dist.any(ctrl_c.requested)):
+                run.state["window"] = window.saved()
+                save_run(run)
+                raise Interrupted(f"interrupted at step {run.step}: checkpoint saved to"
+                                  f" {run.files.checkpoint}; rerun to resume")
+            for group in run.optimizer.param_groups:
+                group["lr"] = lr_at(run.step, run.cfg)
+            if first:  # compiles the model (and warms up the allocator): timed apart from the rest
+                first = False
+                synchronize(run.runtime.device)
+                start = time.perf_counter()
+                window.add(train_step(run), timed=False)
+                synchronize(run.runtime.device)
+                seconds = time.perf_counter() - start
+                run.state["warmup_s"] += seconds
+                run.state["elapsed_s"] += seconds
+                window.restart_clock()
+            else:
+                window.add(train_step(run))
+            run.state["step"] += 1
             if on_step is not None:
-                on_step(step)
-            last = step == cfg.max_iters
-            if step % cfg.log_interval and step % cfg.eval_interval and step % cfg.checkpoint_interval \
-                    and not last:
-                continue
-            # Log, evaluate or checkpoint: time to look at the numbers (this syncs the GPU).
-            synchronize(runtime.device)
-            window_s = time.perf_counter() - window_start
-            run["elapsed_s"] += window_s
-            train_loss = loss_sum.item() / window_steps
-            if not math.isfinite(train_loss):
-                raise SMLError(
-                    f"loss is {train_loss} at step {step} (lr {lr_at(step - 1, cfg):.2e}): stopped;"
-                    f" the last good checkpoint ({files.checkpoint}) is kept. Lower train.lr or"
-                    " raise train.warmup_iters, then rerun"
-                )
-            row = {"step": step, "tokens": step * tokens_per_step, "train_loss": train_loss, "val_loss": None,
-                   "train_bits_per_char": train_loss * bits_per_nat["train"], "val_bits_per_char": None,
-                   "lr": lr_at(step - 1, cfg), "tokens_per_s": window_steps * tokens_per_step / window_s,
-                   "elapsed_s": run["elapsed_s"]}
-            if step % cfg.eval_interval == 0 or last:
-                row["val_loss"] = estimate_loss(forward, model, val_tokens, model_cfg, cfg, runtime)
-                row["val_bits_per_char"] = row["val_loss"] * bits_per_nat["val"]
-            run["history"].append(row)
-            _write_log(files.log, run["history"])
-            progress.update(row)
-            window_steps = 0
-            loss_sum.zero_()
-            if step % cfg.checkpoint_interval == 0 or last:
-                checkpoint(window_seconds=0.0)
-            window_start = time.perf_counter()
+                on_step(run.step)
+            moments = Moments.at(run)
+            if moments.log or moments.eval or moments.checkpoint:
+                look(run, window, moments, progress)
     progress.close()
-    return _finish(model, model_cfg, cfg, files, run, fingerprint, bits_per_nat, tokens_per_step,
-                   train_tokens, runtime, out)
 
 
-def train_step(forward, model: GPT, optimizer, scaler, sampler, cfg: TrainConfig,
-                    runtime: Runtime) -> torch.Tensor:
+def look(run: Run, window: Window, moments: Moments, progress: Progress) -> None:
+    """Log, evaluate, keep the best weights, checkpoint: the moments when numbers are read (a sync)."""
+    synchronize(run.runtime.device)
+    seconds = window.elapsed()
+    run.state["elapsed_s"] += seconds
+    run.state["timed_steps"] += window.timed_steps
+    run.state["timed_s"] += seconds
+    train_loss = run.dist.mean(window.loss.item() / window.steps)
+    if not math.isfinite(train_loss):
+        raise SMLError(f"loss is {train_loss} at step {run.step} (lr {lr_at(run.step - 1, run.cfg):.2e}):"
+                       f" stopped; the last good checkpoint ({run.files.checkpoint}) is kept. Lower train.lr"
+                       " or raise train.warmup_iters, then rerun")
+    rate = window.timed_steps * run.tokens_per_step / seconds if window.timed_steps and seconds else None
+    flops = rate * run.model.flops_per_token() if rate else None
+    row = {"step": run.step, "tokens": run.step * run.tokens_per_step, "train_loss": train_loss,
+           "val_loss": None, "train_bits_per_char": run.bits_per_char(train_loss, "train"),
+           "val_bits_per_char": None, "lr": lr_at(run.step - 1, run.cfg), "tokens_per_s": rate,
+           "model_flops_per_s": flops, "mfu": flops / (run.state["peak_flops"] * run.dist.world_size)
+           if flops else None, "peak_memory_gb": peak_memory_gb(run.runtime), "elapsed_s": run.state["elapsed_s"]}
+    if moments.eval:
+        row["val_loss"] = estimate_loss(run, "val")
+        row["val_bits_per_char"] = run.bits_per_char(row["val_loss"], "val")
+        keep_if_best(run, row["val_loss"])
+    run.state["history"].append(row)
+    if run.dist.is_main:
+        write_text_or_warn(run.files.log, log_text(run.state["history"]), then=LOG_RETRY)
+    progress.update(row)
+    if len(run.state["history"]) == 1 and row["peak_memory_gb"] is not None:
+        print(f"memory: {row['peak_memory_gb']:.2f} GB allocated at peak (estimated"
+              f" {run.state['estimated_memory_gb']:.2f} GB)", file=run.out)
+    window.reset()
+    if moments.checkpoint or run.stopped_early:
+        run.state["window"] = window.saved()
+        save_run(run)
+    window.restart_clock()
+
+
+def keep_if_best(run: Run, val_loss: float) -> None:
+    """Save the weights when ``val_loss`` is the best so far; count evaluations since the best."""
+    best = run.state["best"]
+    if best["val_loss"] is None or val_loss < best["val_loss"]:
+        best.update(step=run.step, val_loss=val_loss, evals_since=0)
+        if run.dist.is_main:
+            save_weights(run.files.best, run.model.state_dict(), {"step": run.step, "val_loss": val_loss})
+    else:
+        best["evals_since"] += 1
+        if run.stopped_early:
+            print(f"early stop at step {run.step:,}: val loss has not improved for {run.cfg.patience}"
+                  f" evaluations; the best was {best['val_loss']:.4f} nats/token at step {best['step']:,}",
+                  file=run.out)
+
+
+def train_step(run) -> torch.Tensor:
     """One optimizer step over ``grad_accum`` micro-batches; returns the mean loss (a 0-d tensor).
 
-    The learning rate must already be set in ``optimizer``. ``bench/train.py`` times this.
+    The learning rate must already be set in the optimizer. With DDP, gradients are averaged
+    across ranks during the backward pass of the last micro-batch only (``no_sync`` skips the
+    others: their gradients just add up locally). ``bench/train.py`` times this.
     """
-    total = torch.zeros((), device=runtime.device)
-    for _ in range(cfg.grad_accum):
-        x, y = sampler.next()
-        with runtime.autocast():
-            _, loss = forward(x, y)
-        loss = loss / cfg.grad_accum  # so the accumulated gradient is the mean over micro-batches
-        scaler.scale(loss).backward()
+    cfg = run.cfg
+    total = torch.zeros((), device=run.runtime.device)
+    for micro in range(cfg.grad_accum):
+        x, y = run.sampler.next()
+        last = micro == cfg.grad_accum - 1
+        with contextlib.nullcontext() if run.ddp is None or last else run.ddp.no_sync():
+            with run.runtime.autocast():
+                _, loss = run.forward(x, y)
+            loss = loss / cfg.grad_accum  # so the accumulated gradient is the mean over micro-batches
+            run.scaler.scale(loss).backward()
         total += loss.detach()
     if cfg.grad_clip > 0:
-        scaler.unscale_(optimizer)  # clip the true gradient, not the scaled one
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-    scaler.step(optimizer)
-    scaler.update()
-    optimizer.zero_grad(set_to_none=True)
+        run.scaler.unscale_(run.optimizer)  # clip the true gradient, not the scaled one
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    run.optimizer.zero_grad(set_to_none=True)
     return total
 
 
 @torch.no_grad()
-def estimate_loss(forward, model: GPT, tokens, model_cfg: ModelConfig, cfg: TrainConfig,
-                  runtime: Runtime) -> float:
-    """Mean loss (nats/token) over ``eval_iters`` batches, the same batches every time.
+def estimate_loss(run: Run, split: str) -> float:
+    """Mean loss (nats/token) on ``split``, the same tokens every time, shared out among ranks.
 
-    ``forward`` is the model or its compiled version; ``model`` the module (for eval mode).
+    A split no bigger than the ``eval_iters`` batches an estimate would draw is scored
+    whole, window after window: exact, and fewer tokens than the random draws. A bigger
+    one: ``eval_iters`` batches at fixed random offsets.
     """
-    model.eval()
-    windows = RandomWindows(tokens, model_cfg.block_size, cfg.batch_size, cfg.seed + 1, runtime.device)
-    total = torch.zeros((), device=runtime.device)
-    for _ in range(cfg.eval_iters):
-        x, y = windows.next()
-        with runtime.autocast():
-            total += forward(x, y)[1].float()
-    model.train()
-    return total.item() / cfg.eval_iters
+    tokens, T, B = run.tokens[split], run.model_cfg.block_size, run.cfg.batch_size
+    if len(tokens) - 1 <= run.cfg.eval_iters * B * T:
+        ids = torch.from_numpy(np.asarray(tokens, dtype=np.int64))
+        n = (len(ids) - 1) // T
+        x, y = ids[: n * T].view(n, T), ids[1 : n * T + 1].view(n, T)  # (n, T) each: consecutive windows
+        batches = [(x[i : i + B], y[i : i + B]) for i in range(0, n, B)]
+        if len(ids) - 1 > n * T:  # the rest: one shorter window
+            batches.append((ids[n * T : -1][None], ids[n * T + 1 :][None]))
+    else:
+        windows = RandomWindows(tokens, T, B, run.cfg.seed + 1, torch.device("cpu"))
+        batches = [windows.next() for _ in range(run.cfg.eval_iters)]
+    run.model.eval()
+    total = torch.zeros((), dtype=torch.float64, device=run.runtime.device)
+    for x, y in batches[run.dist.rank :: run.dist.world_size]:
+        x, y = x.to(run.runtime.device), y.to(run.runtime.device)
+        with run.runtime.autocast():
+            total += run.model(x, y)[1].double() * y.numel()
+    run.model.train()
+    return run.dist.sum(total.item()) / sum(y.numel() for _, y in batches)
 
 
-def _finish(model, model_cfg, cfg, files, run, fingerprint, bits_per_nat, tokens_per_step,
-            train_tokens, runtime, out) -> dict:
-    """Final figures, the exported model, the log and the metrics JSON.
+def finish(run: Run) -> dict:
+    """Export the best weights; write model.json, the log and the metrics. Returns the metrics.
 
-    Also reached straight from a finished checkpoint (a rerun whose loop has nothing to do),
-    so it writes every output itself.
+    Also reached straight from a finished checkpoint (a rerun whose loop has nothing to
+    do), so it writes every output itself.
     """
-    last = run["history"][-1]
-    val_loss = last["val_loss"]
-    train_s = run["elapsed_s"]
+    best, last = run.state["best"], run.state["history"][-1]
+    if best["step"] != run.step:
+        saved = load_checkpoint(run.files.best) if run.files.best.exists() else None
+        if saved is not None and saved["step"] == best["step"]:
+            run.model.load_state_dict(saved["model"])
+        else:  # best.pt deleted by hand: export what there is, and say so
+            print(f"warning: {run.files.best} is missing: exporting the weights of step {run.step:,}",
+                  file=run.out)
+            best = {"step": run.step, "val_loss": last["val_loss"]}
+    s = run.state
+    rate = s["timed_steps"] * run.tokens_per_step / s["timed_s"] if s["timed_s"] else 0.0
     metrics = {
-        "val_loss": val_loss,  # nats/token
-        "val_nats_per_char": val_loss * bits_per_nat["val"] * math.log(2),
-        "val_bits_per_char": val_loss * bits_per_nat["val"],
-        "train_loss": estimate_loss(model, model, train_tokens, model_cfg, cfg, runtime),
-        "tokens_per_s": cfg.max_iters * tokens_per_step / train_s if train_s else 0.0,
-        "train_seconds": train_s,
-        "steps": run["step"],
-        "parameters": model.param_counts()["total"],
+        "val_loss": best["val_loss"],  # nats/token, of the exported (best) weights
+        "val_nats_per_char": run.bits_per_char(best["val_loss"], "val") * math.log(2),
+        "val_bits_per_char": run.bits_per_char(best["val_loss"], "val"),
+        "train_loss": estimate_loss(run, "train"),
+        "best_step": best["step"],
+        "last_val_loss": last["val_loss"],
+        "last_val_bits_per_char": last["val_bits_per_char"],
+        "steps": run.step,
+        "stopped_early": run.stopped_early,
+        "tokens_per_s": rate,  # without each session's first step (compilation)
+        "model_flops_per_s": rate * run.model.flops_per_token(),
+        "mfu": rate * run.model.flops_per_token() / (s["peak_flops"] * run.dist.world_size),
+        "train_seconds": s["elapsed_s"],
+        "warmup_seconds": s["warmup_s"],
+        "peak_memory_gb": max((r["peak_memory_gb"] or 0.0 for r in s["history"]), default=0.0) or None,
+        "estimated_memory_gb": s["estimated_memory_gb"],
+        "parameters": run.model.param_counts()["total"],
     }
-    files.model.mkdir(parents=True, exist_ok=True)
-    with atomic_open(files.model / "model.pt", "wb") as f:
-        torch.save(model.state_dict(), f)
-    write_json(files.model / "model.json", {
-        "model": asdict(model_cfg), "vocab_size": model.vocab_size,
-        "tokenizer_sha256": fingerprint["tokenizer_sha256"], "steps": run["step"], "metrics": metrics,
-        "train": asdict(cfg), "schedule": run["schedule"],
-    })
-    _write_log(files.log, run["history"])
-    write_json(files.metrics, metrics)
-    print(f"done: val {val_loss:.4f} nats/token = {metrics['val_nats_per_char']:.4f} nats/char"
-          f" = {metrics['val_bits_per_char']:.4f} bits/char; {metrics['tokens_per_s']:,.0f} tokens/s;"
-          f" {train_s:.1f} s of training", file=out)
+    if run.dist.is_main:
+        run.files.model.mkdir(parents=True, exist_ok=True)
+        with atomic_open(run.files.model / "model.pt", "wb") as f:
+            torch.save(run.model.state_dict(), f)
+        write_json(run.files.model / "model.json", {
+            "model": asdict(run.model_cfg), "vocab_size": run.model.vocab_size,
+            "tokenizer_sha256": run.fingerprint["tokenizer_sha256"], "steps": run.step, "metrics": metrics,
+            "train": asdict(run.cfg) | run.fingerprint["train"], "schedule": s["schedule"],
+        })
+        write_text_or_warn(run.files.log, log_text(s["history"]), then=LOG_RETRY)
+        write_json(run.files.metrics, metrics)
+    run.dist.barrier()
+    print(f"done: best val {best['val_loss']:.4f} nats/token = {metrics['val_bits_per_char']:.4f} bits/char"
+          f" at step {best['step']:,} of {run.step:,} (exported); {rate:,.0f} tokens/s, MFU"
+          f" {metrics['mfu']:.1%}; {s['elapsed_s']:.1f} s of training", file=run.out)
     return metrics
 
 
-def _resume(path: Path, fingerprint: dict, cfg: TrainConfig, model, optimizer, scaler, sampler, run: dict,
-            out) -> bool:
-    """Load the checkpoint at ``path`` into the objects if it belongs to this run.
-
-    A run that differs only in ``train.max_iters`` continues too ("train longer"): the
-    steps already taken stay as they were, and from the checkpoint's step on the learning
-    rate follows the cosine of the new ``max_iters``. That is said in one line, since it
-    is not the run that the new ``max_iters`` would have given from step 0.
-    """
-    if not path.exists():
-        return False
-    state = load_checkpoint(path, next(model.parameters()).device)
-    saved = state.get("fingerprint", {})
-    difference = fingerprint_difference(saved, fingerprint)
-    saved_max_iters = saved.get("train", {}).get("max_iters")
-    longer = difference is not None and saved_max_iters is not None and fingerprint_difference(
-        saved, _with_max_iters(fingerprint, saved_max_iters)) is None
-    step = state["run"]["step"]
-    if longer and step > cfg.max_iters:
-        print(f"not resuming {path}: it is at step {step:,}, past train.max_iters {cfg.max_iters:,};"
-              " starting at step 0", file=out)
-        return False
-    if difference and not longer:
-        print(f"not resuming {path}: it is from another run ({difference}); starting at step 0", file=out)
-        return False
-    run["schedule"] = [{"from_step": 0, "max_iters": saved_max_iters}]  # checkpoints from before "schedule"
-    if longer:
-        old_cfg = dataclasses.replace(cfg, max_iters=saved_max_iters)
-        print(f"train longer: train.max_iters {saved_max_iters:,} -> {cfg.max_iters:,}, resuming at step"
-              f" {step:,}: the learning rate goes from {lr_at(step - 1, old_cfg):.2e} to"
-              f" {lr_at(step, cfg):.2e} and follows the cosine to {cfg.min_lr:.2e} at step {cfg.max_iters:,}"
-              f" (steps 1-{step:,} keep the schedule they had)", file=out)
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scaler.load_state_dict(state["scaler"])
-    sampler.load_state_dict(state["sampler"])
-    _set_rng_state(state["rng"])
-    run.update(state["run"])
-    if longer:
-        run["schedule"] = [*run["schedule"], {"from_step": step, "max_iters": cfg.max_iters}]
-    return True
-
-
-def _with_max_iters(fingerprint: dict, max_iters: int) -> dict:
-    return {**fingerprint, "train": {**fingerprint["train"], "max_iters": max_iters}}
-
-
-def _rng_state(runtime: Runtime) -> dict:
-    state = {"torch": torch.get_rng_state()}
-    if runtime.device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(runtime.device)
-    elif runtime.device.type == "mps":
-        state["mps"] = torch.mps.get_rng_state()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"].cpu())
-    if "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"].cpu())
-    if "mps" in state:
-        torch.mps.set_rng_state(state["mps"].cpu())
-
-
-def _write_log(path: Path, history: list[dict]) -> None:
-    """Rewrite the whole TSV log (a few hundred rows): what is on disk matches the checkpoint."""
-    lines = ["\t".join(LOG_COLUMNS)]
-    for row in history:
-        lines.append("\t".join("" if row.get(c) is None else f"{row[c]:.6g}" for c in LOG_COLUMNS))
-    with atomic_open(path) as f:
-        f.write("\n".join(lines) + "\n")
-
-
-def _print_header(model: GPT, runtime: Runtime, cfg: TrainConfig, tokens_per_step: int,
-                  resumed_at: int | None, out) -> None:
-    counts = model.param_counts()
+def print_header(run: Run, resumed_at: int | None) -> None:
+    """What is trained, where, how fast it could go, and whether it fits: before any step."""
+    counts, out = run.model.param_counts(), run.out
     parts = ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in counts.items() if k != "total")
     print(f"model: {counts['total'] / 1e6:.2f}M parameters ({parts})", file=out)
-    print(f"model: {model.flops_per_token() / 1e6:.1f} MFLOP/token (forward + backward)", file=out)
-    print(f"train: {runtime.describe()}; {tokens_per_step:,} tokens/step; {cfg.max_iters:,} steps"
-          + (f"; resuming at step {resumed_at:,}" if resumed_at is not None else ""), file=out)
-
-
-class StopOnCtrlC:
-    """Turn Ctrl-C into a request that the loop honours at the next step boundary.
-
-    A checkpoint taken in the middle of a step (batches drawn, gradients half-summed) would
-    not resume exactly, so the first Ctrl-C only sets ``requested``. A second one stops at
-    once, saving nothing: the last checkpoint stays as it was.
-    """
-
-    def __enter__(self) -> "StopOnCtrlC":
-        self.requested = False
-        self._previous = None
-        if threading.current_thread() is threading.main_thread():  # signals reach only it
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print("\nCtrl-C: stopping after this step (again to stop at once, unsaved)", file=sys.stderr)
-
-    def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-
-
-class Progress:
-    """A one-line progress bar on a terminal; plain log lines otherwise (CI, DVC, files).
-
-    The time left is this session's wall time per step (evaluations and compilation
-    included) times the steps still to go.
-    """
-
-    def __init__(self, total: int, start_step: int, out):
-        self.total, self.out = total, out
-        self.start_step, self.start_time = start_step, time.perf_counter()
-        self.tty = hasattr(out, "isatty") and out.isatty()
-
-    def update(self, row: dict) -> None:
-        val = f" val {row['val_bits_per_char']:.3f}" if row["val_loss"] is not None else ""
-        done = row["step"] - self.start_step
-        left = (time.perf_counter() - self.start_time) / done * (self.total - row["step"]) if done else 0.0
-        text = (f"step {row['step']:>6}/{self.total}  train {row['train_bits_per_char']:.3f}{val} bits/char"
-                f"  lr {row['lr']:.2e}  {row['tokens_per_s']:,.0f} tokens/s"
-                f"  {duration(row['elapsed_s'])}, {duration(left)} left")
-        if self.tty:
-            bar = int(30 * row["step"] / self.total)
-            print(f"\r[{'#' * bar}{'.' * (30 - bar)}] {text}", end="" if val == "" else "\n",
-                  file=self.out, flush=True)
-        else:
-            print(text, file=self.out, flush=True)
-
-    def close(self) -> None:
-        if self.tty:
-            print(file=self.out)
-
-
-def duration(seconds: float) -> str:
-    """A time span for people.
-
-    >>> duration(42.4), duration(185), duration(7260)
-    ('42 s', '3 min 05 s', '2 h 01 min')
-    """
-    seconds = round(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    print(f"model: {run.model.flops_per_token() / 1e6:.1f} MFLOP/token (forward + backward)", file=out)
+    ranks = f" x {run.dist.world_size} processes" if run.dist.world_size > 1 else ""
+    print(f"train: {run.runtime.describe()}{ranks}; {run.tokens_per_step:,} tokens/step; {run.cfg.max_iters:,}"
+          f" steps" + (f"; resuming at step {resumed_at:,}" if resumed_at is not None else ""), file=out)
+    devices = [run.runtime.device] if run.runtime.device.type == "cuda" else []
+    with torch.random.fork_rng(devices, device_type=run.runtime.device.type):  # leave the run's RNG alone
+        peak, source = peak_flops(run.runtime.device, run.runtime.dtype)
+    run.state["peak_flops"] = peak
+    print(f"train: peak {peak / 1e12:.3g} TFLOP/s per device ({source}), for MFU", file=out)
+    estimate = estimate_training_memory(run.model_cfg, run.model.vocab_size, run.cfg.batch_size,
+                                        run.runtime.dtype, device_type=run.runtime.device.type)
+    run.state["estimated_memory_gb"] = estimate.total / 1e9
+    print(f"memory: {check_fits(estimate, device_memory(run.runtime.device), run.runtime.device.type)}", file=out)

@@ -12,6 +12,7 @@ import typer
 
 from sml.checkpoint import load_model, model_info
 from sml.config import load_params
+from sml.device import pick_runtime
 from sml.plots import plot_all
 from sml.tokenizer import Tokenizer
 from stages.common import ModelDir, ParamsFile, TokenizerFile, stage
@@ -27,7 +28,10 @@ def main(
 ) -> None:
     """Draw the figures."""
     cfg = load_params(params).plot
-    paths = plot_all(log, load_model(model, tokenizer), model_info(model),
+    # The attention figure needs a few forward passes of one sentence: the CPU does that in
+    # a blink, and the figures do not depend on which GPU (if any) the machine has.
+    runtime = pick_runtime("cpu", "float32", compile=False, key="plot")
+    paths = plot_all(log, load_model(model, tokenizer, runtime.device), model_info(model),
                      Tokenizer.load(tokenizer), cfg.sentence, cfg.layer, out)
     print(f"plot: {', '.join(p.name for p in paths)} -> {out}")
 

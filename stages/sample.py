@@ -17,7 +17,7 @@ import typer
 from sml.atomic import write_text
 from sml.checkpoint import load_model
 from sml.config import load_params
-from sml.device import pick_device
+from sml.device import pick_runtime
 from sml.generate import complete, samples_markdown
 from sml.tokenizer import Tokenizer
 from stages.common import ModelDir, ParamsFile, TokenizerFile, from_params, stage
@@ -49,8 +49,9 @@ def main(
         "top_p": cfg.top_p if top_p is None else top_p,
         "seed": cfg.seed if seed is None else seed,
     }
+    runtime = pick_runtime(cfg.device, "float32", compile=False, key="sample")  # generation runs in float32
     tok = Tokenizer.load(tokenizer)
-    net = load_model(model, tokenizer, pick_device(cfg.device))
+    net = load_model(model, tokenizer, runtime.device)
     if prompt is not None:
         pieces, note = complete(net, tok, prompt, **settings)
         if note:

@@ -4,13 +4,18 @@ Reads the ``model`` and ``train`` sections of params.yaml, ``data/tokens/`` and 
 tokenizer; writes ``artifacts/model/`` (weights + model.json), the resumable checkpoint
 ``artifacts/checkpoint/``, the log ``artifacts/train_log.tsv`` (DVC plots) and the
 metrics ``artifacts/train_metrics.json`` (DVC metrics).
+
+With ``train.nproc`` above 1 it starts itself that many times under torchrun (one process
+per GPU), as ``torchrun --standalone --nproc_per_node=N -m stages.train`` would.
 """
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from sml import distributed
 from sml.config import load_params
 from sml.train import TrainFiles, train
 from stages.common import ParamsFile, TokenizerFile, TokensDir, stage
@@ -31,6 +36,8 @@ def main(
 ) -> None:
     """Train (or resume) the model."""
     p = load_params(params)
+    if p.train.nproc > 1 and not distributed.launched_by_torchrun():
+        raise SystemExit(distributed.launch(p.train.nproc, "stages.train", sys.argv[1:]))
     train(p.model, p.train, TrainFiles(tokens, tokenizer, checkpoint, model, log, metrics))
 
 

@@ -1,11 +1,49 @@
-"""Device and precision choices: auto picks the best available, explicit choices are checked."""
+"""Device and precision choices: auto picks the best available, explicit choices are checked.
+
+The GPU, MPS and Windows cases run here on any CPU, by pretending (monkeypatch): each one is
+a bug that a CUDA, Mac or Windows user met, and that no CPU-only test saw before.
+"""
+
+import dataclasses
 
 import pytest
 import torch
+import yaml
 
 import sml.device as device_module
-from sml.device import pick_device, pick_dtype, pick_runtime
+from sml.config import EvaluateConfig
+from sml.device import Runtime, pick_device, pick_dtype, pick_runtime
 from sml.errors import SMLError
+from sml.evaluate import evaluate
+from tests.conftest import params_template
+
+
+@pytest.fixture
+def no_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    monkeypatch.setattr(device_module, "nvidia_gpu_present", lambda: False)
+
+
+@pytest.fixture
+def fake_gpus(monkeypatch):
+    """Pretend torch sees two CUDA GPUs with native bfloat16; returns the devices set_device got."""
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Fake GPU")
+    return chosen
+
+
+@pytest.fixture
+def restore_global_torch_state():
+    """pick_runtime sets process-wide switches; put them back for the tests that follow."""
+    precision, deterministic = torch.get_float32_matmul_precision(), torch.are_deterministic_algorithms_enabled()
+    yield
+    torch.set_float32_matmul_precision(precision)
+    torch.use_deterministic_algorithms(deterministic)
 
 
 def test_auto_on_a_cpu_only_machine(monkeypatch):
@@ -43,11 +81,109 @@ def test_an_unavailable_device_fails_with_the_key(monkeypatch, choice):
 
 
 def test_dtypes_on_cuda_and_cpu(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
-    assert pick_dtype("auto", torch.device("cuda")) == torch.float16  # an older GPU
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    # An older GPU (T4, RTX 20xx): bfloat16 only emulated, which is slower than float16 + scaler.
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    assert pick_dtype("auto", torch.device("cuda")) == torch.float16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
     assert pick_dtype("auto", torch.device("cuda")) == torch.bfloat16
     assert pick_dtype("float32", torch.device("cuda")) == torch.float32
     with pytest.raises(SMLError, match="float16' is not supported on the CPU"):
         pick_dtype("float16", torch.device("cpu"))
     assert pick_runtime("cpu", "bfloat16", True).compile is True
+
+
+def test_explicit_bfloat16_on_a_gpu_that_only_emulates_it_is_refused(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    with pytest.raises(SMLError, match=r"^train.dtype = 'bfloat16', but this GPU only emulates .*use float16 or auto$"):
+        pick_dtype("bfloat16", torch.device("cuda"))
+    assert pick_dtype("float16", torch.device("cuda")) == torch.float16
+
+
+@pytest.mark.parametrize("release, refused", [("13.6.1", True), ("14.0", False), ("15.2", False)])
+def test_bfloat16_on_mps_needs_macos_14(monkeypatch, release, refused):
+    monkeypatch.setattr(device_module.platform, "mac_ver", lambda: (release, ("", "", ""), "arm64"))
+    mps = torch.device("mps")
+    assert pick_dtype("auto", mps) == torch.float32  # auto stays float32 on any macOS
+    if refused:
+        with pytest.raises(SMLError, match=r"needs macOS 14 .* \(this is macOS 13.6.1\): set train.dtype: float32"):
+            pick_dtype("bfloat16", mps)
+    else:
+        assert pick_dtype("bfloat16", mps) == torch.bfloat16
+
+
+def test_compile_on_windows_without_triton_is_refused(monkeypatch, fake_gpus, restore_global_torch_state):
+    monkeypatch.setattr(device_module, "os_platform", lambda: "win32")
+    monkeypatch.setattr(device_module, "triton_installed", lambda: False)
+    with pytest.raises(SMLError, match=r"train.compile = true, .* set train.compile: false \(or auto\)$"):
+        pick_runtime("cuda", "auto", True)
+    assert pick_runtime("cuda", "auto", "auto").compile is False  # auto: Linux only
+    monkeypatch.setattr(device_module, "triton_installed", lambda: True)  # e.g. the triton-windows package
+    assert pick_runtime("cuda", "auto", True).compile is True
+    monkeypatch.setattr(device_module, "os_platform", lambda: "linux")
+    assert pick_runtime("cuda", "auto", "auto").compile is True
+
+
+def test_a_cuda_runtime_uses_tf32_for_float32_matmuls(fake_gpus, restore_global_torch_state):
+    torch.set_float32_matmul_precision("highest")
+    runtime = pick_runtime("cuda", "float32", False)
+    assert torch.get_float32_matmul_precision() == "high"
+    assert "autocast float32 (TF32 matmuls)" in runtime.describe()
+    assert "TF32" not in pick_runtime("cuda", "bfloat16", False).describe()  # autocast: not about fp32 matmuls
+
+
+def test_a_cpu_runtime_leaves_matmul_precision_alone(no_gpu, restore_global_torch_state):
+    torch.set_float32_matmul_precision("highest")
+    runtime = pick_runtime("cpu", "float32", False)
+    assert torch.get_float32_matmul_precision() == "highest"
+    assert runtime.describe() == "device cpu, autocast float32, compile off"
+
+
+def test_each_process_takes_the_gpu_of_its_local_rank(fake_gpus, restore_global_torch_state):
+    assert pick_runtime("cuda", local_rank=1).device == torch.device("cuda", 1)
+    assert pick_runtime("auto", local_rank=0).device == torch.device("cuda", 0)
+    assert fake_gpus == [torch.device("cuda", 1), torch.device("cuda", 0)]
+    with pytest.raises(SMLError, match="local rank 2 needs cuda:2, but this torch sees 2 GPU"):
+        pick_runtime("cuda", local_rank=2)
+    assert pick_runtime("cpu", local_rank=1).device == torch.device("cpu")  # no GPU, nothing to index
+
+
+def test_deterministic_mode_is_switched_on_and_shown(no_gpu, monkeypatch, restore_global_torch_state):
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    torch.use_deterministic_algorithms(False)
+    runtime = pick_runtime("cpu", "float32", False, deterministic=True)
+    assert torch.are_deterministic_algorithms_enabled() and runtime.deterministic
+    assert runtime.describe().endswith(", compile off, deterministic")
+    assert "CUBLAS_WORKSPACE_CONFIG" not in device_module.os.environ  # a CUDA setting only
+    assert not pick_runtime("cpu", "float32", False).deterministic
+
+
+def test_deterministic_on_cuda_configures_cublas(fake_gpus, monkeypatch, restore_global_torch_state):
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    pick_runtime("cuda", "float32", False, deterministic=True)
+    assert device_module.os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+
+
+def test_a_runtime_built_by_hand_keeps_working():
+    runtime = Runtime(torch.device("cpu"), torch.float32, compile=False)  # as bench/train.py does
+    assert not runtime.deterministic and not runtime.use_scaler
+
+
+def test_evaluate_names_its_own_device_key(no_gpu, tmp_path):
+    cfg = EvaluateConfig(device="cuda", batch_size=1, prompts=("a",), max_new_tokens=1, temperature=1.0, seed=0)
+    with pytest.raises(SMLError, match="^evaluate.device = 'cuda', but this torch cannot use cuda: use auto or cpu$"):
+        evaluate(tmp_path, tmp_path, tmp_path, tmp_path, cfg)
+    with pytest.raises(SMLError, match="^evaluate.device = 'mps'"):
+        evaluate(tmp_path, tmp_path, tmp_path, tmp_path, dataclasses.replace(cfg, device="mps"))
+
+
+def test_the_sample_stage_names_its_own_device_key(no_gpu, tmp_path, capsys):
+    from stages.sample import main
+
+    params = params_template()
+    params["sample"]["device"] = "cuda"
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params), encoding="utf-8")
+    with pytest.raises(SystemExit) as exit_info:
+        main(params=path, model=tmp_path / "model", tokenizer=tmp_path / "tokenizer.json", out=tmp_path / "s.md")
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err == "error: sample.device = 'cuda', but this torch cannot use cuda: use auto or cpu\n"

@@ -72,6 +72,38 @@ def test_rope_makes_attention_scores_depend_on_relative_position_only():
     assert score(5, 2) != pytest.approx(score(5, 3), abs=1e-3)
 
 
+def test_rope_rotates_each_pair_by_its_angle_in_float32():
+    from sml.model import Rotary
+
+    torch.manual_seed(0)
+    rope = Rotary(head_size=4, block_size=8)
+    x = torch.randn(1, 1, 8, 4, dtype=torch.float32)  # (B, nh, T, hs)
+    got = rope(x)
+    assert got.dtype == torch.float32
+    pos = torch.arange(8, dtype=torch.float64)[:, None]  # (T, 1)
+    angles = pos * 10000.0 ** (-torch.arange(0, 4, 2, dtype=torch.float64) / 4)  # (T, hs/2)
+    a, b = x[0, 0, :, 0::2].double(), x[0, 0, :, 1::2].double()  # (T, hs/2) each
+    want = torch.stack((a * angles.cos() - b * angles.sin(), b * angles.cos() + a * angles.sin()), dim=-1)
+    torch.testing.assert_close(got[0, 0], want.flatten(-2).float(), atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("attention", ["manual", "sdpa"])
+def test_rope_keeps_the_autocast_dtype_of_queries_and_keys(attention):
+    # RoPE's tables are float32: multiplying bfloat16 q and k by them used to turn them back
+    # into float32, so attention under autocast ran at float32 speed and memory.
+    torch.manual_seed(0)
+    model = GPT(dataclasses.replace(TINY, positions="rope", attention=attention), 50)
+    attn = model.blocks[0].attn
+    x = torch.randn(2, 16, TINY.n_embd)  # (B, T, C)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        q, k, v = attn.project(x)
+        logits, _ = model(torch.randint(0, 50, (2, 16)))
+    assert q.dtype == k.dtype == v.dtype == torch.bfloat16
+    assert torch.isfinite(logits).all()
+    q, k, v = attn.project(x)
+    assert q.dtype == k.dtype == v.dtype == torch.float32
+
+
 def test_weight_tying_shares_one_matrix():
     tied = GPT(TINY, 50)
     untied = GPT(dataclasses.replace(TINY, tie_weights=False), 50)

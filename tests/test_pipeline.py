@@ -63,7 +63,8 @@ def pipeline_params(template: dict, corpus: Path) -> dict:
     params["tokenizer"]["vocab_size"] = 320
     params["model"].update(n_layer=1, n_head=2, n_embd=32, block_size=32, dropout=0.1)
     params["train"].update(device="cpu", lr=1e-3, min_lr=1e-4, max_iters=20, batch_size=4, eval_interval=10,
-                           eval_iters=2, log_interval=5, checkpoint_interval=10, warmup_iters=2)
+                           eval_iters=2, log_interval=5, checkpoint_interval=10, warmup_iters=2, patience=0,
+                           nproc=1, deterministic=False)
     params["evaluate"].update(device="cpu", prompts=["ROMEO:"], max_new_tokens=20)
     params["sample"].update(device="cpu", prompts=["ROMEO:", ""], max_new_tokens=20, temperature=0.8)
     params["presets"] = {"tiny": {"train.lr": 0.004, "model.n_embd": 16}}
@@ -143,9 +144,9 @@ def test_a_preset_runs_as_a_dvc_experiment_that_exp_show_lists(repo):
         assert float(row.split(",")[header.index(metric)]) > 0, metric  # a number, not "!"
     assert "val_bits_per_char" in run([*DVC, "metrics", "diff", "HEAD", "tiny-run"], repo)
     table = run([sys.executable, "-m", "stages.show"], repo).splitlines()  # make show
-    assert table[0].startswith("experiment  val bits/char  train bits/char  train s")
+    assert table[0].startswith("experiment  val bits/char  train bits/char  best step  train s")
     line = next(line for line in table if line.startswith("tiny-run"))
-    assert re.search(r"tiny-run +\d+\.\d{4} +\d+\.\d{4} +\d+\.\d  preset tiny$", line), line
+    assert re.search(r"tiny-run +\d+\.\d{4} +\d+\.\d{4} +\d+ +\d+\.\d  preset tiny$", line), line
 
 
 def test_sample_streams_one_prompt_from_the_command_line(repo):

@@ -109,7 +109,7 @@ def trained(tmp_path, monkeypatch):
     model = dataclasses.replace(p.model, n_layer=1, n_head=2, n_embd=32, block_size=32)
     cfg = dataclasses.replace(p.train, device="cpu", dtype="float32", compile=False, batch_size=4, max_iters=10,
                               warmup_iters=2, eval_interval=10, eval_iters=2, log_interval=5,
-                              checkpoint_interval=10)
+                              checkpoint_interval=10, patience=0, nproc=1, deterministic=False)
     train(model, cfg, TrainFiles(Path("data/tokens"), Path("artifacts/tokenizer/tokenizer.json"),
                                  Path("artifacts/checkpoint/checkpoint.pt"), Path("artifacts/model"),
                                  Path("artifacts/train_log.tsv"), Path("artifacts/train_metrics.json")),

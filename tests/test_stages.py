@@ -72,3 +72,43 @@ def test_help_says_what_an_option_falls_back_to_and_lists_the_presets():
         assert f"sample.{key} in params.yaml: {params['sample'][key]}" in shown, key
     shown = run_stage("experiment", "--help").stdout
     assert f"params.yaml: {', '.join(params['presets'])}." in shown
+
+
+def project_imports(module: str, seen: set[str] | None = None) -> set[str]:
+    """Every sml/ and stages/ module that ``module`` imports, directly or not (read from the source)."""
+    import ast
+
+    seen = set() if seen is None else seen
+    if module in seen:
+        return seen
+    path = ROOT / (module.replace(".", "/") + ".py")
+    if not path.exists():
+        path = ROOT / module.replace(".", "/") / "__init__.py"
+    if not path.exists():
+        return seen
+    seen.add(module)
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        for name in names:
+            if name.split(".")[0] in ("sml", "stages"):
+                project_imports(name, seen)
+    return seen
+
+
+@pytest.mark.parametrize("stage", yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
+def test_every_module_a_stage_imports_is_one_of_its_dependencies(stage):
+    """Otherwise a change to that module would not rerun the stage: DVC only sees deps."""
+    spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]
+    module = spec["cmd"].split()[2]  # python -m stages.X ...
+    deps = [str(d) for d in spec["deps"]]
+    files = {str((ROOT / (m.replace(".", "/") + ".py")).relative_to(ROOT))
+             if (ROOT / (m.replace(".", "/") + ".py")).exists()
+             else str((ROOT / m.replace(".", "/") / "__init__.py").relative_to(ROOT))
+             for m in project_imports(module)}
+    missing = sorted(f for f in files if f not in deps and not any(f.startswith(d.rstrip("/") + "/") for d in deps)
+                     and f not in ("stages/__init__.py", "sml/__init__.py"))
+    assert not missing, f"dvc.yaml: stage {stage} imports {missing} but does not list them in deps"

@@ -16,16 +16,17 @@ from sml.config import load_params
 from sml.encode import encode_corpus
 from sml.errors import SMLError
 from sml.optim import lr_at
+from sml.progress import LOG_COLUMNS
 from sml.tokenizer import Tokenizer
-from sml.train import LOG_COLUMNS, Interrupted, TrainFiles, train
+from sml.train import Interrupted, TrainFiles, train
 from tests.conftest import PARAMS
 
 SHIPPED = load_params(PARAMS)  # for its keys: every value the tests rely on is set below
 MODEL = dataclasses.replace(SHIPPED.model, n_layer=2, n_head=2, n_embd=32, block_size=32, dropout=0.1)
 TRAIN = dataclasses.replace(
-    SHIPPED.train, device="cpu", dtype="float32", compile=False, batch_size=8, max_iters=30,
-    warmup_iters=5, lr=3e-3, min_lr=3e-4, eval_interval=10, eval_iters=4, log_interval=5,
-    checkpoint_interval=10,
+    SHIPPED.train, device="cpu", dtype="float32", compile=False, deterministic=False, nproc=1, batch_size=8,
+    max_iters=30, warmup_iters=5, lr=3e-3, min_lr=3e-4, eval_interval=10, eval_iters=4, log_interval=5,
+    checkpoint_interval=10, patience=0,
 )
 
 
@@ -66,7 +67,7 @@ def test_a_tiny_run_learns_and_writes_everything(data, tmp_path):
     assert [int(r["step"]) for r in rows] == [5, 10, 15, 20, 25, 30]
     vals = [float(r["val_loss"]) for r in rows if r["val_loss"]]
     assert len(vals) == 3 and vals[-1] < vals[0] < math.log(300) + 0.5
-    assert metrics["val_loss"] == pytest.approx(vals[-1])
+    assert metrics["val_loss"] == pytest.approx(min(vals)) and metrics["last_val_loss"] == pytest.approx(vals[-1])
     meta = json.loads((data / "tokens" / "meta.json").read_text())
     chars_per_token = meta["val"]["chars"] / meta["val"]["tokens"]
     assert metrics["val_nats_per_char"] == pytest.approx(metrics["val_loss"] / chars_per_token)
@@ -214,3 +215,138 @@ def test_gradient_accumulation_and_bf16_autocast_train_too(data, tmp_path):
     assert "autocast bfloat16" in text and "256 tokens/step" in text
     losses = [float(line.split("\t")[2]) for line in (tmp_path / "log.tsv").read_text().splitlines()[1:]]
     assert math.isfinite(metrics["val_loss"]) and losses[-1] < losses[0] - 0.5
+
+
+def scripted_val(monkeypatch, losses: list[float]) -> None:
+    """Make the val loss at the k-th evaluation ``losses[k]`` (the train-split estimate stays real)."""
+    real = train_module.estimate_loss
+    evaluations = iter(losses)
+    monkeypatch.setattr(train_module, "estimate_loss",
+                        lambda run, split: next(evaluations) if split == "val" else real(run, split))
+
+
+def test_the_best_weights_are_exported_not_the_last(data, tmp_path, monkeypatch):
+    scripted_val(monkeypatch, [3.0, 2.5, 2.7])  # evaluations at steps 10, 20, 30
+    metrics, text = run(data, tmp_path)
+    assert metrics["best_step"] == 20 and metrics["val_loss"] == 2.5 and metrics["last_val_loss"] == 2.7
+    assert metrics["steps"] == 30 and not metrics["stopped_early"]
+    assert "best val 2.5000 nats/token" in text and "at step 20 of 30 (exported)" in text
+    best = load_checkpoint(tmp_path / "ckpt" / "best.pt")
+    exported = load_checkpoint(tmp_path / "model" / "model.pt")
+    last = load_checkpoint(tmp_path / "ckpt" / "checkpoint.pt")["model"]
+    assert best["step"] == 20 and best["val_loss"] == 2.5
+    assert all(torch.equal(exported[k], best["model"][k]) for k in exported)
+    assert not all(torch.equal(exported[k], last[k]) for k in exported)
+
+
+def test_patience_stops_early_and_a_rerun_stays_stopped(data, tmp_path, monkeypatch):
+    scripted_val(monkeypatch, [3.0, 2.5, 2.6, 2.55, 2.7])  # every 5 steps: best at 10, then 2 worse
+    cfg = dataclasses.replace(TRAIN, eval_interval=5, patience=2)
+    metrics, text = run(data, tmp_path, cfg)
+    assert "early stop at step 20: val loss has not improved for 2 evaluations" in text
+    assert metrics["steps"] == 20 and metrics["stopped_early"] and metrics["best_step"] == 10
+    assert json.loads((tmp_path / "ckpt/checkpoint.json").read_text())["step"] == 20
+    again, _ = run(data, tmp_path, cfg)  # nothing left to do: same figures, nothing evaluated
+    assert again["steps"] == 20 and again["best_step"] == 10 and again["val_loss"] == 2.5
+
+
+def test_more_patience_resumes_a_run_that_stopped_early_and_keeps_its_best(data, tmp_path, monkeypatch):
+    scripted_val(monkeypatch, [3.0, 2.5, 2.6, 2.55, 2.7, 2.4])
+    run(data, tmp_path, dataclasses.replace(TRAIN, eval_interval=5, patience=2))
+    metrics, text = run(data, tmp_path, dataclasses.replace(TRAIN, eval_interval=5, patience=0))
+    assert "resuming at step 20" in text
+    assert metrics["steps"] == 30 and metrics["best_step"] == 30 and metrics["val_loss"] == 2.4
+
+
+def test_an_interrupted_run_keeps_its_best_so_far(data, tmp_path, monkeypatch):
+    scripted_val(monkeypatch, [2.0, 2.5, 2.6])
+
+    def interrupt(step):
+        if step == 17:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(Interrupted):
+        run(data, tmp_path, on_step=interrupt)
+    metrics, _ = run(data, tmp_path)
+    assert metrics["best_step"] == 10 and metrics["val_loss"] == 2.0
+
+
+def test_a_small_val_split_is_scored_whole(data, tmp_path):
+    from sml.device import pick_runtime
+    from sml.evaluate import split_loss
+    from sml.tokens import load_tokens
+
+    metrics, _ = run(data, tmp_path, dataclasses.replace(TRAIN, max_iters=5))
+    val = load_tokens(data / "tokens", "val")
+    assert len(val) < TRAIN.eval_iters * TRAIN.batch_size * MODEL.block_size  # fewer than 4 batches draw
+    model = load_model(tmp_path / "model", data / "tokenizer" / "tokenizer.json")
+    whole = split_loss(model, val, pick_runtime("cpu", "float32", False), batch_size=3)
+    assert metrics["val_loss"] == pytest.approx(whole, rel=1e-5)  # the evaluate stage's figure
+
+
+def test_the_fingerprint_and_model_json_record_what_auto_resolved_to(data, tmp_path):
+    from sml.device import cpu_has_fast_bf16
+
+    _, text = run(data, tmp_path, dataclasses.replace(TRAIN, max_iters=5, device="auto", dtype="auto"))
+    dtype = "bfloat16" if cpu_has_fast_bf16() else "float32"
+    saved = json.loads((tmp_path / "ckpt/checkpoint.json").read_text())["fingerprint"]["train"]
+    assert (saved["device"], saved["dtype"], saved["nproc"]) == ("cpu", dtype, 1)
+    info = json.loads((tmp_path / "model" / "model.json").read_text())["train"]
+    assert (info["device"], info["dtype"]) == ("cpu", dtype)
+
+
+def test_the_first_step_is_left_out_of_tokens_per_s(data, tmp_path, monkeypatch):
+    import time
+
+    real = train_module.train_step
+    calls = []
+
+    def slow_first(run):  # as compiling would make it
+        calls.append(1)
+        if len(calls) == 1:
+            time.sleep(0.3)
+        return real(run)
+
+    monkeypatch.setattr(train_module, "train_step", slow_first)
+    metrics, _ = run(data, tmp_path)
+    assert metrics["warmup_seconds"] >= 0.3 and metrics["train_seconds"] > metrics["warmup_seconds"]
+    tokens_per_step = TRAIN.batch_size * MODEL.block_size
+    timed_seconds = metrics["train_seconds"] - metrics["warmup_seconds"]
+    assert metrics["tokens_per_s"] == pytest.approx(29 * tokens_per_step / timed_seconds, rel=1e-6)
+    rows = [dict(zip(LOG_COLUMNS, line.split("\t"), strict=True))
+            for line in (tmp_path / "log.tsv").read_text().splitlines()[1:]]
+    assert all(float(r["mfu"]) > 0 and float(r["model_flops_per_s"]) > 0 for r in rows)
+    assert metrics["mfu"] > 0 and metrics["estimated_memory_gb"] > 0
+
+
+def test_a_log_file_that_cannot_be_replaced_is_a_warning_not_a_lost_run(data, tmp_path, monkeypatch, capsys):
+    import sml.atomic
+
+    real = sml.atomic.os.replace
+
+    def locked(src, dst):  # the log open in a program that locks it (Windows)
+        if str(dst).endswith("log.tsv"):
+            raise PermissionError(13, "Permission denied")
+        return real(src, dst)
+
+    monkeypatch.setattr(sml.atomic, "RETRY_WAITS_S", (0.0,))
+    monkeypatch.setattr(sml.atomic.os, "replace", locked)
+    metrics, _ = run(data, tmp_path)
+    assert metrics["steps"] == 30 and (tmp_path / "model" / "model.pt").exists()
+    err = capsys.readouterr().err
+    assert "warning: could not replace" in err and "log.tsv" in err
+    assert not list((tmp_path).glob(".log.tsv.*.tmp"))
+
+
+def test_a_checkpoint_loads_onto_the_cpu_whatever_device_the_run_uses(data, tmp_path, monkeypatch):
+    """On CUDA the old code loaded the checkpoint onto the GPU and then handed the sampler's
+    CPU generator a CUDA tensor (TypeError). Resuming must ask for CPU tensors."""
+    import sml.checkpoint
+
+    run(data, tmp_path, dataclasses.replace(TRAIN, max_iters=10))
+    asked = []
+    real = sml.checkpoint.torch.load
+    monkeypatch.setattr(sml.checkpoint.torch, "load",
+                        lambda *a, **k: asked.append(k.get("map_location")) or real(*a, **k))
+    run(data, tmp_path, dataclasses.replace(TRAIN, max_iters=20))
+    assert asked and all(str(where) == "cpu" for where in asked)
