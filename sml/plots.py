@@ -73,7 +73,7 @@ def lr_figure(rows: list[dict], info: dict):
     """
     fig, ax = plt.subplots(figsize=(6, 3.5))
     if "train" in info:  # model.json from before the schedule was recorded has only the rows
-        lrs = lr_curve(info["train"], info["schedule"])
+        lrs = lr_curve(info["train"], info["schedule"])[: info.get("steps")]  # an early stop ends it sooner
         ax.plot(range(1, len(lrs) + 1), lrs, color="tab:green", label="schedule")
     ax.plot([r["step"] for r in rows], [r["lr"] for r in rows], "o", color="tab:green", markersize=2.5,
             label="logged")

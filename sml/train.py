@@ -124,7 +124,7 @@ def new_state(cfg: TrainConfig) -> dict:
 
     ``window``: the steps since the last log row (so a resumed run logs exactly what an
     uninterrupted one would). ``schedule``: where train.max_iters changed ("train longer",
-    see ``checkpoint.resume_run``). ``best``: the best val loss, its step, and how many
+    see ``resume.resume_run``). ``best``: the best val loss, its step, and how many
     evaluations have not beaten it. Seconds count training steps only, not evaluations;
     ``warmup_s`` is each session's first step (compilation), left out of tokens/s.
     """
@@ -161,7 +161,7 @@ def build(model_cfg: ModelConfig, cfg: TrainConfig, files: TrainFiles, runtime: 
                 "nproc": env.world_size}
     fingerprint = run_fingerprint(model_cfg, cfg, file_fingerprint(files.tokenizer), meta, resolved)
     model = GPT(model_cfg, meta["vocab_size"]).to(runtime.device)
-    if env.rank:  # other dropout masks on other ranks (seed 1 above draws the eval batches)
+    if env.rank:  # each rank its own dropout masks and batches (seed + 1 draws the eval batches)
         torch.manual_seed(cfg.seed + 1000 * env.rank)
     sampler = RandomWindows(tokens["train"], model_cfg.block_size, cfg.batch_size, cfg.seed + 1000 * env.rank,
                             runtime.device)
