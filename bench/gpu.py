@@ -159,15 +159,16 @@ def shipped_run(args, model_cfg, cfg, data: Path, work: Path, figures: dict) -> 
         "target_reached_at_step": reached["step"] if reached else None,
         "target_reached_after_train_s": reached["elapsed_s"] if reached else None,
         "tokens_per_s": metrics["tokens_per_s"], "mfu": metrics["mfu"],
-        "peak_memory_gb": metrics["peak_memory_gb"], "estimated_memory_gb": metrics["estimated_memory_gb"],
+        "peak_memory_gb": metrics["peak_memory_gb"], "estimated_tensors_gb": metrics["estimated_tensors_gb"],
+        "estimated_memory_gb": metrics["estimated_memory_gb"],
         "train_seconds": metrics["train_seconds"], "compile_and_first_step_s": metrics["warmup_seconds"],
         "wall_s": wall,
     }
     target = (f"val <= {TARGET_NATS_PER_CHAR} nats/char at step {m['target_reached_at_step']:,} after"
               f" {m['target_reached_after_train_s']:.1f} s of training" if reached
               else f"val never reached {TARGET_NATS_PER_CHAR} nats/char")
-    memory = (f"; peak {m['peak_memory_gb']:.2f} GB allocated (estimated {m['estimated_memory_gb']:.2f} GB)"
-              if m["peak_memory_gb"] else "")
+    memory = (f"; tensors peaked at {m['peak_memory_gb']:.2f} GB (estimated {m['estimated_tensors_gb']:.2f} GB;"
+              f" {m['estimated_memory_gb']:.2f} GB with the CUDA runtime)" if m["peak_memory_gb"] else "")
     print(f"shipped_run: {target}; best {m['best_val_nats_per_char']:.4f} nats/char at step {m['best_step']:,}"
           f" of {m['steps']:,}; {m['tokens_per_s']:,.0f} tokens/s, MFU {m['mfu']:.1%}{memory};"
           f" first step (compile) {m['compile_and_first_step_s']:.1f} s; {wall:.1f} s wall", flush=True)

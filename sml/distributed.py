@@ -86,15 +86,14 @@ def launched_by_torchrun() -> bool:
 
 
 def start(device_type: str) -> Dist:
-    """Join the process group torchrun set up (NCCL on CUDA, gloo otherwise), or stay alone."""
+    """Join the process group torchrun set up (NCCL between GPUs, gloo between CPU processes), or stay alone."""
     if not launched_by_torchrun():
         return Dist()
     env = Dist(int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"]), int(os.environ["WORLD_SIZE"]))
-    if device_type == "cuda":
-        if env.local_rank >= torch.cuda.device_count():
-            raise SMLError(f"torchrun started {env.world_size} processes per node but this machine has"
-                           f" {torch.cuda.device_count()} CUDA GPU(s): lower --nproc_per_node (or train.nproc)")
-        torch.cuda.set_device(env.local_rank)
+    if device_type == "mps":  # neither NCCL nor gloo reduces tensors on an Apple GPU
+        raise SMLError(f"{env.world_size} processes on MPS: an Apple GPU trains in one process; set"
+                       " train.nproc: 1 (or train.device: cpu to try several CPU processes)")
+    # Each process has already taken its GPU, cuda:<local_rank> (sml.device.pick_runtime).
     dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
     return env
 

@@ -263,8 +263,8 @@ def look(run: Run, window: Window, moments: Moments, progress: Progress) -> None
         write_text_or_warn(run.files.log, log_text(run.state["history"]), then=LOG_RETRY)
     progress.update(row)
     if len(run.state["history"]) == 1 and row["peak_memory_gb"] is not None:
-        print(f"memory: {row['peak_memory_gb']:.2f} GB allocated at peak (estimated"
-              f" {run.state['estimated_memory_gb']:.2f} GB)", file=run.out)
+        print(f"memory: tensors took {row['peak_memory_gb']:.2f} GB at peak so far (estimated"
+              f" {run.state['estimated_tensors_gb']:.2f} GB, without the CUDA runtime)", file=run.out)
     window.reset()
     if moments.checkpoint or run.stopped_early:
         run.state["window"] = window.saved()
@@ -354,9 +354,9 @@ def finish(run: Run) -> dict:
         saved = load_checkpoint(run.files.best) if run.files.best.exists() else None
         if saved is not None and saved["step"] == best["step"]:
             run.model.load_state_dict(saved["model"])
-        else:  # best.pt deleted by hand: export what there is, and say so
-            print(f"warning: {run.files.best} is missing: exporting the weights of step {run.step:,}",
-                  file=run.out)
+        else:  # best.pt deleted by hand (or left by a lost attempt): export what there is, and say so
+            print(f"warning: {run.files.best} is missing or not from step {best['step']:,}: exporting the"
+                  f" weights of step {run.step:,}", file=run.out)
             best = {"step": run.step, "val_loss": last["val_loss"]}
     s = run.state
     rate = s["timed_steps"] * run.tokens_per_step / s["timed_s"] if s["timed_s"] else 0.0
@@ -376,7 +376,8 @@ def finish(run: Run) -> dict:
         "train_seconds": s["elapsed_s"],
         "warmup_seconds": s["warmup_s"],
         "peak_memory_gb": max((r["peak_memory_gb"] or 0.0 for r in s["history"]), default=0.0) or None,
-        "estimated_memory_gb": s["estimated_memory_gb"],
+        "estimated_memory_gb": s["estimated_memory_gb"],  # with the CUDA runtime; peak_memory_gb is tensors only
+        "estimated_tensors_gb": s["estimated_tensors_gb"],
         "parameters": run.model.param_counts()["total"],
     }
     if run.dist.is_main:
@@ -411,7 +412,9 @@ def print_header(run: Run, resumed_at: int | None) -> None:
         peak, source = peak_flops(run.runtime.device, run.runtime.dtype)
     run.state["peak_flops"] = peak
     print(f"train: peak {peak / 1e12:.3g} TFLOP/s per device ({source}), for MFU", file=out)
-    estimate = estimate_training_memory(run.model_cfg, run.model.vocab_size, run.cfg.batch_size,
-                                        run.runtime.dtype, device_type=run.runtime.device.type)
+    estimate = estimate_training_memory(run.model_cfg, run.model.vocab_size, run.cfg.batch_size, run.runtime.dtype,
+                                        world_size=run.dist.world_size, device_type=run.runtime.device.type)
     run.state["estimated_memory_gb"] = estimate.total / 1e9
+    # What torch.cuda.max_memory_allocated can be held against: the tensors, not the CUDA runtime.
+    run.state["estimated_tensors_gb"] = (estimate.total - estimate.parts.get("CUDA runtime", 0)) / 1e9
     print(f"memory: {check_fits(estimate, device_memory(run.runtime.device), run.runtime.device.type)}", file=out)

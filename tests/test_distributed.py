@@ -135,12 +135,22 @@ def test_a_two_process_run_trains_is_interrupted_and_resumes_exactly(data, tmp_p
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.parametrize("nproc", [3])
-def test_more_processes_than_gpus_is_one_line(nproc, monkeypatch):
+def test_more_processes_than_gpus_is_one_line(monkeypatch):
     from sml import distributed
     from sml.errors import SMLError
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     with pytest.raises(SMLError, match="train.nproc = 3, but this machine has 2 CUDA GPU"):
-        distributed.launch(nproc, "stages.train", [])
+        distributed.launch(3, "stages.train", [])
+
+
+def test_several_processes_on_an_apple_gpu_is_one_line(monkeypatch):
+    from sml import distributed
+    from sml.errors import SMLError
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    with pytest.raises(SMLError, match="2 processes on MPS: an Apple GPU trains in one process; set train.nproc: 1"):
+        distributed.start("mps")

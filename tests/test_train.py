@@ -350,3 +350,11 @@ def test_a_checkpoint_loads_onto_the_cpu_whatever_device_the_run_uses(data, tmp_
                         lambda *a, **k: asked.append(k.get("map_location")) or real(*a, **k))
     run(data, tmp_path, dataclasses.replace(TRAIN, max_iters=20))
     assert asked and all(str(where) == "cpu" for where in asked)
+
+
+def test_a_run_that_cannot_fit_stops_before_any_step(data, tmp_path, monkeypatch):
+    monkeypatch.setattr(train_module, "device_memory", lambda device: 1_000_000)  # a 1 MB device
+    steps = []
+    with pytest.raises(SMLError, match=r"training needs about .* set train\.batch_size to at most|model\.block_size"):
+        run(data, tmp_path, on_step=steps.append)
+    assert steps == [] and not (tmp_path / "ckpt" / "checkpoint.pt").exists()
