@@ -145,6 +145,9 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, files: TrainFiles,
         resumed_at = run.step if resume_run(run) else None
         wrap(run)
         print_header(run, resumed_at)
+        if run.stopped_early:
+            print(f"train: this run stopped early at step {run.step:,} (no better val loss for {cfg.patience}"
+                  " evaluations): nothing to train; raise train.patience (0: off) to go on", file=run.out)
         loop(run, on_step)
         return finish(run)
     finally:

@@ -246,8 +246,9 @@ def test_patience_stops_early_and_a_rerun_stays_stopped(data, tmp_path, monkeypa
     assert "early stop at step 20: val loss has not improved for 2 evaluations" in text
     assert metrics["steps"] == 20 and metrics["stopped_early"] and metrics["best_step"] == 10
     assert json.loads((tmp_path / "ckpt/checkpoint.json").read_text())["step"] == 20
-    again, _ = run(data, tmp_path, cfg)  # nothing left to do: same figures, nothing evaluated
+    again, text = run(data, tmp_path, cfg)  # nothing left to do: same figures, nothing evaluated
     assert again["steps"] == 20 and again["best_step"] == 10 and again["val_loss"] == 2.5
+    assert "stopped early at step 20 (no better val loss for 2 evaluations): nothing to train" in text
 
 
 def test_more_patience_resumes_a_run_that_stopped_early_and_keeps_its_best(data, tmp_path, monkeypatch):
