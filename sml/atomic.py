@@ -5,6 +5,10 @@ directory, are flushed to disk, and the temporary file is renamed over the targe
 within one file system is atomic on POSIX and on Windows (``os.replace``), so an interrupted
 run leaves either nothing or the complete previous file behind.
 
+A process killed outright (kill -9, a power cut) cannot remove its temporary file: the
+next write of the same file removes such leftovers first, and ``.dvcignore`` keeps them out
+of DVC's outputs in the meantime.
+
 On Windows a file that another program holds open (the training log in Excel, a virus
 scanner reading a new file) cannot be replaced for a while: the rename is retried for about
 1.5 s, and a write that a run can do without (``write_text_or_warn``) then warns instead of
@@ -14,6 +18,7 @@ Left out on purpose: file locking between SML processes (each output has one wri
 """
 
 import contextlib
+import glob
 import json
 import os
 import sys
@@ -43,6 +48,7 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
     path.parent.mkdir(parents=True, exist_ok=True)
     if "b" in mode:
         encoding = None
+    remove_leftovers(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, mode, encoding=encoding, newline="" if encoding else None) as f:
@@ -55,6 +61,13 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def remove_leftovers(path: Path) -> None:
+    """Delete temporary files that a killed writer of ``path`` left (``.NAME.*.tmp`` beside it)."""
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        with contextlib.suppress(OSError):  # another program may hold it; the next write tries again
+            leftover.unlink()
 
 
 def replace_retrying(src: str | Path, dst: str | Path) -> None:

@@ -31,10 +31,13 @@ from sml.config import ModelConfig, TrainConfig
 from sml.errors import SMLError
 from sml.model import GPT
 
-# TrainConfig fields that do not change the computed weights (only how often we look, when
-# we stop looking, and which kernels compute the same numbers).
-_NOT_IN_FINGERPRINT = {"eval_interval", "eval_iters", "log_interval", "checkpoint_interval", "compile",
-                       "patience", "deterministic"}
+# Which params may change and still resume a checkpoint: a deliberate list, every other key
+# of ``model`` and ``train`` is in the fingerprint (tests/test_train.py checks that every key
+# is in exactly one of the two). These only say how often to look at the run, when to stop
+# looking (patience, max_iters: see resume.resume_run), and which kernels compute the same
+# numbers (compile, deterministic); none changes the weights a step computes.
+RESUMABLE = {"eval_interval", "eval_iters", "log_interval", "checkpoint_interval", "compile",
+             "patience", "deterministic"}
 
 
 def run_fingerprint(model_cfg: ModelConfig, train_cfg: TrainConfig, tokenizer_sha256: str,
@@ -45,7 +48,7 @@ def run_fingerprint(model_cfg: ModelConfig, train_cfg: TrainConfig, tokenizer_sh
     ``{"device": "cuda", "dtype": "bfloat16", "nproc": 2}`` (the same params on another
     machine are another run).
     """
-    train = {k: v for k, v in dataclasses.asdict(train_cfg).items() if k not in _NOT_IN_FINGERPRINT}
+    train = {k: v for k, v in dataclasses.asdict(train_cfg).items() if k not in RESUMABLE}
     return {
         "model": dataclasses.asdict(model_cfg),
         "train": train | resolved,
@@ -55,32 +58,82 @@ def run_fingerprint(model_cfg: ModelConfig, train_cfg: TrainConfig, tokenizer_sh
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any], info: dict[str, Any]) -> None:
-    """Write ``state`` (tensors and plain data) to ``path`` and ``info`` to ``path``.json, atomically."""
-    path = Path(path)
+    """Write ``state`` (tensors and plain data) to ``path`` and ``info`` to ``path``.json, atomically.
+
+    The file carries the sha256 of its own contents (``content_sha256``), so that a file
+    damaged on disk is refused when it is loaded instead of resumed as if nothing happened.
+    """
+    save_torch(path, state)
+    write_json(Path(path).with_suffix(".json"), info)
+
+
+def save_torch(path: str | Path, state: dict[str, Any]) -> None:
+    """``torch.save`` of ``state`` and its ``content_sha256``, atomically: every .pt file SML writes."""
     with atomic_open(path, "wb") as f:
-        torch.save(state, f)
-    write_json(path.with_suffix(".json"), info)
+        torch.save({**state, "sha256": content_sha256(state)}, f)
 
 
-def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by ``save_checkpoint``; tensors land on ``device``.
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu",
+                    if_damaged: str = "delete it to start over") -> dict[str, Any]:
+    """Read a file written by ``save_checkpoint`` (its sha256 checked); tensors land on ``device``.
 
     Resuming loads onto the CPU whatever the run's device: ``load_state_dict`` of the
     model and the optimizer moves their tensors to where the parameters are, and RNG
     states must be CPU tensors (a CUDA copy of one is refused by ``set_state``).
+    ``if_damaged`` is what the error tells the user to do about a damaged file.
     """
     try:
-        return torch.load(path, map_location=device, weights_only=True)
+        state = torch.load(path, map_location=device, weights_only=True)
     except FileNotFoundError:
         raise SMLError(f"{path}: no checkpoint (run the train stage)") from None
     except Exception as e:  # a truncated or foreign file: say which, not a pickle traceback
-        raise SMLError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
+        raise SMLError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e}): {if_damaged}") from None
+    recorded = state.pop("sha256", None) if isinstance(state, dict) else None
+    if recorded is not None and recorded != content_sha256(state):
+        raise SMLError(f"{path}: damaged (its contents do not match the sha256 recorded when it was"
+                       f" written): {if_damaged}")
+    return state
+
+
+def content_sha256(obj: Any) -> str:
+    """sha256 of a checkpoint's contents: each tensor's dtype, shape and bytes, and the data around them.
+
+    Computed from the loaded objects, not the file's bytes, so it can travel inside the
+    file it checks (one file, one atomic rename).
+
+    >>> content_sha256({"w": torch.zeros(2)}) == content_sha256({"w": torch.zeros(2)})
+    True
+    >>> content_sha256({"w": torch.zeros(2)}) == content_sha256({"w": torch.ones(2)})
+    False
+    """
+    digest = hashlib.sha256()
+    _feed(digest, obj)
+    return digest.hexdigest()
+
+
+def _feed(digest, obj: Any) -> None:
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous().view(-1)
+        digest.update(f"tensor {t.dtype} {tuple(obj.shape)}:".encode())
+        digest.update(t.view(torch.uint8).numpy().data)  # the raw bytes, whatever the dtype
+    elif isinstance(obj, dict):
+        digest.update(b"{")
+        for key in sorted(obj, key=str):
+            _feed(digest, str(key))
+            _feed(digest, obj[key])
+        digest.update(b"}")
+    elif isinstance(obj, list | tuple):
+        digest.update(b"[")
+        for item in obj:
+            _feed(digest, item)
+        digest.update(b"]")
+    else:
+        digest.update(f"{type(obj).__name__} {obj!r};".encode())
 
 
 def save_weights(path: str | Path, weights: dict, info: dict) -> None:
-    """Write model weights with what they are (``{"step": ..., "val_loss": ...}``), atomically."""
-    with atomic_open(path, "wb") as f:
-        torch.save({"model": weights, **info}, f)
+    """Write model weights with what they are (``{"step": ..., "val_loss": ...}``), atomically, checked."""
+    save_torch(path, {"model": weights, **info})
 
 
 def load_model(model_dir: str | Path, tokenizer: str | Path, device: torch.device | str = "cpu") -> GPT:
@@ -97,18 +150,34 @@ def load_model(model_dir: str | Path, tokenizer: str | Path, device: torch.devic
             f"{model_dir} was trained with tokenizer sha256 {info['tokenizer_sha256'][:12]}..., but"
             f" {tokenizer} has sha256 {actual[:12]}...: retrain (dvc repro train) or use its tokenizer"
         )
-    model = GPT(ModelConfig(**info["model"]), info["vocab_size"])
-    model.load_state_dict(load_checkpoint(model_dir / "model.pt", device))
+    model = GPT(info["config"], info["vocab_size"])
+    weights = load_checkpoint(model_dir / "model.pt", device, if_damaged=RETRAIN)
+    try:
+        model.load_state_dict(weights)
+    except (RuntimeError, TypeError) as e:  # weights of another shape than model.json says
+        raise SMLError(f"{model_dir / 'model.pt'} does not fit {model_dir / 'model.json'}"
+                       f" ({' '.join(str(e).split())[:200]}): {RETRAIN}") from None
     return model.to(device)
 
 
+RETRAIN = "rerun the train stage (dvc repro -f train: it resumes from its checkpoint)"
+
+
 def model_info(model_dir: str | Path) -> dict:
-    """``model.json`` of a trained model: its config, tokenizer hash, metrics, train params and schedule."""
+    """``model.json`` of a trained model: its config, tokenizer hash, metrics, train params and schedule.
+
+    ``info["config"]`` is the ``ModelConfig`` built from it (checked: a damaged file fails here).
+    """
     path = Path(model_dir) / "model.json"
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        info = json.loads(path.read_text(encoding="utf-8"))
+        return info | {"config": ModelConfig(**info["model"]), "vocab_size": int(info["vocab_size"]),
+                       "tokenizer_sha256": str(info["tokenizer_sha256"])}
     except FileNotFoundError:
         raise SMLError(f"{path}: no trained model (run the train stage)") from None
+    except (ValueError, UnicodeError, KeyError, TypeError, SMLError) as e:  # truncated, garbled, edited
+        reason = f"no {e}" if isinstance(e, KeyError) else " ".join(str(e).split())[:120]
+        raise SMLError(f"{path}: not a readable model description ({reason}): {RETRAIN}") from None
 
 
 def fingerprint_difference(saved: dict, current: dict, prefix: str = "") -> str | None:
@@ -130,7 +199,11 @@ def fingerprint_difference(saved: dict, current: dict, prefix: str = "") -> str 
 
 def file_fingerprint(path: str | Path) -> str:
     """sha256 of a file's bytes (used for the tokenizer that a model was trained with)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError as e:
+        raise SMLError(f"{path}: cannot be read ({e.strerror}): run the train_bpe stage"
+                       " (dvc repro train_bpe)") from None
 
 
 def _short(value: Any) -> str:

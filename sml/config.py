@@ -5,16 +5,22 @@ Its fields say the type; ``field(metadata=...)`` adds the allowed range or choic
 checks everything before any stage does any work, and a bad value fails with one line that
 names the file, the key, the value, and what is allowed::
 
-    params.yaml: tokenizer.vocab_size = 100: must be an integer >= 257
+    params.yaml: tokenizer.vocab_size = 100: must be an integer >= 258 and <= 1048576 (...)
 
 Every key must be present in the file (no hidden defaults in code): DVC tracks the values in
-``params.yaml``, so that file, and nothing else, has to say what a run used.
+``params.yaml``, so that file, and nothing else, has to say what a run used. Nothing else in
+it is silently misread or makes a traceback: a key given twice, bytes that are not UTF-8 (a
+UTF-8 byte-order mark is fine), broken YAML, ``.nan`` or ``.inf`` fail in one line too. YAML
+is read as PyYAML and DVC read it (1.1): ``yes``/``no``/``on``/``off`` are true/false (quote
+them to mean text), and ``1e-3``, a string to YAML 1.1 (no dot), is still a number here.
 
 Adding a parameter: add a field to its section here, the key to ``params.yaml``, and the key
 to the ``params:`` list of each stage in ``dvc.yaml`` that reads it.
 """
 
 import dataclasses
+import functools
+import math
 import re
 import types
 import typing
@@ -25,14 +31,16 @@ from sml.errors import SMLError
 
 
 class ParamsError(SMLError):
-    """``params.yaml`` has an unknown key, a missing key, or a value out of its range."""
+    """``params.yaml`` is wrong: a key, a value, the file. One line, whatever the file holds."""
+
+    def __init__(self, message: str):
+        super().__init__(message.replace("\r", "\\r").replace("\n", "\\n"))  # a line break in a key
 
 
 def limits(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
            hi_open: bool = False, pattern: str | None = None, hint: str = "") -> dict:
     """Field metadata: numeric bounds (closed unless ``*_open``) or a regex a string must match."""
-    return {"lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open, "pattern": pattern,
-            "hint": hint}
+    return {"lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open, "pattern": pattern, "hint": hint}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,9 +48,7 @@ class DataConfig:
     """Where the corpus comes from and how it is split (stages ``download`` and ``encode``)."""
 
     source: str = dataclasses.field(metadata=limits(pattern=r".+", hint="an http(s) URL or a path"))
-    sha256: str = dataclasses.field(
-        metadata=limits(pattern=r"[0-9a-f]{64}", hint="64 lowercase hex digits")
-    )
+    sha256: str = dataclasses.field(metadata=limits(pattern=r"[0-9a-f]{64}", hint="64 lowercase hex digits"))
     val_fraction: float = dataclasses.field(metadata=limits(0.0, 1.0, lo_open=True, hi_open=True))
     special_in_text: Literal["raise", "allow", "text"]
 
@@ -51,7 +57,8 @@ class DataConfig:
 class TokenizerConfig:
     """The BPE tokenizer to train (stage ``train_bpe``)."""
 
-    vocab_size: int = dataclasses.field(metadata=limits(257, 1 << 20))
+    vocab_size: int = dataclasses.field(metadata=limits(  # the floor: in __post_init__, with special_tokens
+        None, 1 << 20, hint="256 bytes + 1 per special token + at least 1 merge, and <= 1048576"))
     pattern: Literal["gpt2", "gpt4"]
     special_tokens: tuple[str, ...]
 
@@ -61,10 +68,10 @@ class TokenizerConfig:
                 _fail(f"tokenizer.special_tokens[{i}]", s, "a non-empty string without newlines")
         if len(set(self.special_tokens)) != len(self.special_tokens):
             _fail("tokenizer.special_tokens", list(self.special_tokens), "a list without duplicates")
-        floor = 256 + len(self.special_tokens) + 1
+        floor = 256 + (n := len(self.special_tokens)) + 1
         if self.vocab_size < floor:
-            _fail("tokenizer.vocab_size", self.vocab_size,
-                  f"an integer >= {floor} (256 bytes + {len(self.special_tokens)} special + 1 merge)")
+            _fail("tokenizer.vocab_size", self.vocab_size, f"an integer >= {floor} and <= {1 << 20}"
+                  f" (256 bytes + {n} special token{'' if n == 1 else 's'} + at least 1 merge)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,22 +198,64 @@ def load_preset(path: str | Path, name: str) -> dict[str, Any]:
 
 
 def _preset_overrides(path: str | Path, presets: Any, name: str) -> dict[str, Any]:
-    presets = presets or {}
+    presets = presets or {}  # already checked by parse_params: a mapping of names to mappings
     if name not in presets:
         raise ParamsError(f"{path}: presets.{name} is unknown: presets are {', '.join(presets) or 'none'}")
     return dict(presets[name])
 
 
 def _read(path: str | Path) -> Any:
+    """The params file as YAML data; every way of not being readable YAML fails in one line."""
     import yaml  # imported here so that importing sml.config stays cheap
 
     path = Path(path)
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ParamsError(f"{path}: file not found (run from the repository root)") from None
-    except yaml.YAMLError as e:
+    except OSError as e:  # a directory, no permission...
+        raise ParamsError(f"{path}: cannot be read: {e.strerror or e}") from None
+    try:
+        text = data.decode("utf-8-sig")  # "-sig": a leading byte-order mark (some Windows editors) is fine
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise ParamsError(f"{path}: byte {e.start} (line {line}) is not UTF-8: save the file as UTF-8") from None
+    try:
+        raw = yaml.load(text, Loader=_unique_key_loader())
+    except ParamsError as e:  # a key given twice
+        raise ParamsError(f"{path}: {e}") from None
+    except Exception as e:  # PyYAML lets some bad text out as other errors: 2001-13-45 (ValueError),
+        # !!bool maybe (KeyError), !!int - (IndexError), thousands of nested [ (RecursionError)...
         raise ParamsError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
+    if raw is None:
+        raise ParamsError(f"{path}: holds no settings (empty, or only comments): expected {_describe(Params, {})}")
+    return raw
+
+
+@functools.cache
+def _unique_key_loader() -> type:
+    """PyYAML's SafeLoader, except that a key given twice in one mapping is an error (not, as
+    in ``yaml.safe_load``, the last one silently kept: a value the file's reader may not see)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def __init__(self, stream):
+            super().__init__(stream)
+            self.dotted = {}  # node -> the dotted key it is the value of, and a dot: "train."
+
+        def construct_mapping(self, node, deep=False):
+            lines = {}  # key -> the line it is first given on
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # a list as a key fails in PyYAML; "<<" merges may be overridden
+                key, line = self.dotted.get(node, "") + key_node.value, key_node.start_mark.line + 1
+                if key in lines:
+                    raise ParamsError(f"{key} is given twice (lines {lines[key]} and {line}): keep one")
+                lines[key] = line
+                self.dotted[value_node] = key + "."
+            return super().construct_mapping(node, deep)
+
+    return UniqueKeyLoader
 
 
 def _parse(path: str | Path, raw: Any) -> Params:
@@ -225,9 +274,14 @@ def parse_params(raw: Any) -> Params:
     presets = None
     if isinstance(raw, dict) and "presets" in raw:
         raw = dict(raw)
-        presets = raw.pop("presets") or {}
+        presets = raw.pop("presets")
     params = _build(Params, raw, prefix="")
-    for name in presets or {}:
+    presets = {} if presets is None else presets  # also `presets:` with every preset commented out
+    if not isinstance(presets, dict):
+        _fail("presets", presets, "a mapping of preset names to 'section.key: value' overrides")
+    for name in presets:
+        if not isinstance(name, str):
+            _fail(f"presets.{name}", name, "preset names are strings: quote it", verb="is not a name")
         try:
             _build(Params, apply_preset(raw, presets, name), prefix="")
         except ParamsError as e:
@@ -261,7 +315,7 @@ def _build(cls: type, raw: Any, prefix: str):
     """Check ``raw`` against dataclass ``cls`` key by key, then construct it."""
     where = prefix.rstrip(".") or "top level"
     if not isinstance(raw, dict):
-        _fail(where, raw, f"a mapping with keys {', '.join(f.name for f in dataclasses.fields(cls))}")
+        _fail(where, raw, _describe(cls, {}))
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in raw:
         if key not in fields:
@@ -293,24 +347,30 @@ def _check(key: str, value: Any, hint: Any, meta: dict) -> Any:
         return tuple(_check(f"{key}[{i}]", v, item, {}) for i, v in enumerate(value))
     if origin in (typing.Union, types.UnionType):
         raise TypeError(f"{key}: optional params are not supported; give every key a value")
-    if hint is float and isinstance(value, str):
-        value = _float_or_same(value)  # PyYAML reads 1e-3 (no dot) as a string
+    converted = _as_float(value) if hint is float else value
     ok = {
         bool: isinstance(value, bool),
         int: isinstance(value, int) and not isinstance(value, bool),
-        float: isinstance(value, int | float) and not isinstance(value, bool),
+        float: isinstance(converted, float) and math.isfinite(converted),
         str: isinstance(value, str),
     }[hint]
-    if not ok or not _in_limits(value, meta):
-        _fail(key, value, _describe(hint, meta))
-    return float(value) if hint is float else value
+    if not ok or not _in_limits(converted, meta):
+        note = " (quote it: YAML reads yes/no/on/off as true/false)" if hint is str and isinstance(value, bool) else ""
+        _fail(key, converted if isinstance(value, str) else value, _describe(hint, meta) + note)
+    return converted
 
 
-def _float_or_same(text: str) -> float | str:
-    try:
-        return float(text)
-    except ValueError:
-        return text
+_DECIMAL = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")  # 1e-3, -2.5E4, .5
+
+
+def _as_float(value: Any) -> Any:
+    """``value`` as a float if it is a number or decimal text (PyYAML reads 1e-3 as a string),
+    else unchanged, to fail the check: True, an int too big for a float, 'nan', None..."""
+    if isinstance(value, str) and _DECIMAL.fullmatch(value):
+        return float(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 1e308:
+        return float(value)
+    return value
 
 
 def _in_limits(value: Any, meta: dict) -> bool:
@@ -319,8 +379,6 @@ def _in_limits(value: Any, meta: dict) -> bool:
     if meta["pattern"] is not None:
         return re.fullmatch(meta["pattern"], value) is not None
     lo, hi = meta["lo"], meta["hi"]
-    if value != value:  # NaN
-        return False
     if lo is not None and (value <= lo if meta["lo_open"] else value < lo):
         return False
     return hi is None or (value < hi if meta["hi_open"] else value <= hi)
@@ -328,11 +386,15 @@ def _in_limits(value: Any, meta: dict) -> bool:
 
 def _describe(hint: Any, meta: dict) -> str:
     """What a key accepts, in words: 'a number > 0 and < 1', 'one of 'gpt2', 'gpt4''."""
+    if dataclasses.is_dataclass(hint):
+        return f"a mapping with keys {', '.join(f.name for f in dataclasses.fields(hint))}"
     if typing.get_origin(hint) is Literal:
         return "one of " + ", ".join(_yaml(a) for a in typing.get_args(hint))
     if typing.get_origin(hint) is tuple:
         return "a list of strings"
     noun = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[hint]
+    if hint is float and meta.get("hi") is None:
+        noun = "a finite number"  # with an upper bound, finite goes without saying
     if meta.get("hint"):
         return f"{noun}: {meta['hint']}"
     bounds = []
@@ -349,7 +411,10 @@ def _yaml(value: Any) -> str:
 
 
 def _fail(key: str, value: Any, expected: str, verb: str = "") -> typing.NoReturn:
-    shown = repr(value)
+    try:
+        shown = repr(value)
+    except ValueError:  # an int of over 4300 digits (YAML's 0x... or base-60 1:30:00 can make one)
+        shown = "(a huge number)"
     if len(shown) > 60:
         shown = shown[:57] + "..."
     if verb:

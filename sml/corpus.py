@@ -2,13 +2,27 @@
 
 A corpus is read exactly as stored: ``newline=""`` keeps "\\r\\n" as two characters, so the
 character counts used to split train/val and to compute bits/char are the file's own.
-A file that is not UTF-8 fails with one line naming the file and the byte offset.
+
+A file that is not UTF-8 fails with one line naming the file, the byte offset and line of
+the first bad byte, and the byte itself. Python's text reader decodes in blocks and reports
+an offset within its block, so on that error the file is scanned once more, as bytes, to
+find where in the file the bad byte is (only when reading has already failed).
 """
 
+import codecs
 from collections.abc import Iterator
 from pathlib import Path
 
 from sml.errors import SMLError
+
+
+def check_corpus(path: str | Path) -> None:
+    """Refuse a corpus that is missing or empty before any work (its text is checked as it is read)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SMLError(f"{path}: corpus not found (run the download stage first)")
+    if path.stat().st_size == 0:
+        raise SMLError(f"{path}: the corpus is empty: rerun the download stage (dvc repro -f download)")
 
 
 def iter_lines(path: str | Path) -> Iterator[str]:
@@ -20,7 +34,37 @@ def iter_lines(path: str | Path) -> Iterator[str]:
     except FileNotFoundError:
         raise SMLError(f"{path}: corpus not found (run the download stage first)") from None
     except UnicodeDecodeError as e:
-        raise SMLError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start} of a block)") from None
+        where = not_utf8_where(path) or f"not UTF-8 ({e.reason})"  # "" only if the file just changed
+        raise SMLError(f"{path}: {where}; save it as UTF-8") from None
+
+
+def not_utf8_where(path: str | Path, block_bytes: int = 1 << 20) -> str:
+    """Where ``path`` stops being UTF-8, for a message ("" if it is UTF-8 throughout).
+
+    Reads ``block_bytes`` at a time; a character cut by a block border is completed by
+    the next block, so the answer does not depend on the block size.
+
+    >>> import tempfile, os; p = os.path.join(tempfile.mkdtemp(), "t.txt")
+    >>> _ = open(p, "wb").write("café\\nna\\xefve\\n".encode() + b"\\xff!")
+    >>> not_utf8_where(p, block_bytes=4)
+    'not UTF-8 at byte 13 (line 3): 0xff (invalid start byte)'
+    """
+    offset, line, pending = 0, 1, b""  # pending: the start of a character cut by the block border
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(block_bytes)
+            data = pending + block
+            try:
+                _, used = codecs.utf_8_decode(data, "strict", not block)  # final when the file ends
+            except UnicodeDecodeError as e:
+                line += data.count(b"\n", 0, e.start)  # b"\n" never occurs inside a UTF-8 character
+                bad = " ".join(f"0x{b:02x}" for b in data[e.start : e.end])
+                return f"not UTF-8 at byte {offset + e.start:,} (line {line:,}): {bad} ({e.reason})"
+            if not block:
+                return ""
+            line += data.count(b"\n", 0, used)
+            offset += used
+            pending = data[used:]
 
 
 def count_chars(path: str | Path) -> int:

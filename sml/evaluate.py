@@ -35,6 +35,7 @@ from sml.checkpoint import load_model
 from sml.config import EvaluateConfig
 from sml.corpus import split_lines
 from sml.device import Runtime, pick_runtime
+from sml.errors import SMLError
 from sml.generate import complete
 from sml.model import GPT
 from sml.tokenizer import Tokenizer
@@ -44,15 +45,21 @@ WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*")
 
 
 def evaluate(model_dir: Path, tokenizer: Path, tokens: Path, corpus: Path, cfg: EvaluateConfig,
-             out=sys.stdout) -> dict:
+             out=None) -> dict:
     """Every figure above for the model in ``model_dir``; returns the metrics as a dict.
 
     Each figure is printed to ``out`` as soon as it is known (a whole split takes a while).
     """
+    out = sys.stdout if out is None else out
     runtime = pick_runtime(cfg.device, "auto", compile=False, key="evaluate")
     tok = Tokenizer.load(tokenizer)
     model = load_model(model_dir, tokenizer, runtime.device)
     meta = load_meta(tokens)
+    encoded = meta["train"]["bytes"] + meta["val"]["bytes"]
+    if not corpus.exists() or corpus.stat().st_size != encoded:  # its words must be the train split's
+        size = f"{corpus.stat().st_size:,} bytes" if corpus.exists() else "missing"
+        raise SMLError(f"{corpus}: {size}, but {tokens / 'meta.json'} was encoded from {encoded:,} bytes:"
+                       " the corpus changed since; rerun the pipeline (dvc repro)")
     split_tokens = {split: load_tokens(tokens, split) for split in SPLITS}
     metrics: dict = {}
     for split in SPLITS:

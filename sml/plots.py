@@ -21,6 +21,7 @@ import matplotlib.ticker  # noqa: E402
 import torch  # noqa: E402
 
 from sml.atomic import atomic_open  # noqa: E402
+from sml.errors import SMLError  # noqa: E402
 from sml.model import GPT  # noqa: E402
 from sml.optim import lr_curve  # noqa: E402
 from sml.tokenizer.tokenizer import Tokenizer, render_bytes  # noqa: E402
@@ -30,6 +31,9 @@ def plot_all(log: Path, model: GPT, info: dict, tok: Tokenizer, sentence: str, l
              out: Path) -> list[Path]:
     """Write every figure into ``out``; returns their paths. ``info`` is the model's model.json."""
     rows = read_log(log)
+    if rows[-1]["step"] != info.get("steps", rows[-1]["step"]):  # cut short, or another run's log
+        raise SMLError(f"{log}: ends at step {rows[-1]['step']:.0f}, but the model was trained for"
+                       f" {info['steps']:,} steps: rerun the train stage (dvc repro -f train)")
     figures = {
         "loss.png": loss_figure(rows),
         "lr.png": lr_figure(rows, info),
@@ -42,10 +46,31 @@ def plot_all(log: Path, model: GPT, info: dict, tok: Tokenizer, sentence: str, l
     return paths
 
 
+NEEDED = ("step", "tokens", "lr", "train_bits_per_char", "val_bits_per_char")  # the log's columns drawn here
+
+
 def read_log(path: Path) -> list[dict]:
-    """The training log's rows, numbers as floats (an empty val_loss as None)."""
-    with open(path, encoding="utf-8", newline="") as f:
-        return [{k: float(v) if v else None for k, v in row.items()} for row in csv.DictReader(f, delimiter="\t")]
+    """The training log's rows, numbers as floats (an empty val_loss as None); checked."""
+    fix = "rerun the train stage (dvc repro -f train: it rewrites the log from its checkpoint)"
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            reader = csv.DictReader(f, delimiter="\t")
+            missing = [c for c in NEEDED if c not in (reader.fieldnames or [])]
+            if missing:
+                raise SMLError(f"{path}: no column {', '.join(missing)} in its header: {fix}")
+            rows = []
+            for line, row in enumerate(reader, start=2):
+                try:
+                    rows.append({k: float(row[k]) if row[k] else None for k in NEEDED})
+                except (TypeError, ValueError):
+                    raise SMLError(f"{path}: line {line} is not a row of numbers: {fix}") from None
+    except FileNotFoundError:
+        raise SMLError(f"{path}: no training log (run the train stage)") from None
+    except UnicodeDecodeError as e:
+        raise SMLError(f"{path}: not UTF-8 at byte {e.start}: {fix}") from None
+    if not rows or any(r[c] is None for r in rows for c in ("step", "tokens", "lr", "train_bits_per_char")):
+        raise SMLError(f"{path}: {'no rows' if not rows else 'a row with empty figures'}: {fix}")
+    return rows
 
 
 def loss_figure(rows: list[dict]):
@@ -56,7 +81,7 @@ def loss_figure(rows: list[dict]):
                 label="train (batch mean)", color="tab:blue", alpha=0.7)
         val = [r for r in rows if r["val_bits_per_char"] is not None]
         ax.plot([r[x_key] for r in val], [r["val_bits_per_char"] for r in val],
-                label="val (estimate)", color="tab:orange", marker="o")
+                label="val", color="tab:orange", marker="o")
         ax.set_xlabel(x_label)
         ax.grid(alpha=0.3)
     axes[1].xaxis.set_major_formatter(matplotlib.ticker.EngFormatter(sep=""))  # 1.5M, not 1.5 and "1e6"

@@ -74,9 +74,12 @@ class StopOnCtrlC:
     A checkpoint taken in the middle of a step (batches drawn, gradients half-summed) would
     not resume exactly, so the first Ctrl-C only sets ``requested``. A second one stops at
     once, saving nothing: the last checkpoint stays as it was. Under torchrun one Ctrl-C
-    arrives twice, from the terminal and passed on by torchrun: a second signal within a
-    second of the first counts as the same one.
+    reaches each process twice, from the terminal and passed on by torchrun, so there a
+    second signal within ``merge_s`` of the first counts as the same one.
     """
+
+    def __init__(self, merge_s: float = 0.0):
+        self.merge_s = merge_s
 
     def __enter__(self) -> "StopOnCtrlC":
         self.requested, self._at = False, 0.0
@@ -86,11 +89,11 @@ class StopOnCtrlC:
         return self
 
     def _handle(self, signum, frame) -> None:
-        if self.requested and time.monotonic() - self._at > 1.0:
-            raise KeyboardInterrupt
         if not self.requested:
             self.requested, self._at = True, time.monotonic()
             print("\nCtrl-C: stopping after this step (again to stop at once, unsaved)", file=sys.stderr)
+        elif time.monotonic() - self._at >= self.merge_s:
+            raise KeyboardInterrupt
 
     def __exit__(self, *exc) -> None:
         if self._previous is not None:

@@ -44,7 +44,7 @@ def resume_run(run) -> bool:
     if not path.exists():
         _forget_best(run)
         return False
-    state = load_checkpoint(path)  # onto the CPU: see load_checkpoint
+    state = load_checkpoint(path, if_damaged=f"delete {path.parent} to start the run over")  # onto the CPU
     saved = state.get("fingerprint", {})
     difference = fingerprint_difference(saved, run.fingerprint)
     saved_max_iters = saved.get("train", {}).get("max_iters")

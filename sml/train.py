@@ -37,9 +37,9 @@ import numpy as np
 import torch
 
 from sml import distributed
-from sml.atomic import atomic_open, write_json, write_text_or_warn
+from sml.atomic import write_json, write_text_or_warn
 from sml.batches import RandomWindows
-from sml.checkpoint import file_fingerprint, load_checkpoint, run_fingerprint, save_weights
+from sml.checkpoint import file_fingerprint, load_checkpoint, run_fingerprint, save_torch, save_weights
 from sml.config import ModelConfig, TrainConfig
 from sml.device import Runtime, pick_runtime, synchronize
 from sml.distributed import Dist
@@ -49,7 +49,8 @@ from sml.model import GPT
 from sml.optim import lr_at, make_optimizer
 from sml.progress import LOG_RETRY, Progress, StopOnCtrlC, Window, log_text, peak_memory_gb
 from sml.resume import resume_run, save_run
-from sml.tokens import load_meta, load_tokens
+from sml.tokenizer import Tokenizer
+from sml.tokens import check_vocab_size, load_meta, load_tokens
 
 
 @dataclass(frozen=True)
@@ -135,8 +136,12 @@ def new_state(cfg: TrainConfig) -> dict:
 
 
 def train(model_cfg: ModelConfig, cfg: TrainConfig, files: TrainFiles,
-          on_step: Callable[[int], None] | None = None, out=sys.stdout) -> dict:
-    """Train (or resume) a GPT; write checkpoint, best model, log and metrics. Returns the metrics."""
+          on_step: Callable[[int], None] | None = None, out=None) -> dict:
+    """Train (or resume) a GPT; write checkpoint, best model, log and metrics. Returns the metrics.
+
+    Progress goes to ``out`` (default: sys.stdout as it is when called).
+    """
+    out = sys.stdout if out is None else out
     runtime = pick_runtime(cfg.device, cfg.dtype, cfg.compile, deterministic=cfg.deterministic,
                            local_rank=distributed.local_rank())
     env = distributed.start(runtime.device.type)
@@ -159,7 +164,10 @@ def build(model_cfg: ModelConfig, cfg: TrainConfig, files: TrainFiles, runtime: 
     """The model, optimizer, scaler and this rank's sampler, at step 0."""
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     meta = load_meta(files.tokens)
+    # The tokenizer is checked whole (a damaged one fails here), and against the token files.
+    check_vocab_size(files.tokens, Tokenizer.load(files.tokenizer).vocab_size, files.tokenizer)
     tokens = {split: load_tokens(files.tokens, split) for split in ("train", "val")}
+    check_splits(tokens, model_cfg.block_size, files.tokens)
     resolved = {"device": runtime.device.type, "dtype": str(runtime.dtype).removeprefix("torch."),
                 "nproc": env.world_size}
     fingerprint = run_fingerprint(model_cfg, cfg, file_fingerprint(files.tokenizer), meta, resolved)
@@ -171,6 +179,16 @@ def build(model_cfg: ModelConfig, cfg: TrainConfig, files: TrainFiles, runtime: 
     return Run(model_cfg, cfg, files, runtime, env, model, make_optimizer(model, cfg, runtime.device),
                torch.amp.GradScaler(runtime.device.type, enabled=runtime.use_scaler), sampler, tokens,
                meta, fingerprint, out, state=new_state(cfg))
+
+
+def check_splits(tokens: dict, block_size: int, where: Path) -> None:
+    """Refuse, before any step, splits too small to train on (one window) or to score (two tokens)."""
+    if len(tokens["train"]) <= block_size:
+        raise SMLError(f"{where / 'train.bin'}: {len(tokens['train']):,} tokens cannot fill one window of"
+                       f" model.block_size {block_size:,} + 1: lower model.block_size or use a bigger corpus")
+    if len(tokens["val"]) < 2:
+        raise SMLError(f"{where / 'val.bin'}: {len(tokens['val'])} token(s), and scoring needs at least 2:"
+                       " raise data.val_fraction or use a bigger corpus")
 
 
 def wrap(run: Run) -> None:
@@ -205,7 +223,7 @@ def loop(run: Run, on_step: Callable[[int], None] | None) -> None:
     progress = Progress(run.cfg.max_iters, run.step, run.out)
     window = Window(run.state["window"], run.runtime.device)
     first = True
-    with StopOnCtrlC() as ctrl_c:
+    with StopOnCtrlC(merge_s=1.0 if run.dist.world_size > 1 else 0.0) as ctrl_c:
         while not run.done:
             # Between two steps, where model, optimizer and RNGs agree. Ranks must stop at the
             # same step, so with several they agree at log steps (it costs a round trip).
@@ -354,12 +372,16 @@ def finish(run: Run) -> dict:
     """
     best, last = run.state["best"], run.state["history"][-1]
     if best["step"] != run.step:
-        saved = load_checkpoint(run.files.best) if run.files.best.exists() else None
+        try:
+            saved = load_checkpoint(run.files.best) if run.files.best.exists() else None
+        except SMLError as e:  # damaged: say so, and export the last weights rather than nothing
+            print(f"warning: {e}", file=run.out)
+            saved = None
         if saved is not None and saved["step"] == best["step"]:
             run.model.load_state_dict(saved["model"])
         else:  # best.pt deleted by hand (or left by a lost attempt): export what there is, and say so
-            print(f"warning: {run.files.best} is missing or not from step {best['step']:,}: exporting the"
-                  f" weights of step {run.step:,}", file=run.out)
+            print(f"warning: {run.files.best} is missing, damaged or not from step {best['step']:,}:"
+                  f" exporting the weights of step {run.step:,}", file=run.out)
             best = {"step": run.step, "val_loss": last["val_loss"]}
     s = run.state
     rate = s["timed_steps"] * run.tokens_per_step / s["timed_s"] if s["timed_s"] else 0.0
@@ -384,9 +406,7 @@ def finish(run: Run) -> dict:
         "parameters": run.model.param_counts()["total"],
     }
     if run.dist.is_main:
-        run.files.model.mkdir(parents=True, exist_ok=True)
-        with atomic_open(run.files.model / "model.pt", "wb") as f:
-            torch.save(run.model.state_dict(), f)
+        save_torch(run.files.model / "model.pt", run.model.state_dict())
         write_json(run.files.model / "model.json", {
             "model": asdict(run.model_cfg), "vocab_size": run.model.vocab_size,
             "tokenizer_sha256": run.fingerprint["tokenizer_sha256"], "steps": run.step, "metrics": metrics,

@@ -2,7 +2,9 @@
 that name the same files in every stage (defaults stay in each command, next to dvc.yaml's)."""
 
 import functools
+import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Annotated
 
@@ -48,10 +50,14 @@ def from_params(key: str) -> str:
 
 
 def stage(fn):
-    """Wrap a stage's main function: a user-fixable error prints as one line and exits 1.
+    """Wrap a stage's main function: whatever goes wrong ends in one line and a non-zero exit.
 
-    Interrupting with Ctrl-C exits 130 without a traceback. Anything else is a bug in SML
-    and keeps its traceback.
+    - A user-fixable error (``SMLError``: bad params, a missing or damaged file) prints its
+      message and exits 1.
+    - Ctrl-C exits 130, without a traceback.
+    - Anything else is a bug in SML: one line that says so, exit 2. ``SML_DEBUG=1`` shows
+      the traceback instead. Tests tell the two apart by the exit code, so a bug cannot
+      pass for a handled error.
     """
 
     @functools.wraps(fn)
@@ -64,5 +70,14 @@ def stage(fn):
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             raise SystemExit(130) from None
+        except Exception as e:
+            if os.environ.get("SML_DEBUG"):
+                raise
+            where = traceback.extract_tb(e.__traceback__)[-1]
+            what = " ".join(str(e).split())[:300]
+            print(f"internal error (a bug in SML, please report it): {type(e).__name__}: {what}"
+                  f" at {Path(where.filename).name}:{where.lineno}; SML_DEBUG=1 shows the traceback",
+                  file=sys.stderr)
+            raise SystemExit(2) from None
 
     return wrapper

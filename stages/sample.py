@@ -20,6 +20,7 @@ from sml.config import load_params
 from sml.device import pick_runtime
 from sml.generate import complete, samples_markdown
 from sml.tokenizer import Tokenizer
+from sml.tokenizer.tokenizer import replace_surrogates
 from stages.common import ModelDir, ParamsFile, TokenizerFile, from_params, stage
 
 
@@ -56,7 +57,12 @@ def main(
         pieces, note = complete(net, tok, prompt, **settings)
         if note:
             print(f"({note})", file=sys.stderr)
-        print(prompt, end="", flush=True)
+        # A prompt that was not UTF-8 on the command line holds lone surrogates, which
+        # stdout cannot print: show it as the model read it, with U+FFFD in their place.
+        shown = replace_surrogates(prompt)
+        if shown != prompt:
+            print("(the prompt is not valid UTF-8: each bad byte became U+FFFD)", file=sys.stderr)
+        print(shown, end="", flush=True)
         for piece in pieces:
             print(piece, end="", flush=True)
         print()

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from sml.config import load_params
-from sml.corpus import iter_lines
+from sml.corpus import check_corpus, iter_lines
 from sml.tokenizer import Tokenizer
 from sml.tokenizer.pretokenize import compile_pattern, special_regex, stream_pieces
 from stages.common import ParamsFile, stage
@@ -26,6 +26,7 @@ def main(
 ) -> None:
     """Train the tokenizer and save it."""
     cfg = load_params(params).tokenizer
+    check_corpus(corpus)
     start = time.perf_counter()
     # Pieces of up to 64 MiB cut at chunk borders: a small corpus is one piece, a big one
     # never sits in memory whole.

@@ -83,3 +83,14 @@ def test_a_best_effort_write_that_works_says_so(tmp_path, capsys):
     path = tmp_path / "train_log.tsv"
     assert write_text_or_warn(path, "new") is True
     assert path.read_text() == "new" and capsys.readouterr().err == ""
+
+
+def test_the_next_write_removes_what_a_killed_writer_left(tmp_path):
+    target = tmp_path / "model.pt"
+    left = [tmp_path / ".model.pt.abc123.tmp", tmp_path / ".model.pt.zz.tmp"]
+    other = tmp_path / ".other.pt.abc123.tmp"  # another file's: not ours to remove
+    for path in [*left, other]:
+        path.write_bytes(b"half")
+    write_text(target, "whole")
+    assert target.read_text() == "whole"
+    assert not any(p.exists() for p in left) and other.exists()

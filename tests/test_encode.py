@@ -76,3 +76,52 @@ def test_bad_corpora_fail_with_the_file_name(tmp_path, tok, content, fraction, m
     with pytest.raises(SMLError, match=message) as e:
         encode_corpus(corpus, tok, tmp_path / "t", fraction)
     assert "bad.txt" in str(e.value)
+
+
+def test_meta_records_each_files_sha256(tmp_path, tok, corpus_file):
+    import hashlib
+
+    meta = encode_corpus(corpus_file, tok, tmp_path / "t", 0.1)
+    for split in ("train", "val"):
+        assert meta["sha256"][split] == hashlib.sha256((tmp_path / "t" / f"{split}.bin").read_bytes()).hexdigest()
+        assert meta[split]["tokens"] > 2  # the train stage checks val tokens > block_size against this
+
+
+@pytest.mark.parametrize(
+    "fraction, message",
+    [
+        (0.1, "train gets 9 tokens and val 1 token: each split needs at least 2; raise data.val_fraction"),
+        (0.85, "train gets 1 token and val 9 tokens: each split needs at least 2; lower data.val_fraction"),
+    ],
+)
+def test_a_split_of_fewer_than_two_tokens_fails_at_encode(tmp_path, tok, fraction, message):
+    corpus = tmp_path / "tiny.txt"
+    corpus.write_text("a,b,c,d,e,", encoding="utf-8")  # 10 characters; "," never merges with a letter
+    encode_corpus(corpus, tok, tmp_path / "t", 0.5)  # a good encode first: its meta.json must go
+    with pytest.raises(SMLError, match=message) as e:
+        encode_corpus(corpus, tok, tmp_path / "t", fraction)
+    assert str(e.value).startswith(f"{corpus}: with data.val_fraction={fraction}")
+    assert not (tmp_path / "t" / "meta.json").exists()  # no meta.json vouches for the new .bin files
+
+
+def test_a_bad_byte_deep_in_the_corpus_is_reported_at_its_place_in_the_file(tmp_path, tok):
+    line = "Shall I compare thee to a summer's day? — café\n"  # 47 characters, 50 bytes
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_bytes((line * 400).encode() + b"ROMEO\xff:\n" + (line * 10).encode())  # past Python's 8 KB blocks
+    with pytest.raises(SMLError) as e:
+        encode_corpus(corpus, tok, tmp_path / "t", 0.1)
+    assert str(e.value) == (f"{corpus}: not UTF-8 at byte 20,005 (line 401): 0xff (invalid start byte);"
+                            " save it as UTF-8")
+
+
+@pytest.mark.parametrize("block_bytes", [1, 2, 3, 4, 7, 1 << 20])
+def test_finding_the_bad_byte_does_not_depend_on_the_block_size(tmp_path, block_bytes):
+    from sml.corpus import not_utf8_where
+
+    path = tmp_path / "c.txt"
+    path.write_bytes("é東👩\n".encode() * 3 + b"ab\xe6\x9dx")  # a character cut short, then more text
+    assert not_utf8_where(path, block_bytes) == "not UTF-8 at byte 32 (line 4): 0xe6 0x9d (invalid continuation byte)"
+    path.write_bytes("é東👩\n".encode() * 3 + b"caf\xc3")  # the file ends inside a character
+    assert not_utf8_where(path, block_bytes) == "not UTF-8 at byte 33 (line 4): 0xc3 (unexpected end of data)"
+    path.write_bytes("é東👩\n".encode() * 3)
+    assert not_utf8_where(path, block_bytes) == ""

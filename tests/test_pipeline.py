@@ -67,6 +67,7 @@ def pipeline_params(template: dict, corpus: Path) -> dict:
                            nproc=1, deterministic=False)
     params["evaluate"].update(device="cpu", prompts=["ROMEO:"], max_new_tokens=20)
     params["sample"].update(device="cpu", prompts=["ROMEO:", ""], max_new_tokens=20, temperature=0.8)
+    params["plot"]["layer"] = 0
     params["presets"] = {"tiny": {"train.lr": 0.004, "model.n_embd": 16}}
     return params
 
@@ -161,3 +162,23 @@ def test_sample_streams_one_prompt_from_the_command_line(repo):
     assert "(empty prompt: starting from <|endoftext|>)" in run(
         [sys.executable, "-m", "stages.sample", "--prompt", "", "--max-new-tokens", "5"], repo)
     assert (repo / "artifacts/samples.md").read_text() == before  # --prompt writes no file
+    # A prompt that is not UTF-8 (a shell's $'ROMEO\xff:'): read as U+FFFD, never a traceback.
+    odd = run([sys.executable, "-m", "stages.sample", "--prompt", "ROMEO\udcff:", "--max-new-tokens", "5"], repo)
+    assert odd.startswith("ROMEO\ufffd:") and "Traceback" not in odd
+
+
+def test_a_finished_run_reruns_after_any_train_change_and_after_repro_f(repo):
+    """Once stuck: DVC deletes train's outputs, the checkpoint is already at max_iters, and
+    the stage must still write every output (and leave no temporary file in them)."""
+    run([*DVC, "repro"], repo)
+    (repo / "artifacts/model/.model.pt.k1ll3d.tmp").write_bytes(b"half a file")  # a kill -9 left it
+    set_param(repo, "train", "log_interval", 10)  # not in the fingerprint: the checkpoint resumes
+    output = run([*DVC, "repro"], repo)
+    assert "train" in ran(output) and "resuming at step 20" in output
+    assert not list((repo / "artifacts").rglob("*.tmp"))
+    set_param(repo, "evaluate", "max_new_tokens", 12)  # a change in each of the last two sections too
+    set_param(repo, "plot", "layer", 1)
+    assert ran(run([*DVC, "repro"], repo)) == ["evaluate", "plot"]
+    output = run([*DVC, "repro", "-f"], repo)
+    assert ran(output) == ALL
+    assert "up to date" in run([*DVC, "status"], repo)

@@ -44,8 +44,8 @@ def test_missing_inputs_name_the_file_and_the_stage_to_run(tmp_path, params_file
     result = run_stage("encode", "--corpus", str(tmp_path / "none.txt"),
                        "--tokenizer", str(tmp_path / "tok"), "--params", str(params_file))
     assert result.returncode == 1
-    assert result.stderr.strip() == f"error: {tmp_path / 'tok' / 'tokenizer.json'}: no such" \
-        " tokenizer file (run the train_bpe stage)"
+    assert result.stderr.strip() == f"error: {tmp_path / 'tok' / 'tokenizer.json'}: no such tokenizer" \
+        " file; rerun the train_bpe stage (dvc repro train_bpe, or python -m stages.train_bpe)"
 
 
 def test_train_bpe_imports_neither_torch_nor_numpy(tmp_path, params_file, corpus_file):
@@ -112,3 +112,26 @@ def test_every_module_a_stage_imports_is_one_of_its_dependencies(stage):
     missing = sorted(f for f in files if f not in deps and not any(f.startswith(d.rstrip("/") + "/") for d in deps)
                      and f not in ("stages/__init__.py", "sml/__init__.py"))
     assert not missing, f"dvc.yaml: stage {stage} imports {missing} but does not list them in deps"
+
+
+def test_an_unexpected_error_is_one_line_and_exit_2_and_sml_debug_shows_the_traceback(tmp_path):
+    """A bug (here a KeyError, as a slip in SML would raise) must not pass for a handled
+    error: exit 2, one line that says so, and the traceback on request."""
+    import typer
+    from typer.testing import CliRunner
+
+    from stages.common import stage
+
+    @stage
+    def main() -> None:
+        {}["missing"]
+
+    app = typer.Typer()
+    app.command()(main)
+    result = CliRunner().invoke(app, [])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("internal error (a bug in SML, please report it): KeyError")
+    assert "SML_DEBUG=1" in lines[0] and "test_stages.py" in lines[0]
+    debug = CliRunner().invoke(app, [], env={"SML_DEBUG": "1"})
+    assert isinstance(debug.exception, KeyError)  # raised, so its traceback shows

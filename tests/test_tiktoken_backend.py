@@ -36,6 +36,18 @@ def test_tiktoken_gives_our_ids_on_random_text(tok, text):
     assert tok.encode(text, special="text", backend="tiktoken") == tok.encode_ordinary(text)
 
 
+# Lone surrogates (either half alone, or both halves in the wrong order) and a proper pair.
+SURROGATES = "\ud800\udbff\udc00\udfff\udcff\ud83d\ude00"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list(SONNET[:200] + "é東👩\n\t 09" + ODD_SPACES + SURROGATES))))
+def test_both_backends_replace_lone_surrogates_alike(tok, text):
+    python = tok.encode(text, special="text", backend="python")
+    assert tok.encode(text, special="text", backend="tiktoken") == python
+    assert tiktoken_encoding(tok).encode_ordinary(text) == tok.encode_ordinary(text) == python
+
+
 def test_auto_backend_keeps_the_special_policy(tok):
     text = f"{SONNET[:100]}{EOT}{SONNET[100:200]}"
     assert tok.encode(text, "allow", backend="auto") == tok.encode(text, "allow")

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from sml.tokenizer import Tokenizer, TokenizerError
 from sml.tokenizer.pretokenize import compile_pattern
+from sml.tokenizer.tokenizer import replace_surrogates
 from sml.tokenizer.train import count_chunks, learn_merges
 from tests.conftest import MIXED, SONNET
 from tests.reference_bpe import naive_train
@@ -80,6 +81,25 @@ def test_round_trip_edge_cases(tok, s):
     assert tok.decode(tok.encode(s)) == s
 
 
+# Any code point, lone surrogates (category Cs) included, and often one of those.
+ANY_CHAR = st.one_of(st.characters(exclude_categories=()), st.characters(categories=["Cs"]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(ANY_CHAR))
+def test_lone_surrogates_encode_as_the_replacement_char(tok, s):
+    ids = tok.encode(s, special="text")
+    assert ids == tok.encode(replace_surrogates(s), special="text")
+    assert tok.decode(ids) == replace_surrogates(s)
+
+
+def test_a_prompt_that_was_not_utf8_on_the_command_line(tok):
+    prompt = "ROMEO\udcff:"  # what Python's argv holds for the bytes b"ROMEO\xff:"
+    assert tok.decode(tok.encode(prompt)) == "ROMEO\ufffd:"
+    assert tok.encode("\ud83d\ude00") == tok.encode("😀")  # a high+low pair is one character
+    assert tok.encode("\ude00\ud83d") == tok.encode("\ufffd\ufffd")  # the wrong way round: two lone ones
+
+
 def test_decode_of_a_cut_character_shows_a_replacement_char(tok):
     ids = tok.encode("é", special="text")  # 2 bytes: may be one token or two
     assert tok.decode_bytes(ids) == "é".encode()
@@ -138,25 +158,62 @@ def test_vocab_listing_is_readable(tok, tmp_path):
     assert lines[-1].endswith(f"{EOT}  (special)")
 
 
-@pytest.mark.parametrize(
-    "content, message",
-    [
-        ("{not json", "not valid JSON"),
-        ('{"format": "sml-bpe", "version": 99}', "expected 'sml-bpe'/1"),
-        ("[1, 2]", "expected 'sml-bpe'/1"),
-        ('{"format": "sml-bpe", "version": 1, "pattern": "gpt2"}', "malformed tokenizer file"),
-        ('{"format": "sml-bpe", "version": 1, "pattern": "gpt2", "special_tokens": {},'
-         ' "merges": [[1, 2, 3]]}', "malformed tokenizer file"),
-    ],
-)
-def test_load_rejects_bad_files_with_the_file_name(tmp_path, content, message):
+def _valid() -> dict:
+    """A small tokenizer's file contents: 3 merges ("ab", "abc", "de"), one special token."""
+    return Tokenizer([(97, 98), (256, 99), (100, 101)], "gpt2", [EOT]).to_dict()
+
+
+def _with(**changes) -> dict:
+    return {k: v for k, v in {**_valid(), **changes}.items() if v is not DROP}
+
+
+DROP = object()  # a key left out of the file
+BAD_FILES = {  # what is in tokenizer.json -> what the one-line error says
+    "not json": ("{not json", "not valid JSON"),
+    "empty": ("", "not valid JSON"),
+    "a list": ([1, 2], "expected a JSON object, found list"),
+    "other version": (_with(version=99), "format/version is 'sml-bpe'/99, expected 'sml-bpe'/1"),
+    "other format": (_with(format="hf-bpe"), "format/version is 'hf-bpe'/1"),
+    "no version": (_with(version=DROP), "format/version is 'sml-bpe'/None"),
+    "no pattern": (_with(pattern=DROP), "pattern is None, expected a string"),
+    "no merges": (_with(merges=DROP), "merges is None, expected a list"),
+    "no special_tokens": (_with(special_tokens=DROP), "special_tokens is None, expected an object"),
+    "pattern a number": (_with(pattern=5), "pattern is 5, expected a string"),
+    "pattern not a regex": (_with(pattern="(unclosed"), "pattern is not a valid regex"),
+    "merges an object": (_with(merges={"a": 1}), "merges is {'a': 1}, expected a list"),
+    "merge of 3 ids": (_with(merges=[[97, 98, 99]]), r"merges\[0\] is \[97, 98, 99\], expected a pair"),
+    "merge of strings": (_with(merges=[["97", "98"]]), r"merges\[0\] is \['97', '98'\], expected a pair"),
+    "merge of floats": (_with(merges=[[97.0, 98]]), r"merges\[0\] .* expected a pair of ids"),
+    "merge of bools": (_with(merges=[[True, 98]]), r"merges\[0\] .* expected a pair of ids"),
+    "merge of a later id": (_with(merges=[[97, 98], [257, 99]]), r"merge 1 may only join ids 0\.\.256"),
+    "merge of a negative id": (_with(merges=[[-1, 98]]), r"merge 0 may only join ids 0\.\.255"),
+    "merge repeated": (_with(merges=[[97, 98], [97, 98]]), r"merges\[1\] repeats merges\[0\]"),
+    "special id a string": (_with(special_tokens={EOT: "259"}), "special_tokens is .* expected {text: id}"),
+    "special id not after merges": (_with(special_tokens={EOT: 300}), r"ids are \[300\], expected \[259\]"),
+    "special ids missing a merge's": (_with(merges=[[97, 98]]), r"ids are \[259\], expected \[257\]"),
+}
+
+
+@pytest.mark.parametrize("content, message", BAD_FILES.values(), ids=BAD_FILES.keys())
+def test_load_rejects_bad_files_in_one_line_with_the_file_name(tmp_path, content, message):
     path = tmp_path / "tokenizer.json"
-    path.write_text(content)
+    path.write_text(content if isinstance(content, str) else json.dumps(content), encoding="utf-8")
     with pytest.raises(TokenizerError, match=message) as e:
         Tokenizer.load(path)
-    assert str(path) in str(e.value)
+    assert str(e.value).startswith(f"{path}: ") and "\n" not in str(e.value)
+    assert "rerun the train_bpe stage" in str(e.value)
+
+
+def test_load_of_a_valid_file_and_of_a_missing_or_damaged_one(tmp_path):
+    path = tmp_path / "tokenizer.json"
+    path.write_text(json.dumps(_valid()), encoding="utf-8")
+    tok = Tokenizer.load(path)
+    assert tok.merges == [(97, 98), (256, 99), (100, 101)] and tok.special_tokens == {EOT: 259}
     with pytest.raises(TokenizerError, match="no such tokenizer file"):
         Tokenizer.load(tmp_path / "missing.json")
+    path.write_bytes(b'{"format": "sml-bpe\xff"}')
+    with pytest.raises(TokenizerError, match="not UTF-8 text"):
+        Tokenizer.load(path)
 
 
 def test_train_rejects_a_vocab_smaller_than_the_bytes():

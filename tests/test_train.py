@@ -359,3 +359,47 @@ def test_a_run_that_cannot_fit_stops_before_any_step(data, tmp_path, monkeypatch
     with pytest.raises(SMLError, match=r"training needs about .* set train\.batch_size to at most|model\.block_size"):
         run(data, tmp_path, on_step=steps.append)
     assert steps == [] and not (tmp_path / "ckpt" / "checkpoint.pt").exists()
+
+
+def test_a_second_ctrl_c_stops_at_once_without_saving(data, tmp_path):
+    def twice(step):
+        if step == 13:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        run(data, tmp_path, on_step=twice)
+    assert json.loads((tmp_path / "ckpt/checkpoint.json").read_text())["step"] == 10  # the last one, kept
+
+
+def test_under_torchrun_one_ctrl_c_delivered_twice_counts_once():
+    from sml.progress import StopOnCtrlC
+
+    with StopOnCtrlC(merge_s=1.0) as ctrl_c:
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)  # torchrun passing the terminal's Ctrl-C on
+        assert ctrl_c.requested
+
+
+def test_a_damaged_model_and_model_json_are_one_line(data, tmp_path):
+    run(data, tmp_path, dataclasses.replace(TRAIN, max_iters=5))
+    tokenizer = data / "tokenizer" / "tokenizer.json"
+    weights = tmp_path / "model" / "model.pt"
+    raw = bytearray(weights.read_bytes())
+    raw[len(raw) // 2 : len(raw) // 2 + 8] = bytes(8)  # inside a tensor's bytes
+    weights.write_bytes(bytes(raw))
+    with pytest.raises(SMLError, match=r"model\.pt: (damaged|not a readable checkpoint).*rerun the train stage"):
+        load_model(tmp_path / "model", tokenizer)
+    info = tmp_path / "model" / "model.json"
+    info.write_text(info.read_text()[:40])
+    with pytest.raises(SMLError, match=r"model\.json: not a readable model description .* rerun the train stage"):
+        load_model(tmp_path / "model", tokenizer)
+
+
+def test_splits_too_small_to_train_on_stop_before_any_step(data, tmp_path):
+    from sml.train import check_splits
+
+    with pytest.raises(SMLError, match=r"train\.bin: 20 tokens cannot fill one window of model\.block_size 32"):
+        check_splits({"train": [0] * 20, "val": [0] * 5}, 32, data / "tokens")
+    with pytest.raises(SMLError, match=r"val\.bin: 1 token\(s\), and scoring needs at least 2: raise data\.val_fr"):
+        check_splits({"train": [0] * 50, "val": [0]}, 32, data / "tokens")

@@ -4,7 +4,8 @@ tiktoken describes a BPE tokenizer by ranks: ``{token bytes: id}``. To encode a 
 repeatedly merges the adjacent pair whose *concatenated bytes* has the lowest rank. Our
 merges give every token its id in the order it was learned, so the ranks are just
 ``{vocab[id]: id}``, and the same split pattern makes tiktoken produce our ids, only from
-Rust, many times faster. The tests check that on real text.
+Rust, many times faster. The tests check that on real text, and on text with lone
+surrogates, which tiktoken replaces with U+FFFD just as ``Tokenizer.encode`` does.
 
 Left out on purpose: loading OpenAI's own encodings (they are fetched over the network).
 """

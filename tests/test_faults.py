@@ -1,0 +1,227 @@
+"""Fault injection: every artifact a stage reads, damaged every way, and kill -9 mid-run.
+
+Each damaged case asserts what a user would: the stage exits 1 with one line that names
+the file and says what to do, or (for damage no check can see, listed in UNDETECTABLE with
+the reason) it succeeds; never a traceback (exit 2: ``stages.common.stage``'s "internal
+error"), and the damaged file is left as it was for the user to look at.
+"""
+
+import contextlib
+import dataclasses
+import hashlib
+import importlib
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import typer
+import yaml
+from typer.testing import CliRunner
+
+from tests.conftest import MIXED, ROOT, SONNET, params_template
+
+STAGES = ("download", "train_bpe", "encode", "train", "evaluate", "sample", "plot")
+
+# What reads each artifact (the stages after the one that writes it).
+READERS = {
+    "data/corpus.txt": ["train_bpe", "encode", "evaluate"],
+    "artifacts/tokenizer/tokenizer.json": ["encode", "train", "evaluate", "sample", "plot"],
+    "data/tokens/train.bin": ["train", "evaluate"],
+    "data/tokens/val.bin": ["train", "evaluate"],
+    "data/tokens/meta.json": ["train", "evaluate"],
+    "artifacts/checkpoint/checkpoint.pt": ["train"],
+    "artifacts/model/model.pt": ["evaluate", "sample", "plot"],
+    "artifacts/model/model.json": ["evaluate", "sample", "plot"],
+    "artifacts/train_log.tsv": ["plot"],
+}
+DAMAGE = ("emptied", "truncated", "garbled", "swapped", "deleted")
+
+# Damage that leaves a valid file of the right kind: nothing in the file itself can tell.
+# DVC can: the file's hash no longer matches dvc.lock, so `dvc repro` reruns the stage that
+# writes it before any reader sees it.
+UNDETECTABLE = {
+    ("data/corpus.txt", "garbled", "train_bpe"): "still UTF-8 text: a tokenizer of other text",
+    ("data/corpus.txt", "garbled", "encode"): "still UTF-8 text: other token ids",
+    ("data/corpus.txt", "garbled", "evaluate"): "same size: only its words are read, for the known-word share",
+    ("data/corpus.txt", "swapped", "train_bpe"): "another corpus is a corpus",
+    ("data/corpus.txt", "swapped", "encode"): "another corpus is a corpus",
+    ("data/corpus.txt", "truncated", "train_bpe"): "a shorter corpus is a corpus",
+    ("data/corpus.txt", "truncated", "encode"): "a shorter corpus is a corpus",
+    ("artifacts/train_log.tsv", "swapped", "plot"): "another run's log of as many steps is a valid log",
+    ("artifacts/tokenizer/tokenizer.json", "swapped", "encode"): "another tokenizer is a tokenizer; train"
+                                                                 " then sees the vocabulary differ from the model's",
+}
+# Handled by design: the stage says what it does, and what it replaces was never this run's.
+ON_PURPOSE = {
+    ("artifacts/checkpoint/checkpoint.pt", "swapped", "train"): "another run's checkpoint: 'not resuming ...',"
+                                                                 " and the run starts at step 0",
+    ("artifacts/checkpoint/checkpoint.pt", "deleted", "train"): "no checkpoint: the run starts at step 0",
+}
+
+
+def invoke(stage: str, *args: str):
+    app = typer.Typer()
+    app.command()(importlib.import_module(f"stages.{stage}").main)
+    return CliRunner().invoke(app, list(args), env={"COLUMNS": "250"})
+
+
+def tiny_params(corpus: Path, vocab_size: int) -> dict:
+    raw = params_template()
+    raw.pop("presets", None)
+    raw["data"].update(source=str(corpus), sha256=hashlib.sha256(corpus.read_bytes()).hexdigest(), val_fraction=0.1)
+    raw["tokenizer"]["vocab_size"] = vocab_size
+    raw["model"].update(n_layer=1, n_head=2, n_embd=32, block_size=32, dropout=0.1)
+    raw["train"].update(device="cpu", dtype="float32", compile=False, deterministic=False, nproc=1, batch_size=4,
+                        max_iters=12, warmup_iters=2, lr=1e-3, min_lr=1e-4, eval_interval=4, eval_iters=2,
+                        log_interval=4, checkpoint_interval=4, patience=0)
+    raw["evaluate"].update(device="cpu", prompts=["ROMEO:"], max_new_tokens=8)
+    raw["sample"].update(device="cpu", prompts=["ROMEO:"], max_new_tokens=8)
+    return raw
+
+
+def make_run(root: Path, text: str, vocab_size: int) -> Path:
+    """A whole tiny pipeline's outputs under ``root``, made by the stage commands themselves."""
+    root.mkdir(parents=True)
+    corpus = root / "source.txt"
+    corpus.write_text(text, encoding="utf-8")
+    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(corpus, vocab_size)), encoding="utf-8")
+    with contextlib.chdir(root):
+        for stage in STAGES:
+            result = invoke(stage)
+            assert result.exit_code == 0, (stage, result.output, result.stderr)
+    # best.pt is what the run exports: keep the case where it and the last step differ for later
+    return root
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("faults")
+    return (make_run(base / "a", SONNET * 6 + MIXED, 300),
+            make_run(base / "b", (SONNET[::-1] + MIXED) * 4, 280))  # another run, to swap files with
+
+
+def damage(path: Path, how: str, other: Path) -> None:
+    data = path.read_bytes()
+    if how == "emptied":
+        path.write_bytes(b"")
+    elif how == "truncated":
+        path.write_bytes(data[: len(data) // 2 + 1])
+    elif how == "garbled":  # 16 bytes in the middle changed, the length kept
+        middle = len(data) // 2
+        noise = bytes((b + 97) % 256 for b in data[middle : middle + 16])
+        path.write_bytes(data[:middle] + noise + data[middle + 16 :])
+    elif how == "swapped":
+        shutil.copy(other, path)
+    elif how == "deleted":
+        path.unlink()
+
+
+CASES = [(a, how, stage) for a, stages in READERS.items() for how in DAMAGE for stage in stages]
+
+
+@pytest.mark.parametrize(("artifact", "how", "stage"), CASES, ids=["-".join(c) for c in CASES])
+def test_a_damaged_artifact_is_one_line_or_harmless(runs, tmp_path, artifact, how, stage):
+    original, other = runs
+    case = tmp_path / "run"
+    shutil.copytree(original, case, symlinks=True)
+    target = case / artifact
+    damage(target, how, other / artifact)
+    before = target.read_bytes() if target.exists() else None
+    with contextlib.chdir(case):
+        result = invoke(stage)
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code in (0, 1), f"exit {result.exit_code}: {result.stderr}{result.output}"
+    if (artifact, how, stage) in ON_PURPOSE:
+        assert result.exit_code == 0 and "starting at step 0" in result.output + result.stderr or how == "deleted"
+        return
+    if result.exit_code == 0:
+        assert (artifact, how, stage) in UNDETECTABLE, f"{how} {artifact} accepted silently by {stage}"
+    else:
+        assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+        assert "Traceback" not in result.stderr + result.output
+        named = Path(artifact).name in lines[0] or Path(artifact).parent.name in lines[0]
+        assert named, f"the message does not name {artifact}: {lines[0]}"
+    assert (target.read_bytes() if target.exists() else None) == before  # left for the user to look at
+
+
+def test_damage_cases_cover_every_reader():
+    """The table above is the suite's scope: every artifact each stage reads is in it."""
+    assert len(CASES) == sum(len(s) for s in READERS.values()) * len(DAMAGE)
+    assert {s for stages in READERS.values() for s in stages} == set(STAGES) - {"download"}
+
+
+def test_a_damaged_checkpoint_is_kept_and_the_rerun_after_deleting_it_trains(runs, tmp_path):
+    case = tmp_path / "run"
+    shutil.copytree(runs[0], case)
+    damage(case / "artifacts/checkpoint/checkpoint.pt", "garbled", None)
+    with contextlib.chdir(case):
+        first = invoke("train")
+        assert first.exit_code == 1 and "delete artifacts/checkpoint to start the run over" in first.stderr
+        shutil.rmtree("artifacts/checkpoint")  # what the message says
+        again = invoke("train")
+    assert again.exit_code == 0, again.stderr
+
+
+def test_kill_9_at_random_moments_then_a_rerun_ends_as_an_uninterrupted_run(tmp_path):
+    """Killed outright, a run resumes from its last checkpoint and ends with exactly the
+    weights of a run never killed; no temporary file is left in any output."""
+    corpus = tmp_path / "source.txt"
+    corpus.write_text(SONNET * 6 + MIXED, encoding="utf-8")
+    raw = tiny_params(corpus, 300)
+    raw["train"].update(max_iters=400, checkpoint_interval=7, log_interval=5, eval_interval=50)
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    for root in (straight, killed):
+        root.mkdir()
+        (root / "params.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
+        with contextlib.chdir(root):
+            for stage in ("download", "train_bpe", "encode"):
+                assert invoke(stage).exit_code == 0
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    assert subprocess.run([sys.executable, "-m", "stages.train"], cwd=straight, env=env,
+                          capture_output=True, timeout=300).returncode == 0
+    rng = random.Random(7)
+    kills = 0
+    for _ in range(5):
+        proc = subprocess.Popen([sys.executable, "-m", "stages.train"], cwd=killed, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(2.5 + rng.random() * 2.0)  # start-up is ~2 s: land among the steps and writes
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait(timeout=60)
+    assert kills >= 3, "the run finished before it could be killed: make it longer"
+    done = subprocess.run([sys.executable, "-m", "stages.train"], cwd=killed, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    from sml.checkpoint import load_checkpoint
+
+    a = load_checkpoint(straight / "artifacts/model/model.pt")
+    b = load_checkpoint(killed / "artifacts/model/model.pt")
+    assert all(a[k].equal(b[k]) for k in a)
+    assert not list(killed.rglob("*.tmp")), list(killed.rglob("*.tmp"))
+    logs = [(root / "artifacts/train_log.tsv").read_text().splitlines() for root in (straight, killed)]
+    assert [r.split("\t")[:4] for r in logs[0]] == [r.split("\t")[:4] for r in logs[1]]  # step .. val_loss
+
+
+@pytest.mark.parametrize("dataclass_field", dataclasses.fields(importlib.import_module("sml.config").TrainConfig),
+                         ids=lambda f: f.name)
+def test_every_train_key_is_deliberately_resumable_or_in_the_fingerprint(dataclass_field):
+    from sml.checkpoint import RESUMABLE, run_fingerprint
+    from sml.config import load_params
+    from tests.conftest import PARAMS
+
+    p = load_params(PARAMS)
+    meta = {"train": {"tokens": 10}, "val": {"tokens": 2}}
+    fingerprint = run_fingerprint(p.model, p.train, "0" * 64, meta, {})
+    in_fingerprint = dataclass_field.name in fingerprint["train"]
+    assert in_fingerprint != (dataclass_field.name in RESUMABLE), (
+        f"train.{dataclass_field.name}: add it to checkpoint.RESUMABLE (changing it keeps the run) or leave"
+        " it in the fingerprint (changing it starts over), deliberately")
+    json.dumps(fingerprint)  # plain data, as checkpoint.json stores it
