@@ -26,6 +26,7 @@ from collections.abc import Iterator
 import torch
 
 from sml.model import GPT, KVCache
+from sml.tokenizer.tokenizer import replace_surrogates
 
 
 def generate(model: GPT, prompt: list[int], max_new_tokens: int, temperature: float = 1.0,
@@ -81,6 +82,7 @@ def samples_markdown(model: GPT, tok, prompts: list[str], settings: dict, title:
     shown = ", ".join(f"{k} {v}" for k, v in settings.items())
     parts = [f"# Samples\n\n{title}; {shown}.\n"]
     for i, prompt in enumerate(prompts):
+        prompt = replace_surrogates(prompt)  # as the model reads it, and as UTF-8 can hold it
         pieces, note = complete(model, tok, prompt, **{**settings, "seed": settings["seed"] + i})
         parts.append(f"## Prompt {i + 1}: {prompt!r}\n" + (f"\n_{note}_\n" if note else "")
                      + "\n```text\n" + prompt + "".join(pieces) + "\n```\n")

@@ -84,3 +84,14 @@ def test_complete_streams_text_that_matches_the_tokens(tok):
     text = "".join(pieces)
     ids, _ = prompt_ids(tok, "ROMEO:", 32)
     assert text == tok.decode(list(generate(model, ids, 40, temperature=0.0))) and note == ""
+
+
+def test_a_prompt_with_a_lone_surrogate_makes_a_page_utf8_can_hold(tok):
+    from sml.generate import samples_markdown
+
+    torch.manual_seed(0)
+    model = GPT(TINY, tok.vocab_size)
+    page = samples_markdown(model, tok, ["ROMEO\udcff:"], {"max_new_tokens": 3, "temperature": 1.0, "top_k": 0,
+                                                           "top_p": 1.0, "seed": 0}, "t")
+    page.encode("utf-8")  # would raise on a lone surrogate
+    assert "ROMEO\ufffd:" in page
