@@ -7,8 +7,8 @@ ids are exactly those of encoding the whole split at once, and each piece's ids 
 before the next is read: memory stays bounded for any corpus size.
 
 Each split must come out with at least 2 tokens (one to predict from, one to predict);
-training needs more (``val`` tokens > ``block_size`` for one window), which the train stage
-checks against the counts in ``meta.json``. The sha256 of each file is computed as it is
+training needs more (``train`` tokens > ``block_size``, for one window), which the train
+stage checks before its first step. The sha256 of each file is computed as it is
 written (a few ms per MB, next to seconds of encoding) so that ``load_tokens`` can tell a
 damaged or swapped file from the one encode wrote. ``meta.json`` goes last, and a stale one
 is removed first: a failed encode leaves no ``meta.json`` that could vouch for new ``.bin`` files.
