@@ -136,6 +136,7 @@ class EvaluateConfig:
 
     device: Literal["auto", "cpu", "cuda", "mps"]
     batch_size: int = dataclasses.field(metadata=limits(1, 1 << 16))
+    max_tokens: int = dataclasses.field(metadata=limits(1, 1 << 40))
     prompts: tuple[str, ...]
     max_new_tokens: int = dataclasses.field(metadata=limits(1, 1 << 20))
     temperature: float = dataclasses.field(metadata=limits(0.0, 100.0))

@@ -25,7 +25,7 @@ import math
 import re
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -64,9 +64,13 @@ def evaluate(model_dir: Path, tokenizer: Path, tokens: Path, corpus: Path, cfg: 
     metrics: dict = {}
     for split in SPLITS:
         start = time.perf_counter()
-        print(f"evaluate: {split}: scoring all {meta[split]['tokens']:,} tokens ...", end="", file=out, flush=True)
-        loss = split_loss(model, split_tokens[split], runtime, cfg.batch_size)
-        m = metrics[split] = loss_units(loss, meta[split]) | {"tokens": meta[split]["tokens"]}
+        n = meta[split]["tokens"]
+        starts, whole = scored_windows(n, model.cfg.block_size, cfg.max_tokens)
+        scored = n - 1 if whole else len(starts) * model.cfg.block_size
+        what = f"all {n:,} tokens" if whole else f"{scored:,} of {n:,} tokens (evaluate.max_tokens), evenly spread"
+        print(f"evaluate: {split}: scoring {what} ...", end="", file=out, flush=True)
+        loss = split_loss(model, split_tokens[split], runtime, cfg.batch_size, cfg.max_tokens)
+        m = metrics[split] = loss_units(loss, meta[split]) | {"tokens": n, "scored_tokens": scored}
         print(f" {m['nats_per_token']:.4f} nats/token (perplexity {m['perplexity']:.1f}), {m['bits_per_char']:.4f}"
               f" bits/char, {m['bits_per_byte']:.4f} bits/byte ({time.perf_counter() - start:.1f} s)",
               file=out, flush=True)
@@ -79,7 +83,7 @@ def evaluate(model_dir: Path, tokenizer: Path, tokens: Path, corpus: Path, cfg: 
         pieces, _ = complete(model, tok, prompt, cfg.max_new_tokens, cfg.temperature, seed=cfg.seed + i)
         samples.append("".join(pieces))
     train_text, _ = split_lines(corpus, meta["split_at_char"])
-    s = metrics["samples"] = generation_quality(samples, words_of(train_text))
+    s = metrics["samples"] = generation_quality(samples, words_of(spread_lines(train_text, meta["train"]["chars"])))
     print(f"evaluate: {len(samples)} samples of {cfg.max_new_tokens} tokens: {s['known_word_share']:.1%} known"
           f" words, distinct-2 {s['distinct_2']:.3f}, distinct-3 {s['distinct_3']:.3f}, longest repeat"
           f" {s['longest_repeat_words']} words", file=out, flush=True)
@@ -103,23 +107,47 @@ def text_loss(model: GPT, tok: Tokenizer, text: str) -> dict:
 
 
 @torch.no_grad()
-def split_loss(model: GPT, tokens: np.ndarray, runtime: Runtime, batch_size: int) -> float:
-    """Mean next-token loss (nats/token) over the whole of ``tokens``, window by window."""
+def split_loss(model: GPT, tokens: np.ndarray, runtime: Runtime, batch_size: int,
+               max_tokens: int | None = None) -> float:
+    """Mean next-token loss (nats/token) over ``tokens``, window by window.
+
+    The whole split, or at most ``max_tokens`` of it (``evaluate.max_tokens``: windows
+    evenly spread over the split, see ``scored_windows``). Only one batch of windows is
+    turned into int64 at a time, so memory does not grow with the split.
+    """
     model.eval()
     T = model.cfg.block_size
-    n_windows = (len(tokens) - 1) // T
-    ids = torch.from_numpy(np.asarray(tokens[: n_windows * T + 1], dtype=np.int64))
-    x, y = ids[:-1].view(n_windows, T), ids[1:].view(n_windows, T)  # (N, T) each
+    starts, whole = scored_windows(len(tokens), T, max_tokens)
+    offsets = np.arange(T + 1)
     total, count = 0.0, 0
-    for i in range(0, n_windows, batch_size):
-        total += _summed_loss(model, x[i : i + batch_size], y[i : i + batch_size], runtime)
-        count += y[i : i + batch_size].numel()
-    tail = len(tokens) - 1 - n_windows * T  # the last, shorter window
-    if tail > 0:
-        rest = torch.from_numpy(np.asarray(tokens[n_windows * T :], dtype=np.int64))
+    for i in range(0, len(starts), batch_size):
+        windows = torch.from_numpy(np.asarray(tokens[starts[i : i + batch_size, None] + offsets], dtype=np.int64))
+        total += _summed_loss(model, windows[:, :-1], windows[:, 1:], runtime)  # (B, T) inputs and targets
+        count += windows[:, 1:].numel()
+    tail_start = (len(tokens) - 1) // T * T  # the last, shorter window: part of a whole split
+    if whole and len(tokens) - 1 > tail_start:
+        rest = torch.from_numpy(np.asarray(tokens[tail_start:], dtype=np.int64))
         total += _summed_loss(model, rest[:-1][None], rest[1:][None], runtime)
-        count += tail
+        count += len(rest) - 1
     return total / count
+
+
+def scored_windows(n_tokens: int, block_size: int, max_tokens: int | None) -> tuple[np.ndarray, bool]:
+    """Where the scored windows of a split start, and whether they cover it whole.
+
+    Whole: every full window, back to back (plus the shorter tail, in ``split_loss``).
+    Capped: ``max_tokens // block_size`` windows at evenly spaced places, first to last.
+
+    >>> scored_windows(10, 3, None)
+    (array([0, 3, 6]), True)
+    >>> scored_windows(1001, 10, 30)
+    (array([  0, 500, 990]), False)
+    """
+    n_windows = (n_tokens - 1) // block_size
+    if max_tokens is None or n_tokens - 1 <= max_tokens:
+        return np.arange(n_windows) * block_size, True
+    picked = np.linspace(0, n_windows - 1, max(1, max_tokens // block_size)).round().astype(np.int64)
+    return np.unique(picked) * block_size, False
 
 
 def _summed_loss(model: GPT, x: torch.Tensor, y: torch.Tensor, runtime: Runtime) -> float:
@@ -145,23 +173,62 @@ def loss_units(nats_per_token: float, counts: dict) -> dict:
     }
 
 
-def bigram_loss(train: np.ndarray, val: np.ndarray, vocab_size: int, prior_weight: float = 1.0) -> float:
+def bigram_loss(train: np.ndarray, val: np.ndarray, vocab_size: int, prior_weight: float = 1.0,
+                chunk: int = 1 << 22) -> float:
     """Val nats/token of a token-bigram model counted on ``train``.
 
     P(b | a) = (count(a, b) + w * P(b)) / (count(a) + w), with P(b) the add-one unigram:
     pairs never seen in train still get probability, in proportion to how common b is.
+    Counted ``chunk`` tokens at a time, so memory depends on the vocabulary and the number
+    of distinct pairs, never on the length of the splits (memory maps stay on disk).
     """
-    train = np.asarray(train, dtype=np.int64)
-    val = np.asarray(val, dtype=np.int64)
-    unigram = (np.bincount(train, minlength=vocab_size) + 1.0) / (len(train) + vocab_size)
-    firsts = np.bincount(train[:-1], minlength=vocab_size).astype(np.float64)
-    pair_codes, pair_counts = np.unique(train[:-1] * vocab_size + train[1:], return_counts=True)
-    a, b = val[:-1], val[1:]
-    codes = a * vocab_size + b
-    where = np.searchsorted(pair_codes, codes).clip(max=len(pair_codes) - 1)
-    seen = np.where(pair_codes[where] == codes, pair_counts[where], 0)
-    probs = (seen + prior_weight * unigram[b]) / (firsts[a] + prior_weight)
-    return float(-np.log(probs).mean())
+    V = vocab_size
+    unigram, firsts = np.zeros(V), np.zeros(V)
+    pairs = PairCounts(V)
+    for lo in range(0, len(train), chunk):
+        piece = np.asarray(train[lo : lo + chunk + 1], dtype=np.int64)  # one token of overlap: the pair across
+        unigram += np.bincount(piece[: chunk] if len(piece) > chunk else piece, minlength=V)
+        firsts += np.bincount(piece[:-1], minlength=V)
+        pairs.add(piece[:-1] * V + piece[1:])
+    unigram = (unigram + 1.0) / (len(train) + V)
+    total, count = 0.0, 0
+    for lo in range(0, max(len(val) - 1, 0), chunk):
+        piece = np.asarray(val[lo : lo + chunk + 1], dtype=np.int64)
+        a, b = piece[:-1], piece[1:]
+        probs = (pairs.lookup(a * V + b) + prior_weight * unigram[b]) / (firsts[a] + prior_weight)
+        total += float(-np.log(probs).sum())
+        count += len(a)
+    return total / count
+
+
+class PairCounts:
+    """How often each pair code (a * V + b) occurs: a dense table for small vocabularies, sorted
+    (code, count) arrays merged chunk by chunk for big ones (memory: the distinct pairs seen)."""
+
+    DENSE_MAX = 1 << 25  # V * V entries of int64 counts: 256 MB at most (V up to 5,792)
+
+    def __init__(self, vocab_size: int):
+        self.dense = np.zeros(vocab_size * vocab_size, dtype=np.int64) if vocab_size**2 <= self.DENSE_MAX else None
+        self.codes = np.zeros(0, dtype=np.int64)
+        self.counts = np.zeros(0, dtype=np.int64)
+
+    def add(self, codes: np.ndarray) -> None:
+        if self.dense is not None:
+            self.dense += np.bincount(codes, minlength=len(self.dense))
+            return
+        new, n = np.unique(codes, return_counts=True)
+        merged, where = np.unique(np.concatenate([self.codes, new]), return_inverse=True)
+        self.counts = np.bincount(where, weights=np.concatenate([self.counts, n]), minlength=len(merged)).astype(
+            np.int64)
+        self.codes = merged
+
+    def lookup(self, codes: np.ndarray) -> np.ndarray:
+        if self.dense is not None:
+            return self.dense[codes]
+        if len(self.codes) == 0:
+            return np.zeros(len(codes), dtype=np.int64)
+        where = np.searchsorted(self.codes, codes).clip(max=len(self.codes) - 1)
+        return np.where(self.codes[where] == codes, self.counts[where], 0)
 
 
 def generation_quality(samples: list[str], known_words: set[str]) -> dict:
@@ -179,6 +246,21 @@ def generation_quality(samples: list[str], known_words: set[str]) -> dict:
         "longest_repeat_words": max((_longest_repeat(ws) for ws in words_per_sample), default=0),
         "words": len(words),
     }
+
+
+WORD_SAMPLE_CHARS = 20_000_000  # the known-word set is read from at most about this much train text
+
+
+def spread_lines(lines: Iterable[str], total_chars: int, budget: int = WORD_SAMPLE_CHARS) -> Iterator[str]:
+    """Every k-th line, k chosen so that about ``budget`` of ``total_chars`` are kept, spread evenly.
+
+    >>> list(spread_lines(["a", "b", "c", "d"], total_chars=4, budget=2))
+    ['a', 'c']
+    """
+    step = max(1, math.ceil(total_chars / budget))
+    for i, line in enumerate(lines):
+        if i % step == 0:
+            yield line
 
 
 def words_of(lines: Iterable[str]) -> set[str]:

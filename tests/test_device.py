@@ -169,7 +169,8 @@ def test_a_runtime_built_by_hand_keeps_working():
 
 
 def test_evaluate_names_its_own_device_key(no_gpu, tmp_path):
-    cfg = EvaluateConfig(device="cuda", batch_size=1, prompts=("a",), max_new_tokens=1, temperature=1.0, seed=0)
+    cfg = EvaluateConfig(device="cuda", batch_size=1, max_tokens=100, prompts=("a",), max_new_tokens=1,
+                         temperature=1.0, seed=0)
     with pytest.raises(SMLError, match="^evaluate.device = 'cuda', but this torch cannot use cuda: use auto or cpu$"):
         evaluate(tmp_path, tmp_path, tmp_path, tmp_path, cfg)
     with pytest.raises(SMLError, match="^evaluate.device = 'mps'"):

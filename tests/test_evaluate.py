@@ -88,3 +88,28 @@ def test_a_model_that_learned_beats_the_bigram_floor_on_its_own_data():
         loss.backward()
         optimizer.step()
     assert split_loss(model, seq, CPU, 4) < bigram_loss(seq, seq, 8) / 2
+
+
+def test_the_bigram_floor_is_the_same_counted_in_chunks_and_sparsely(monkeypatch):
+    import sml.evaluate as evaluate_module
+
+    rng = np.random.default_rng(1)
+    train, val = rng.integers(0, 40, 5000), rng.integers(0, 40, 700)
+    exact = bigram_loss(train, val, 40)
+    assert bigram_loss(train, val, 40, chunk=7) == pytest.approx(exact, rel=1e-12)  # chunk borders
+    monkeypatch.setattr(evaluate_module.PairCounts, "DENSE_MAX", 10)  # as for a vocabulary too big for a table
+    assert bigram_loss(train, val, 40, chunk=333) == pytest.approx(exact, rel=1e-12)
+
+
+def test_a_capped_split_scores_evenly_spread_windows_and_says_so():
+    from sml.evaluate import scored_windows
+
+    torch.manual_seed(0)
+    model = GPT(dataclasses.replace(TINY, block_size=8), 20)
+    tokens = np.random.default_rng(0).integers(0, 20, 1001)
+    starts, whole = scored_windows(len(tokens), 8, 80)
+    assert not whole and len(starts) == 10 and starts[0] == 0 and starts[-1] == (1000 // 8 - 1) * 8
+    capped = split_loss(model, tokens, CPU, 4, max_tokens=80)
+    by_hand = np.mean([split_loss(model, tokens[s : s + 9], CPU, 1) for s in starts])
+    assert capped == pytest.approx(by_hand, rel=1e-5)
+    assert split_loss(model, tokens, CPU, 4, max_tokens=5000) == pytest.approx(split_loss(model, tokens, CPU, 4))

@@ -65,7 +65,7 @@ def pipeline_params(template: dict, corpus: Path) -> dict:
     params["train"].update(device="cpu", lr=1e-3, min_lr=1e-4, max_iters=20, batch_size=4, eval_interval=10,
                            eval_iters=2, log_interval=5, checkpoint_interval=10, warmup_iters=2, patience=0,
                            nproc=1, deterministic=False)
-    params["evaluate"].update(device="cpu", prompts=["ROMEO:"], max_new_tokens=20)
+    params["evaluate"].update(device="cpu", prompts=["ROMEO:"], max_new_tokens=20, max_tokens=1_000_000)
     params["sample"].update(device="cpu", prompts=["ROMEO:", ""], max_new_tokens=20, temperature=0.8)
     params["plot"]["layer"] = 0
     params["presets"] = {"tiny": {"train.lr": 0.004, "model.n_embd": 16}}
