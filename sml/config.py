@@ -61,6 +61,7 @@ class TokenizerConfig:
         None, 1 << 20, hint="256 bytes + 1 per special token + at least 1 merge, and <= 1048576"))
     pattern: Literal["gpt2", "gpt4"]
     special_tokens: tuple[str, ...]
+    train_bytes: int = dataclasses.field(metadata=limits(1, 1 << 50))
 
     def __post_init__(self):
         for i, s in enumerate(self.special_tokens):

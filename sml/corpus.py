@@ -16,6 +16,39 @@ from pathlib import Path
 from sml.errors import SMLError
 
 
+def sample_lines(path: str | Path, max_bytes: int, places: int = 64) -> Iterator[str]:
+    """The lines of ``path``, or, for a file bigger than ``max_bytes``, about that many bytes of
+    whole lines read at ``places`` evenly spaced offsets: a sample of the whole corpus whose
+    size does not grow with it (what train_bpe trains on).
+
+    Each place starts after the first line break past its offset and ends at the last one
+    within its share, so every line is one of the file's own, complete. (A line break is
+    never part of a multi-byte UTF-8 character: cutting there is always safe.)
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    if size <= max_bytes:
+        yield from iter_lines(path)
+        return
+    share = max_bytes // places
+    with open(path, "rb") as f:
+        for k in range(places):
+            start = k * size // places
+            f.seek(start)
+            data = f.read(share)
+            begin = data.find(b"\n") + 1 if start > 0 else 0  # 0 when none: the share is inside one line
+            end = data.rfind(b"\n") + 1
+            if end <= begin:
+                continue
+            try:
+                text = data[begin:end].decode("utf-8")
+            except UnicodeDecodeError as e:
+                where = start + begin + e.start
+                raise SMLError(f"{path}: not UTF-8 at byte {where:,}: {data[begin + e.start]:#04x}; save it as"
+                               " UTF-8") from None
+            yield from text.splitlines(keepends=True)
+
+
 def check_corpus(path: str | Path) -> None:
     """Refuse a corpus that is missing or empty before any work (its text is checked as it is read)."""
     path = Path(path)

@@ -1,6 +1,7 @@
 """Stage train_bpe: learn the byte-level BPE tokenizer from the corpus.
 
-Reads ``tokenizer.vocab_size``, ``tokenizer.pattern`` and ``tokenizer.special_tokens``;
+Reads ``tokenizer.vocab_size``, ``tokenizer.pattern``, ``tokenizer.special_tokens`` and
+``tokenizer.train_bytes`` (a bigger corpus is sampled: ``sml.corpus.sample_lines``);
 writes ``artifacts/tokenizer/tokenizer.json`` and ``artifacts/tokenizer/vocab.txt``.
 This path imports no torch and no numpy: it must start as fast as the tokenizer trains.
 """
@@ -12,7 +13,7 @@ from typing import Annotated
 import typer
 
 from sml.config import load_params
-from sml.corpus import check_corpus, iter_lines
+from sml.corpus import check_corpus, sample_lines
 from sml.tokenizer import Tokenizer
 from sml.tokenizer.pretokenize import compile_pattern, special_regex, stream_pieces
 from stages.common import ParamsFile, stage
@@ -31,15 +32,18 @@ def main(
     # Pieces of up to 64 MiB cut at chunk borders: a small corpus is one piece, a big one
     # never sits in memory whole.
     pieces = stream_pieces(
-        iter_lines(corpus), compile_pattern(cfg.pattern), special_regex(cfg.special_tokens),
+        sample_lines(corpus, cfg.train_bytes), compile_pattern(cfg.pattern), special_regex(cfg.special_tokens),
         min_piece_chars=1 << 26,
     )
     tok = Tokenizer.train(pieces, cfg.vocab_size, cfg.pattern, cfg.special_tokens)
     seconds = time.perf_counter() - start
     tok.save(out)
+    size = corpus.stat().st_size
+    read = "" if size <= cfg.train_bytes else (
+        f", trained on ~{cfg.train_bytes / 1e6:,.0f} MB of its {size / 1e6:,.0f} MB (tokenizer.train_bytes)")
     print(
         f"train_bpe: {len(tok.merges):,} merges, vocab {tok.vocab_size:,} tokens"
-        f" (pattern {cfg.pattern}) in {seconds:.2f} s -> {out}"
+        f" (pattern {cfg.pattern}) in {seconds:.2f} s{read} -> {out}"
     )
     if tok.vocab_size < cfg.vocab_size:
         print(

@@ -76,7 +76,7 @@ def tiny_params(corpus: Path, vocab_size: int) -> dict:
     raw = params_template()
     raw.pop("presets", None)
     raw["data"].update(source=str(corpus), sha256=hashlib.sha256(corpus.read_bytes()).hexdigest(), val_fraction=0.1)
-    raw["tokenizer"]["vocab_size"] = vocab_size
+    raw["tokenizer"].update(vocab_size=vocab_size, train_bytes=1 << 30)
     raw["model"].update(n_layer=1, n_head=2, n_embd=32, block_size=32, dropout=0.1)
     raw["train"].update(device="cpu", dtype="float32", compile=False, deterministic=False, nproc=1, batch_size=4,
                         max_iters=12, warmup_iters=2, lr=1e-3, min_lr=1e-4, eval_interval=4, eval_iters=2,

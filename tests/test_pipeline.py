@@ -60,7 +60,7 @@ def pipeline_params(template: dict, corpus: Path) -> dict:
     params = {section: dict(keys) for section, keys in template.items() if section != "presets"}
     params["data"].update(source=str(corpus), sha256=hashlib.sha256(corpus.read_bytes()).hexdigest(),
                           val_fraction=0.1)
-    params["tokenizer"]["vocab_size"] = 320
+    params["tokenizer"].update(vocab_size=320, train_bytes=1 << 30)
     params["model"].update(n_layer=1, n_head=2, n_embd=32, block_size=32, dropout=0.1)
     params["train"].update(device="cpu", lr=1e-3, min_lr=1e-4, max_iters=20, batch_size=4, eval_interval=10,
                            eval_iters=2, log_interval=5, checkpoint_interval=10, warmup_iters=2, patience=0,
