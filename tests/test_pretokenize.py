@@ -52,3 +52,14 @@ def test_streaming_gives_the_ids_of_the_whole_text(pattern, text, piece_chars):
 _tokenizers = {
     p: Tokenizer.train("a Zé  \n\n.'s 1234\t" * 20, 300, p, [EOT]) for p in ("gpt2", "gpt4")
 }
+
+
+@pytest.mark.parametrize("pattern", ["gpt2", "gpt4"])
+@settings(max_examples=2000, deadline=None)
+@given(text=tricky_text)
+def test_the_backward_search_finds_the_cut_the_forward_rule_does(pattern, text):
+    from sml.tokenizer.pretokenize import _last_safe_cut, _last_safe_cut_forward
+
+    compiled, specials = compile_pattern(pattern), special_regex([EOT])
+    for special_re in (specials, None):
+        assert _last_safe_cut(text, compiled, special_re) == _last_safe_cut_forward(text, compiled, special_re)

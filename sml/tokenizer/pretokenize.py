@@ -13,6 +13,7 @@ This module covers
 Left out on purpose: Unicode normalization (bytes in, bytes out: the tokenizer is lossless).
 """
 
+import itertools
 from collections.abc import Iterable, Iterator
 
 import regex
@@ -111,8 +112,44 @@ def stream_pieces(
 _WHITESPACE = regex.compile(r"\s")  # the same \s as in the split patterns
 
 
+# In both split patterns a letter and a following symbol (not a letter, digit or space) are
+# never in one chunk: letter runs and contractions end at a letter, symbol runs hold no
+# letter. So the place between them is a chunk border however the text before it was cut;
+# and a safe one (no whitespace on either side). ``(?r)`` makes the regex search backwards.
+_SURE_BORDER = regex.compile(r"(?r)\p{L}(?=[^\s\p{L}\p{N}])")
+
+
 def _last_safe_cut(text: str, pattern: regex.Pattern, special_re: regex.Pattern | None) -> int:
-    """The last index where ``text`` may be cut without changing its chunks (0 if none)."""
+    """The last index where ``text`` may be cut without changing its chunks (0 if none).
+
+    The search goes backwards, and reads only the end of the text: the last piece between
+    special tokens first; in it, the last sure border (``_SURE_BORDER``, found by a backward
+    regex search) is a place where chunking can restart exactly as it was, so only the
+    chunks after it are made (by ``findall``: the regex engine's loop, in C), and their
+    borders tried from the end. ``_last_safe_cut_forward`` is the same rule written
+    forwards, one chunk at a time over the whole text (tests check that both agree).
+    """
+    pieces = list(split_special(text, special_re))
+    ends = list(itertools.accumulate(len(piece) for piece, _ in pieces))
+    sure = pattern.pattern in PATTERNS.values()  # the border rule holds for SML's own patterns only
+    for (piece, is_special), end in zip(reversed(pieces), reversed(ends), strict=True):
+        offset = end - len(piece)
+        if is_special:
+            return offset  # right before a special token
+        border = _SURE_BORDER.search(piece) if sure else None
+        restart = border.end() if border else 0
+        chunks = pattern.findall(piece, restart)
+        starts = list(itertools.accumulate(map(len, chunks), initial=offset + restart))
+        if starts[-1] != end:  # the chunks do not tile the piece (a custom pattern): go the slow way
+            return _last_safe_cut_forward(text, pattern, special_re)
+        for start in reversed(starts[:-1]):
+            if start > 0 and not (_WHITESPACE.match(text, start - 1) or _WHITESPACE.match(text, start)):
+                return start
+    return 0
+
+
+def _last_safe_cut_forward(text: str, pattern: regex.Pattern, special_re: regex.Pattern | None) -> int:
+    """``_last_safe_cut`` the plain way: every chunk border, in order, keeping the last safe one."""
     cut = offset = 0
     for piece, is_special in split_special(text, special_re):
         if is_special:
