@@ -175,7 +175,7 @@ def test_kill_9_at_random_moments_then_a_rerun_ends_as_an_uninterrupted_run(tmp_
     corpus = tmp_path / "source.txt"
     corpus.write_text(SONNET * 6 + MIXED, encoding="utf-8")
     raw = tiny_params(corpus, 300)
-    raw["train"].update(max_iters=400, checkpoint_interval=7, log_interval=5, eval_interval=50)
+    raw["train"].update(max_iters=1000, checkpoint_interval=7, log_interval=5, eval_interval=50)
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     for root in (straight, killed):
         root.mkdir()
@@ -187,11 +187,18 @@ def test_kill_9_at_random_moments_then_a_rerun_ends_as_an_uninterrupted_run(tmp_
     assert subprocess.run([sys.executable, "-m", "stages.train"], cwd=straight, env=env,
                           capture_output=True, timeout=300).returncode == 0
     rng = random.Random(7)
-    kills = 0
+    kills, saved = 0, killed / "artifacts/checkpoint/checkpoint.json"
     for _ in range(5):
+        last = max(_step_of(saved), 0) if saved.exists() else 0
         proc = subprocess.Popen([sys.executable, "-m", "stages.train"], cwd=killed, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(2.5 + rng.random() * 2.0)  # start-up is ~2 s: land among the steps and writes
+        # Wait for this attempt's first new checkpoint (so it got somewhere, at any machine's
+        # speed), then kill it a random moment later: between steps, or inside a write.
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline and not (
+                saved.exists() and _step_of(saved) > last):
+            time.sleep(0.01)
+        time.sleep(rng.random() * 0.2)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
@@ -225,3 +232,11 @@ def test_every_train_key_is_deliberately_resumable_or_in_the_fingerprint(datacla
         f"train.{dataclass_field.name}: add it to checkpoint.RESUMABLE (changing it keeps the run) or leave"
         " it in the fingerprint (changing it starts over), deliberately")
     json.dumps(fingerprint)  # plain data, as checkpoint.json stores it
+
+
+def _step_of(checkpoint_json: Path) -> int:
+    """The step a checkpoint.json records (-1 while it is being replaced: read it again)."""
+    try:
+        return json.loads(checkpoint_json.read_text())["step"]
+    except (OSError, ValueError, KeyError):
+        return -1
