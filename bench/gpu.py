@@ -42,11 +42,13 @@ from sml.checkpoint import load_checkpoint, load_model  # noqa: E402
 from sml.config import load_params  # noqa: E402
 from sml.download import fetch_corpus  # noqa: E402
 from sml.encode import encode_corpus  # noqa: E402
-from sml.generate import generate  # noqa: E402
 from sml.tokenizer import Tokenizer  # noqa: E402
 from sml.train import Interrupted, TrainFiles, train  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
+from generate import best_rate  # noqa: E402  (bench/generate.py: best of 3, after a warm-up)
+
 TARGET_NATS_PER_CHAR = 1.47
 CAP_BYTES = 16e9
 
@@ -216,15 +218,8 @@ def generation(args, model_dir: Path, data: Path, figures: dict) -> None:
     device = torch.device(args.device)
     model = load_model(model_dir, data / "tokenizer" / "tokenizer.json", device)
     new_tokens = 50 if args.tiny else 500
-    rates = {}
-    for use_cache in (False, True):
-        list(generate(model, [0], 10, use_cache=use_cache))  # warm-up
-        best = 0.0
-        for seed in range(3):
-            start = time.perf_counter()
-            n = sum(1 for _ in generate(model, [0], new_tokens, temperature=0.8, seed=seed, use_cache=use_cache))
-            best = max(best, n / (time.perf_counter() - start))
-        rates["cached" if use_cache else "uncached"] = best
+    rates = {("cached" if use_cache else "uncached"): best_rate(model, new_tokens, use_cache)
+             for use_cache in (False, True)}
     figures["generation"] = {"new_tokens": new_tokens, **{f"{k}_tokens_per_s": v for k, v in rates.items()}}
     print(f"generation: {new_tokens} tokens, best of 3: uncached {rates['uncached']:,.0f} tokens/s, cached"
           f" {rates['cached']:,.0f} tokens/s ({rates['cached'] / rates['uncached']:.1f}x)", flush=True)

@@ -187,7 +187,7 @@ def bigram_loss(train: np.ndarray, val: np.ndarray, vocab_size: int, prior_weigh
     pairs = PairCounts(V)
     for lo in range(0, len(train), chunk):
         piece = np.asarray(train[lo : lo + chunk + 1], dtype=np.int64)  # one token of overlap: the pair across
-        unigram += np.bincount(piece[: chunk] if len(piece) > chunk else piece, minlength=V)
+        unigram += np.bincount(piece[:chunk], minlength=V)  # the overlap token counts in the next chunk
         firsts += np.bincount(piece[:-1], minlength=V)
         pairs.add(piece[:-1] * V + piece[1:])
     unigram = (unigram + 1.0) / (len(train) + V)
