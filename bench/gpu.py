@@ -40,8 +40,9 @@ import torch  # noqa: E402
 
 from sml.checkpoint import load_checkpoint, load_model  # noqa: E402
 from sml.config import load_params  # noqa: E402
-from sml.download import fetch_corpus  # noqa: E402
+from sml.download import fetch  # noqa: E402
 from sml.encode import encode_corpus  # noqa: E402
+from sml.sources import Source, build_corpus  # noqa: E402
 from sml.tokenizer import Tokenizer  # noqa: E402
 from sml.train import Interrupted, TrainFiles, train  # noqa: E402
 
@@ -114,20 +115,19 @@ def describe(device: str) -> str:
 def prepare(args, params, data: Path, figures: dict) -> None:
     """Corpus, tokenizer and token files, as the download, train_bpe and encode stages make them."""
     data.mkdir(parents=True)
-    corpus = data / "corpus.txt"
-    if args.corpus:
-        corpus.write_bytes(args.corpus.read_bytes())
-    else:
-        fetch_corpus(params.data.source, params.data.sha256, corpus, os.environ.get("SML_DATA_MIRROR"))
-    text = corpus.read_text(encoding="utf-8")
+    source = params.data.sources[0]
+    got = fetch(str(args.corpus) if args.corpus else source.url, "" if args.corpus else source.sha256,
+                data / "downloads")
+    build_corpus([Source(got.path, "text", "data.sources[0]")], [], data / "corpus", params.data.val_fraction)
+    text = (data / "corpus" / "train.txt").read_text(encoding="utf-8")
     vocab = 300 if args.tiny else params.tokenizer.vocab_size
     tok = Tokenizer.train(text, vocab, params.tokenizer.pattern, list(params.tokenizer.special_tokens))
     tok.save(data / "tokenizer")
-    encode_corpus(corpus, tok, data / "tokens", val_fraction=params.data.val_fraction)
+    encode_corpus(data / "corpus", tok, data / "tokens")
     meta = json.loads((data / "tokens" / "meta.json").read_text())
     figures["data"] = {"chars": len(text), "train_tokens": meta["train"]["tokens"],
                        "val_tokens": meta["val"]["tokens"], "vocab_size": vocab}
-    print(f"data: {len(text):,} characters; train {meta['train']['tokens']:,} tokens, val"
+    print(f"data: {len(text):,} characters of train text; train {meta['train']['tokens']:,} tokens, val"
           f" {meta['val']['tokens']:,} tokens at vocab {vocab:,}")
 
 

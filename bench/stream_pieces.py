@@ -4,7 +4,7 @@
 
 The text is tiny Shakespeare repeated ``--copies`` times (as found by bench/tokenizer.py),
 with an ``<|endoftext|>`` between copies. ``stream_pieces`` cuts it into ~1 MB pieces
-twice in the same run: with ``_last_safe_cut`` (the backward search over ``findall``'s
+twice in the same run: with ``last_safe_cut`` (the backward search over ``findall``'s
 chunks) and with ``_last_safe_cut_forward`` (a Python step per chunk, what issue 12 found
 would take 10-20 minutes per 2 GB). Both must give the same pieces.
 """
@@ -30,18 +30,18 @@ def main() -> None:
     lines = text.splitlines(keepends=True)
     mb = len(text.encode("utf-8")) / 1e6
     print(f"{mb:,.1f} MB: tiny Shakespeare x {args.copies}, pieces of 1 MB")
-    fast = pretokenize._last_safe_cut
+    fast = pretokenize.last_safe_cut
     results = {}
     for pattern in ("gpt2", "gpt4"):
         compiled, special = pretokenize.compile_pattern(pattern), pretokenize.special_regex(["<|endoftext|>"])
         for name, cut in (("forward", pretokenize._last_safe_cut_forward), ("backward", fast)):
-            pretokenize._last_safe_cut = cut
+            pretokenize.last_safe_cut = cut
             start = time.perf_counter()
             pieces = list(pretokenize.stream_pieces(lines, compiled, special, 1 << 20))
             seconds = time.perf_counter() - start
             results[pattern, name] = (seconds, pieces)
             print(f"{pattern} {name:>8}: {seconds:6.2f} s = {mb / seconds:7.1f} MB/s, {len(pieces)} pieces")
-        pretokenize._last_safe_cut = fast
+        pretokenize.last_safe_cut = fast
         (slow_s, slow), (fast_s, quick) = results[pattern, "forward"], results[pattern, "backward"]
         print(f"{pattern}: {slow_s / fast_s:.1f}x faster; pieces {'identical' if slow == quick else 'DIFFER'}")
 

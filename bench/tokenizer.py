@@ -5,8 +5,8 @@ Run it from anywhere:
 
     .venv/bin/python bench/tokenizer.py [--corpus PATH] [--naive]
 
-The corpus defaults to ``data/corpus.txt``, else the file in ``$SML_DATA_MIRROR`` whose sha256
-is ``data.sha256`` of ``params.yaml`` (tiny Shakespeare). What it measures:
+The corpus defaults to ``data/corpus/train.txt``, else the file in ``$SML_DATA_MIRROR`` whose sha256
+is ``data.sources[0].sha256`` of ``params.yaml`` (tiny Shakespeare). What it measures:
 
 1. training to vocab 4096 in this process, patterns gpt4 and gpt2: ours vs HF's BPE trainer;
 2. whole processes, start to saved file: ``python -m stages.train_bpe`` vs ``hf_train_bpe.py``,
@@ -67,17 +67,17 @@ def main() -> None:
 
 
 def find_corpus(corpus: Path | None) -> Path:
-    """``--corpus``, else data/corpus.txt, else the mirror's file with the corpus's sha256."""
+    """``--corpus``, else data/corpus/train.txt, else the mirror's file with the corpus's sha256."""
     if corpus is not None:
         if not corpus.is_file():
             sys.exit(f"bench: {corpus}: no such file")
         return corpus.resolve()  # the subprocesses below run in the repository root
-    default = REPO / "data" / "corpus.txt"
+    default = REPO / "data" / "corpus" / "train.txt"
     if default.is_file():
         return default
     mirror = os.environ.get(MIRROR_ENV)
     if mirror:
-        found = find_in_mirror(Path(mirror), load_params(REPO / "params.yaml").data.sha256)
+        found = find_in_mirror(Path(mirror), load_params(REPO / "params.yaml").data.sources[0].sha256)
         if found is not None:
             return found
     sys.exit(f"bench: no corpus found: pass --corpus PATH or set {MIRROR_ENV} to a directory "

@@ -44,13 +44,29 @@ def limits(lo: float | None = None, hi: float | None = None, *, lo_open: bool = 
 
 
 @dataclasses.dataclass(frozen=True)
+class SourceConfig:
+    """One file of the corpus: where it is, its checksum, and how its documents are stored."""
+
+    url: str = dataclasses.field(metadata=limits(pattern=r".+", hint="an http(s) URL or a path"))
+    sha256: str = dataclasses.field(metadata=limits(
+        pattern=r"[0-9a-f]{64}|", hint='64 lowercase hex digits, or "" to download it and print its sha256'))
+    format: Literal["text", "jsonl"]
+
+
+@dataclasses.dataclass(frozen=True)
 class DataConfig:
     """Where the corpus comes from and how it is split (stages ``download`` and ``encode``)."""
 
-    source: str = dataclasses.field(metadata=limits(pattern=r".+", hint="an http(s) URL or a path"))
-    sha256: str = dataclasses.field(metadata=limits(pattern=r"[0-9a-f]{64}", hint="64 lowercase hex digits"))
+    sources: tuple[SourceConfig, ...]
+    val_sources: tuple[SourceConfig, ...]
     val_fraction: float = dataclasses.field(metadata=limits(0.0, 1.0, lo_open=True, hi_open=True))
+    text_field: str = dataclasses.field(metadata=limits(pattern=r".+", hint="the key of the text in each JSON line"))
+    separator: str
     special_in_text: Literal["raise", "allow", "text"]
+
+    def __post_init__(self):
+        if not self.sources:
+            _fail("data.sources", [], "a list of at least one source (url, sha256, format)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,6 +192,12 @@ class Params:
     evaluate: EvaluateConfig
     sample: SampleConfig
     plot: PlotConfig
+
+    def __post_init__(self):
+        specials = self.tokenizer.special_tokens
+        if self.data.separator and self.data.separator not in specials:
+            _fail("data.separator", self.data.separator, f'"" or one of tokenizer.special_tokens {list(specials)}'
+                  " (so that it becomes one token)")
 
 
 def load_params(path: str | Path = "params.yaml", preset: str | None = None) -> Params:
@@ -393,7 +415,9 @@ def _describe(hint: Any, meta: dict) -> str:
     if typing.get_origin(hint) is Literal:
         return "one of " + ", ".join(_yaml(a) for a in typing.get_args(hint))
     if typing.get_origin(hint) is tuple:
-        return "a list of strings"
+        item = typing.get_args(hint)[0]
+        return f"a list of mappings with keys {', '.join(f.name for f in dataclasses.fields(item))}" \
+            if dataclasses.is_dataclass(item) else "a list of strings"
     noun = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[hint]
     if hint is float and meta.get("hi") is None:
         noun = "a finite number"  # with an upper bound, finite goes without saying

@@ -1,93 +1,248 @@
-"""Encoding the corpus: the character split into train/val, and streamed, bounded encoding.
+"""Encoding the corpus: train.txt and val.txt into flat token files, on every core.
 
-The first ``1 - val_fraction`` of the characters is train, the rest val (nanoGPT's
-convention for Shakespeare, so results compare). Each split is read line by line in pieces
-of about a megabyte whose borders are chunk borders (``pretokenize.stream_pieces``), so the
-ids are exactly those of encoding the whole split at once, and each piece's ids go to disk
-before the next is read: memory stays bounded for any corpus size.
+The download stage wrote the two splits as text (``sml/sources.py``); each becomes a file of
+ids. A big file is cut into ranges of about ``range_bytes`` at safe places, the ranges
+are encoded by worker processes at the same time, and their ids are written in order.
+
+Why the ids are exactly those of encoding the whole file at once: a range ends only where
+no chunk of the split pattern can cross, the same rule ``pretokenize.stream_pieces`` uses
+to cut a stream into pieces. To find such a place near an offset without reading the file
+up to it, ``_cut_near`` reads a window from just after a line break and looks for a safe
+cut that follows a *sure border* (a letter then a symbol: a chunk border however the text
+before it was cut). Inside a range, text is read in blocks and encoded piece by piece, so a
+worker holds one range at most, and the parent at most a few ranges' ids: memory does not
+grow with the corpus. The tests check parallel = serial = encoding the text in one call.
 
 Each split must come out with at least 2 tokens (one to predict from, one to predict);
-training needs more (``train`` tokens > ``block_size``, for one window), which the train
-stage checks before its first step. The sha256 of each file is computed as it is
-written (a few ms per MB, next to seconds of encoding) so that ``load_tokens`` can tell a
-damaged or swapped file from the one encode wrote. ``meta.json`` goes last, and a stale one
-is removed first: a failed encode leaves no ``meta.json`` that could vouch for new ``.bin`` files.
+training needs more (``train`` tokens > ``block_size``), which the train stage checks. The
+sha256 of each file is computed as it is written so that ``load_tokens`` can tell a damaged
+or swapped file from the one encode wrote. ``meta.json`` goes last, and a stale one is
+removed first: a failed encode leaves no ``meta.json`` that could vouch for new ``.bin`` files.
 
-Left out on purpose: shuffling or document boundaries (the corpus is one stream of text).
+Left out on purpose: shuffling; and cutting a file that has no line break at all (such a
+file, like one 100 MB line, is encoded in one range).
 """
 
+import collections
 import hashlib
+import multiprocessing
+import os
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
 from sml.atomic import atomic_open, write_json
-from sml.corpus import count_chars, split_lines
+from sml.corpus import not_utf8_where
 from sml.errors import SMLError
+from sml.meter import Meter
 from sml.tokenizer import Tokenizer
-from sml.tokenizer.pretokenize import stream_pieces
+from sml.tokenizer.pretokenize import last_safe_cut, stream_pieces
 from sml.tokenizer.tokenizer import Backend, SpecialPolicy, TokenizerError
 from sml.tokens import SPLITS, token_dtype
 
 MIN_SPLIT_TOKENS = 2  # one token to predict from, one to predict
+RANGE_BYTES = 32 << 20  # what one worker encodes at a time
+SERIAL_BELOW = 4 << 20  # a smaller file is encoded in this process: starting workers costs ~1 s
+WINDOW_BYTES = 1 << 20  # read after a wanted cut to find a safe one (at most)
+BLOCK_BYTES = 1 << 20
 
 
 def encode_corpus(
     corpus: str | Path,
     tok: Tokenizer,
     out_dir: str | Path,
-    val_fraction: float,
     special: SpecialPolicy = "allow",
     backend: Backend = "auto",
-    piece_chars: int = 1 << 20,
+    workers: int = 1,
+    range_bytes: int = RANGE_BYTES,
+    progress: TextIO | None = None,
 ) -> dict:
-    """Encode ``corpus`` into ``out_dir``/{train,val}.bin and meta.json; return the meta dict."""
+    """Encode ``corpus``/{train,val}.txt into ``out_dir``/{train,val}.bin and meta.json.
+
+    ``workers`` processes share the work (1: all in this process); ``progress`` is a stream
+    for a progress line (``sml.meter.Meter``), None for none. Returns the meta dict.
+    """
     corpus, out_dir = Path(corpus), Path(out_dir)
-    n_chars = count_chars(corpus)
-    split_at = int(n_chars * (1 - val_fraction))
-    if split_at == 0 or split_at == n_chars:
-        raise SMLError(
-            f"{corpus}: {n_chars} characters cannot be split with data.val_fraction="
-            f"{val_fraction}: both splits need at least one character"
-        )
+    paths = {split: corpus / f"{split}.txt" for split in SPLITS}
+    for path in paths.values():
+        if not path.is_file():
+            raise SMLError(f"{path}: not found: run the download stage first (dvc repro download)")
+    sizes = [path.stat().st_size for path in paths.values()]
+    processes = processes_for(max(sizes), workers)
+    meter = Meter(f"encode ({processes} process{'es' if processes > 1 else ''})", sum(sizes), progress)
     dtype = token_dtype(tok.vocab_size)
     meta: dict = {
         "tokenizer": str(tok.pattern_name), "vocab_size": tok.vocab_size, "dtype": dtype.name,
-        "split_at_char": split_at, "backend": tok.backend_name(backend), "sha256": {},
+        "backend": tok.backend_name(backend), "sha256": {},
     }
     (out_dir / "meta.json").unlink(missing_ok=True)
-    for split, lines in zip(SPLITS, split_lines(corpus, split_at), strict=True):
+    for split, path in paths.items():
         counts = {"tokens": 0, "chars": 0, "bytes": 0}
         digest = hashlib.sha256()
+        job = (tok.to_dict(), special, backend)
         with atomic_open(out_dir / f"{split}.bin", "wb") as f:
-            for piece in stream_pieces(lines, tok.split_re, _special_re(tok, special), piece_chars):
-                try:
-                    ids = np.asarray(tok.encode(piece, special, backend), dtype=dtype)
-                except TokenizerError as e:
-                    raise SMLError(f"{corpus}: {e} (data.special_in_text in params.yaml)") from None
-                data = ids.astype(dtype.newbyteorder("<"), copy=False).tobytes()
+            for data, chars, n_bytes in _encoded_ranges(path, cut_ranges(path, tok, special, range_bytes), job,
+                                                        workers):
                 f.write(data)
                 digest.update(data)
-                counts["tokens"] += len(ids)
-                counts["chars"] += len(piece)
-                counts["bytes"] += len(piece.encode("utf-8"))
+                counts["tokens"] += len(data) // dtype.itemsize
+                counts["chars"] += chars
+                counts["bytes"] += n_bytes
+                meter.add(n_bytes)
         meta[split] = counts
         meta["sha256"][split] = digest.hexdigest()
-    _check_split_sizes(corpus, meta, val_fraction)
+    meter.close()
+    _check_split_sizes(corpus, meta)
     write_json(out_dir / "meta.json", meta)
     return meta
 
 
-def _check_split_sizes(corpus: Path, meta: dict, val_fraction: float) -> None:
+def cut_ranges(path: Path, tok: Tokenizer, special: SpecialPolicy, range_bytes: int) -> list[tuple[int, int]]:
+    """Byte ranges ``[(0, a), (a, b), ...]`` that tile ``path``, each cut at a safe place.
+
+    A wanted cut with no safe place near it is skipped: its two ranges become one.
+    """
+    size = path.stat().st_size
+    cuts = [0]
+    with open(path, "rb") as f:
+        for wanted in range(range_bytes, size, range_bytes):
+            cut = _cut_near(f, max(wanted, cuts[-1] + 1), min(WINDOW_BYTES, range_bytes // 2), tok, special)
+            if cut is not None and cuts[-1] < cut < size:
+                cuts.append(cut)
+    return list(zip(cuts, [*cuts[1:], size]))
+
+
+def processes_for(n_bytes: int, workers: int) -> int:
+    """How many processes encode a file of ``n_bytes`` with ``workers`` allowed: 1 for a small one."""
+    return 1 if n_bytes < SERIAL_BELOW else workers
+
+
+def available_cores() -> int:
+    """The cores this process may run on (a container or ``taskset`` may allow fewer than exist)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _cut_near(f, offset: int, window: int, tok: Tokenizer, special: SpecialPolicy) -> int | None:
+    """A safe cut in the ``window`` bytes from ``offset``, as a file offset, or None.
+
+    The window's text runs from just after its first line break to just after its last, so
+    it holds whole characters and no part of a special token (they hold no line break).
+    """
+    f.seek(offset)
+    data = f.read(window)
+    begin, end = data.find(b"\n") + 1, data.rfind(b"\n") + 1
+    if begin == 0 or end <= begin:
+        return None
+    try:
+        text = data[begin:end].decode("utf-8")
+    except UnicodeDecodeError:
+        return None  # the range's worker reports where, with the whole file's offsets
+    cut = last_safe_cut(text, tok.split_re, _special_re(tok, special), starts_at_border=False)
+    return offset + begin + len(text[:cut].encode("utf-8")) if cut else None
+
+
+def _encoded_ranges(path: Path, ranges: list[tuple[int, int]], job: tuple, workers: int) -> Iterator[tuple]:
+    """``(ids as bytes, chars, bytes)`` of each range, in order, from up to ``workers`` processes.
+
+    At most two ranges per worker are in flight, so finished ranges never pile up in memory.
+    Workers are started with "spawn" on every system (what Windows and macOS do anyway):
+    the same behaviour everywhere, and no fork of a process that may hold threads.
+    """
+    workers = min(processes_for(path.stat().st_size, workers), len(ranges))
+    if workers <= 1:
+        encoder = _RangeEncoder(*job)
+        for start, end in ranges:
+            yield encoder(path, start, end)
+        return
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_start_worker, initargs=job)
+    try:
+        in_flight: collections.deque = collections.deque()
+        for start, end in ranges:
+            in_flight.append(pool.submit(_encode_in_worker, path, start, end))
+            if len(in_flight) >= 2 * workers:
+                yield in_flight.popleft().result()
+        while in_flight:
+            yield in_flight.popleft().result()
+    except BrokenProcessPool:
+        raise SMLError(f"{path}: an encode worker process died (out of memory, or killed): rerun, with fewer"
+                       " workers if it happens again (python -m stages.encode --workers 1)") from None
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+class _RangeEncoder:
+    """Encodes one byte range of a corpus file; built once per process."""
+
+    def __init__(self, tokenizer: dict, special: SpecialPolicy, backend: Backend):
+        self.tok = Tokenizer.from_dict(tokenizer)
+        self.special, self.backend = special, backend
+        self.dtype = token_dtype(self.tok.vocab_size).newbyteorder("<")
+
+    def __call__(self, path: Path, start: int, end: int) -> tuple[bytes, int, int]:
+        parts, chars, n_bytes = [], 0, 0
+        pieces = stream_pieces(_text_blocks(path, start, end), self.tok.split_re, _special_re(self.tok, self.special))
+        for piece in pieces:
+            try:
+                ids = self.tok.encode(piece, self.special, self.backend)
+            except TokenizerError as e:
+                raise SMLError(f"{path}: {e} (data.special_in_text in params.yaml)") from None
+            parts.append(np.asarray(ids, dtype=self.dtype))
+            chars += len(piece)
+            n_bytes += len(piece.encode("utf-8"))
+        return b"".join(p.tobytes() for p in parts), chars, n_bytes
+
+
+_worker: _RangeEncoder | None = None
+
+
+def _start_worker(*job) -> None:
+    global _worker
+    _worker = _RangeEncoder(*job)
+
+
+def _encode_in_worker(path: Path, start: int, end: int) -> tuple[bytes, int, int]:
+    return _worker(path, start, end)
+
+
+def _text_blocks(path: Path, start: int, end: int) -> Iterator[str]:
+    """The text of bytes ``[start, end)`` in blocks that end at a line break (the last one may not)."""
+    with open(path, "rb") as f:
+        f.seek(start)
+        pending = b""
+        while (left := end - f.tell()) > 0 and (block := f.read(min(BLOCK_BYTES, left))):
+            data = pending + block
+            cut = data.rfind(b"\n") + 1 if f.tell() < end else len(data)
+            pending = data[cut:]
+            if cut:
+                yield _decode(data[:cut], path)
+        if pending:
+            yield _decode(pending, path)
+
+
+def _decode(data: bytes, path: Path) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        where = not_utf8_where(path) or f"not UTF-8 ({e.reason})"  # the whole file's offset and line
+        raise SMLError(f"{path}: {where}; save it as UTF-8") from None
+
+
+def _check_split_sizes(corpus: Path, meta: dict) -> None:
     """Refuse a split of fewer than ``MIN_SPLIT_TOKENS`` tokens: nothing could be trained or scored."""
     train, val = meta["train"]["tokens"], meta["val"]["tokens"]
     if min(train, val) >= MIN_SPLIT_TOKENS:
         return
     small = "val" if val < MIN_SPLIT_TOKENS else "train"
-    fix = ("raise data.val_fraction" if small == "val" else "lower data.val_fraction") + " or use a bigger corpus"
+    fix = ("raise data.val_fraction or give data.val_sources more text" if small == "val"
+           else "lower data.val_fraction or give data.sources more text")
     raise SMLError(
-        f"{corpus}: with data.val_fraction={val_fraction} train gets {_tokens(train)} and val"
-        f" {_tokens(val)}: each split needs at least {MIN_SPLIT_TOKENS}; {fix}"
+        f"{corpus}: train.txt gives {_tokens(train)} and val.txt {_tokens(val)}: each split needs at least"
+        f" {MIN_SPLIT_TOKENS}; {fix}"
     )
 
 

@@ -25,7 +25,7 @@ import math
 import re
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +33,7 @@ import torch
 
 from sml.checkpoint import load_model
 from sml.config import EvaluateConfig
-from sml.corpus import split_lines
+from sml.corpus import sample_lines
 from sml.device import Runtime, pick_runtime
 from sml.errors import SMLError
 from sml.generate import complete
@@ -55,11 +55,11 @@ def evaluate(model_dir: Path, tokenizer: Path, tokens: Path, corpus: Path, cfg: 
     tok = Tokenizer.load(tokenizer)
     model = load_model(model_dir, tokenizer, runtime.device)
     meta = load_meta(tokens)
-    encoded = meta["train"]["bytes"] + meta["val"]["bytes"]
+    encoded = meta["train"]["bytes"]
     if not corpus.exists() or corpus.stat().st_size != encoded:  # its words must be the train split's
         size = f"{corpus.stat().st_size:,} bytes" if corpus.exists() else "missing"
-        raise SMLError(f"{corpus}: {size}, but {tokens / 'meta.json'} was encoded from {encoded:,} bytes:"
-                       " the corpus changed since; rerun the pipeline (dvc repro)")
+        raise SMLError(f"{corpus}: {size}, but {tokens / 'meta.json'} was encoded from {encoded:,} bytes of train"
+                       " text: the corpus changed since; rerun the pipeline (dvc repro)")
     split_tokens = {split: load_tokens(tokens, split) for split in SPLITS}
     metrics: dict = {}
     for split in SPLITS:
@@ -82,8 +82,7 @@ def evaluate(model_dir: Path, tokenizer: Path, tokens: Path, corpus: Path, cfg: 
     for i, prompt in enumerate(cfg.prompts):
         pieces, _ = complete(model, tok, prompt, cfg.max_new_tokens, cfg.temperature, seed=cfg.seed + i)
         samples.append("".join(pieces))
-    train_text, _ = split_lines(corpus, meta["split_at_char"])
-    s = metrics["samples"] = generation_quality(samples, words_of(spread_lines(train_text, meta["train"]["chars"])))
+    s = metrics["samples"] = generation_quality(samples, words_of(sample_lines(corpus, WORD_SAMPLE_BYTES)))
     print(f"evaluate: {len(samples)} samples of {cfg.max_new_tokens} tokens: {s['known_word_share']:.1%} known"
           f" words, distinct-2 {s['distinct_2']:.3f}, distinct-3 {s['distinct_3']:.3f}, longest repeat"
           f" {s['longest_repeat_words']} words", file=out, flush=True)
@@ -248,19 +247,7 @@ def generation_quality(samples: list[str], known_words: set[str]) -> dict:
     }
 
 
-WORD_SAMPLE_CHARS = 20_000_000  # the known-word set is read from at most about this much train text
-
-
-def spread_lines(lines: Iterable[str], total_chars: int, budget: int = WORD_SAMPLE_CHARS) -> Iterator[str]:
-    """Every k-th line, k chosen so that about ``budget`` of ``total_chars`` are kept, spread evenly.
-
-    >>> list(spread_lines(["a", "b", "c", "d"], total_chars=4, budget=2))
-    ['a', 'c']
-    """
-    step = max(1, math.ceil(total_chars / budget))
-    for i, line in enumerate(lines):
-        if i % step == 0:
-            yield line
+WORD_SAMPLE_BYTES = 20_000_000  # the known-word set is read from at most about this much train text
 
 
 def words_of(lines: Iterable[str]) -> set[str]:

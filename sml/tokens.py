@@ -37,7 +37,7 @@ HASH_MAX_BYTES = 2 << 30
 CHECKED_END_TOKENS = 1 << 24  # tokens checked at each end of a file too big to hash (32 MB of uint16)
 
 # Every key encode writes into meta.json, with its type (a count is an int, never a bool).
-META_KEYS = {"tokenizer": str, "vocab_size": int, "dtype": str, "split_at_char": int, "backend": str,
+META_KEYS = {"tokenizer": str, "vocab_size": int, "dtype": str, "backend": str,
              "train": dict, "val": dict, "sha256": dict}
 COUNT_KEYS = ("tokens", "chars", "bytes")
 
@@ -118,9 +118,8 @@ def meta_problem(meta: object) -> str:
             return f"no key {key!r}"
         if not _is(meta[key], kind):
             return f"{key} is {meta[key]!r}, expected {_JSON_NAME[kind]}"
-    for key in ("vocab_size", "split_at_char"):
-        if meta[key] < 1:
-            return f"{key} is {meta[key]}, expected at least 1"
+    if meta["vocab_size"] < 1:
+        return f"vocab_size is {meta['vocab_size']}, expected at least 1"
     if meta["dtype"] != token_dtype(meta["vocab_size"]).name:
         return (f"dtype is {meta['dtype']!r}, but {meta['vocab_size']:,} ids are stored as"
                 f" {token_dtype(meta['vocab_size']).name!r}")

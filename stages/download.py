@@ -1,28 +1,49 @@
-"""Stage download: put the corpus named in params.yaml at data/corpus.txt, checksum verified.
+"""Stage download: fetch the corpus's sources and write it as data/corpus/{train,val}.txt.
 
-Reads ``data.source`` and ``data.sha256``; honours ``SML_DATA_MIRROR`` (a directory searched
-for a file with that sha256 before the source is tried).
+Reads ``data.sources``, ``data.val_sources``, ``data.val_fraction``, ``data.text_field`` and
+``data.separator``. Each source is checked against its sha256 (``sml/download.py``: a mirror,
+the download cache, resumable HTTP), then its documents are joined (``sml/sources.py``).
+Honours ``SML_DATA_MIRROR`` (a directory searched for a file with that sha256 first).
 """
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from sml.config import load_params
-from sml.download import fetch_corpus
+from sml.config import SourceConfig, load_params
+from sml.download import fetch
+from sml.sources import Source, build_corpus
 from stages.common import ParamsFile, stage
 
 
 @stage
 def main(
-    out: Annotated[Path, typer.Option(help="Where the corpus goes.")] = Path("data/corpus.txt"),
+    out: Annotated[Path, typer.Option(help="Directory for train.txt and val.txt.")] = Path("data/corpus"),
+    downloads: Annotated[Path, typer.Option(help="Where downloaded files are kept (and resumed).")] = Path(
+        "data/downloads"),
     params: ParamsFile = Path("params.yaml"),
 ) -> None:
-    """Fetch the corpus and verify its sha256."""
+    """Fetch every source, verify its sha256, and write the train and val text."""
     cfg = load_params(params).data
-    origin = fetch_corpus(cfg.source, cfg.sha256, out)
-    print(f"download: {out} ({out.stat().st_size:,} bytes, sha256 verified) from {origin}")
+
+    def fetched(sources: tuple[SourceConfig, ...], key: str) -> list[Source]:
+        files = []
+        for i, source in enumerate(sources):
+            got = fetch(source.url, source.sha256, downloads, progress=sys.stdout, key=f"{key}[{i}]")
+            pinned = "sha256 verified" if source.sha256 else "NOT PINNED"
+            print(f"download: {key}[{i}]: {got.path.stat().st_size:,} bytes ({pinned}) from {got.origin}")
+            if not source.sha256:
+                print(f"download: to pin {key}[{i}], write under its url in {params}:  sha256: {got.sha256}")
+            files.append(Source(got.path, source.format, f"{key}[{i}]"))
+        return files
+
+    train, val = fetched(cfg.sources, "data.sources"), fetched(cfg.val_sources, "data.val_sources")
+    written = build_corpus(train, val, out, cfg.val_fraction, cfg.text_field, cfg.separator)
+    for split, w in written.items():
+        docs = f"{w.documents:,} documents, " if split == "train" or val else ""
+        print(f"download: {out / (split + '.txt')}: {docs}{w.chars:,} chars, {w.bytes:,} bytes")
 
 
 if __name__ == "__main__":

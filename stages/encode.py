@@ -1,9 +1,11 @@
-"""Stage encode: split the corpus into train/val by characters and write flat token files.
+"""Stage encode: turn data/corpus/{train,val}.txt into flat token files, on every core.
 
-Reads ``data.val_fraction`` and ``data.special_in_text``; writes ``data/tokens/train.bin``,
-``data/tokens/val.bin`` and ``data/tokens/meta.json`` (token, character and byte counts).
+Reads ``data.special_in_text``; writes ``data/tokens/train.bin``, ``data/tokens/val.bin``
+and ``data/tokens/meta.json`` (token, character and byte counts). ``--workers`` changes
+only the speed, never the ids, so it is an option and not a param.
 """
 
+import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -11,23 +13,25 @@ from typing import Annotated
 import typer
 
 from sml.config import load_params
-from sml.encode import encode_corpus
+from sml.encode import available_cores, encode_corpus
 from sml.tokenizer import Tokenizer
 from stages.common import ParamsFile, stage
 
 
 @stage
 def main(
-    corpus: Annotated[Path, typer.Option(help="The text to encode (UTF-8).")] = Path("data/corpus.txt"),
+    corpus: Annotated[Path, typer.Option(help="Directory of train.txt and val.txt.")] = Path("data/corpus"),
     tokenizer: Annotated[Path, typer.Option(help="The trained tokenizer.")] = Path("artifacts/tokenizer"),
     out: Annotated[Path, typer.Option(help="Directory for the token files.")] = Path("data/tokens"),
+    workers: Annotated[int, typer.Option(help="Processes to encode with; 0 = one per core.", min=0)] = 0,
     params: ParamsFile = Path("params.yaml"),
 ) -> None:
-    """Encode train and val splits with the trained tokenizer."""
+    """Encode the train and val text with the trained tokenizer."""
     cfg = load_params(params).data
     tok = Tokenizer.load(tokenizer)
     start = time.perf_counter()
-    meta = encode_corpus(corpus, tok, out, cfg.val_fraction, cfg.special_in_text)
+    meta = encode_corpus(corpus, tok, out, cfg.special_in_text, workers=workers or available_cores(),
+                         progress=sys.stdout)
     seconds = time.perf_counter() - start
     for split in ("train", "val"):
         m = meta[split]
@@ -35,7 +39,8 @@ def main(
             f"encode: {split}: {m['tokens']:,} tokens ({meta['dtype']}),"
             f" {m['chars']:,} chars, {m['chars'] / max(m['tokens'], 1):.2f} chars/token"
         )
-    print(f"encode: {meta['backend']} backend, {seconds:.2f} s -> {out}")
+    n_bytes = meta["train"]["bytes"] + meta["val"]["bytes"]
+    print(f"encode: {meta['backend']} backend, {seconds:.2f} s ({n_bytes / 1e6 / seconds:,.1f} MB/s) -> {out}")
 
 
 if __name__ == "__main__":

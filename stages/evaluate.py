@@ -21,7 +21,7 @@ def main(
     model: ModelDir = Path("artifacts/model"),
     tokenizer: TokenizerFile = Path("artifacts/tokenizer/tokenizer.json"),
     tokens: TokensDir = Path("data/tokens"),
-    corpus: Annotated[Path, typer.Option(help="The corpus (for its words).")] = Path("data/corpus.txt"),
+    corpus: Annotated[Path, typer.Option(help="The train text (for its words).")] = Path("data/corpus/train.txt"),
     out: Annotated[Path, typer.Option(help="Metrics file (JSON).")] = Path("artifacts/eval_metrics.json"),
     params: ParamsFile = Path("params.yaml"),
 ) -> None:

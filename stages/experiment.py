@@ -52,6 +52,8 @@ def set_args(overrides: dict) -> list[str]:
 
     >>> set_args({"train.lr": 0.002, "model.bias": True})
     ['train.lr=0.002', 'model.bias=true']
+    >>> set_args({"data.sources": [{"url": "https://x.org/a.txt", "sha256": "", "format": "text"}]})
+    ["data.sources=[{url:'https://x.org/a.txt',sha256:'',format:text}]"]
     """
     return [f"{key}={_hydra_value(value)}" for key, value in overrides.items()]
 
@@ -62,6 +64,8 @@ def _hydra_value(value) -> str:
         return "true" if value else "false"
     if isinstance(value, list):
         return "[" + ",".join(_hydra_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{_hydra_value(v)}" for k, v in value.items()) + "}"
     if isinstance(value, str) and not value.replace("_", "").isalnum():
         return "'" + value.replace("'", "\\'") + "'"
     return str(value)

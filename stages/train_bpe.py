@@ -21,7 +21,7 @@ from stages.common import ParamsFile, stage
 
 @stage
 def main(
-    corpus: Annotated[Path, typer.Option(help="The training text (UTF-8).")] = Path("data/corpus.txt"),
+    corpus: Annotated[Path, typer.Option(help="The training text (UTF-8).")] = Path("data/corpus/train.txt"),
     out: Annotated[Path, typer.Option(help="Directory for the tokenizer.")] = Path("artifacts/tokenizer"),
     params: ParamsFile = Path("params.yaml"),
 ) -> None:

@@ -69,3 +69,21 @@ def corpus_file(tmp_path):
     path = tmp_path / "corpus.txt"
     path.write_text(SONNET * 3 + MIXED, encoding="utf-8", newline="")
     return path
+
+
+def encode_text_file(corpus: Path, tok, out: Path, val_fraction: float = 0.1, **kwargs) -> dict:
+    """Encode one text file as the pipeline does: split into train/val text (the download stage,
+    into ``out``'s sibling ``<name>_text/``), then encode that into ``out``. Returns meta.json's dict."""
+    from sml.encode import encode_corpus
+    from sml.sources import Source, build_corpus
+
+    text_dir = out.with_name(out.name + "_text")
+    build_corpus([Source(corpus, "text", "data.sources[0]")], [], text_dir, val_fraction)
+    return encode_corpus(text_dir, tok, out, **kwargs)
+
+
+def local_sources(*paths: Path, fmt: str = "text") -> list[dict]:
+    """``data.sources`` (or ``data.val_sources``) for local files, each pinned by its sha256."""
+    import hashlib
+
+    return [{"url": str(p), "sha256": hashlib.sha256(Path(p).read_bytes()).hexdigest(), "format": fmt} for p in paths]

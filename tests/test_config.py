@@ -1,6 +1,7 @@
 """params.yaml: parsed into typed sections; every bad value fails with one clear line."""
 
 import copy
+import dataclasses
 import re
 from pathlib import Path
 
@@ -44,10 +45,17 @@ def test_the_params_file_parses():
         ("plot.sentence", ["a"], "plot.sentence = ['a']: must be a string"),
         ("sample.prompts", [{"a": 1}], "sample.prompts[0] = {'a': 1}: must be a string"),
         ("model.bias", "yes", "model.bias = 'yes': must be true or false"),
-        ("data.sha256", "abc", "data.sha256 = 'abc': must be a string: 64 lowercase hex digits"),
+        ("data.sources", [{"url": "x", "sha256": "abc", "format": "text"}],
+         "data.sources[0].sha256 = 'abc': must be a string: 64 lowercase hex digits, or \"\" to download it"),
+        ("data.sources", [{"url": "x", "sha256": "", "format": "csv"}],
+         "data.sources[0].format = 'csv': must be one of 'text', 'jsonl'"),
+        ("data.sources", [{"url": "x", "sha256": ""}], "data.sources[0].format is missing: expected one of"),
+        ("data.sources", [], "data.sources = []: must be a list of at least one source"),
+        ("data.sources", "x.txt", "data.sources = 'x.txt': must be a list of mappings with keys url, sha256, format"),
+        ("data.separator", "<|end|>", "data.separator = '<|end|>': must be \"\" or one of tokenizer.special_tokens"),
         ("data.special_in_text", "keep", "must be one of 'raise', 'allow', 'text'"),
-        ("data.colour", "red", "data.colour is unknown (value 'red'): no such key; data has: source"),
-        ("data.source", None, "data.source is missing: expected a string"),
+        ("data.colour", "red", "data.colour is unknown (value 'red'): no such key; data has: sources"),
+        ("data.text_field", None, "data.text_field is missing: expected a string"),
     ],
 )
 def test_bad_values_fail_with_key_value_and_what_is_allowed(key, value, message):
@@ -179,6 +187,7 @@ def test_the_vocab_floor_counts_the_special_tokens(special, vocab_size, message)
     """One floor, said the same way whatever the value: 256 bytes + the special tokens + 1 merge."""
     raw = copy.deepcopy(SHIPPED)
     raw["tokenizer"].update(special_tokens=special, vocab_size=vocab_size)
+    raw["data"]["separator"] = special[0] if special else ""
     if message is None:
         assert parse_params(raw).tokenizer.vocab_size == vocab_size
         return
@@ -366,5 +375,7 @@ def test_the_working_copy_with_its_own_presets_applied_loads():
         applied = load_params(PARAMS, preset=name)
         for dotted, value in overrides.items():
             section, key = dotted.split(".")
-            expected = tuple(value) if isinstance(value, list) else value
-            assert getattr(getattr(applied, section), key) == expected, dotted
+            got = getattr(getattr(applied, section), key)
+            if isinstance(value, list):  # a list of strings, or of mappings (data.sources)
+                got = [dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for v in got]
+            assert got == value, dotted

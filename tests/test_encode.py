@@ -1,61 +1,102 @@
-"""encode: the character split, the token files and their counts, and bounded streaming."""
+"""encode: the token files and their counts, ranges cut at safe places, parallel = serial."""
+
+import hashlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from sml.encode import encode_corpus
+import sml.encode
+from sml.encode import cut_ranges, encode_corpus
 from sml.errors import SMLError
 from sml.tokenizer import Tokenizer
 from sml.tokens import load_meta, load_tokens, token_dtype
+from tests.conftest import MIXED, SONNET
 
 EOT = "<|endoftext|>"
 
 
 @pytest.fixture(scope="module")
 def tok():
-    from tests.conftest import MIXED, SONNET
-
     return Tokenizer.train(SONNET + MIXED, 420, "gpt4", [EOT])
 
 
-def test_split_files_and_counts(tmp_path, tok, corpus_file):
-    with open(corpus_file, encoding="utf-8", newline="") as f:
-        text = f.read()
-    meta = encode_corpus(corpus_file, tok, tmp_path / "tokens", val_fraction=0.1)
-    split_at = int(len(text) * 0.9)  # nanoGPT's convention
-    assert meta["split_at_char"] == split_at
-    train, val = load_tokens(tmp_path / "tokens", "train"), load_tokens(tmp_path / "tokens", "val")
-    assert train.dtype == np.uint16 and meta["dtype"] == "uint16"
-    assert tok.decode(train.tolist()) == text[:split_at]
-    assert tok.decode(val.tolist()) == text[split_at:]
-    assert meta["train"] == {
-        "tokens": len(train), "chars": split_at, "bytes": len(text[:split_at].encode()),
-    }
-    assert meta["val"]["chars"] == len(text) - split_at
-    assert meta["val"]["bytes"] == len(text[split_at:].encode()) > meta["val"]["chars"]
+def write_splits(root: Path, train: str, val: str) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "train.txt").write_bytes(train.encode())
+    (root / "val.txt").write_bytes(val.encode())
+    return root
+
+
+def test_files_and_counts(tmp_path, tok):
+    train, val = SONNET * 3, MIXED
+    meta = encode_corpus(write_splits(tmp_path / "c", train, val), tok, tmp_path / "tokens")
+    ids = {s: load_tokens(tmp_path / "tokens", s) for s in ("train", "val")}
+    assert ids["train"].dtype == np.uint16 and meta["dtype"] == "uint16"
+    assert tok.decode(ids["train"].tolist()) == train and tok.decode(ids["val"].tolist()) == val
+    assert meta["train"] == {"tokens": len(ids["train"]), "chars": len(train), "bytes": len(train.encode())}
+    assert meta["val"]["bytes"] == len(val.encode()) > meta["val"]["chars"] == len(val)
     assert load_meta(tmp_path / "tokens") == meta
-
-
-def test_streaming_in_small_pieces_gives_the_same_ids(tmp_path, tok, corpus_file):
-    whole = encode_corpus(corpus_file, tok, tmp_path / "a", 0.25, backend="python")
-    small = encode_corpus(corpus_file, tok, tmp_path / "b", 0.25, backend="python", piece_chars=50)
-    fast = encode_corpus(corpus_file, tok, tmp_path / "c", 0.25, backend="tiktoken", piece_chars=50)
-    assert whole == {**small} and fast["backend"] == "tiktoken"
     for split in ("train", "val"):
-        a = (tmp_path / "a" / f"{split}.bin").read_bytes()
-        assert a == (tmp_path / "b" / f"{split}.bin").read_bytes()
-        assert a == (tmp_path / "c" / f"{split}.bin").read_bytes()
+        assert meta["sha256"][split] == hashlib.sha256((tmp_path / "tokens" / f"{split}.bin").read_bytes()).hexdigest()
+
+
+# Documents joined by EOT, whitespace runs, CRLF, other scripts: every kind of border.
+STORIES = "".join(f"Once upon a time, story {i} began.\r\n\n   It  ended{'!' * (i % 3)}\n{EOT}\n{MIXED[: 40 * (i % 7)]}"
+                  for i in range(300))
+
+
+@pytest.mark.parametrize("special", ["allow", "text"])
+def test_parallel_and_serial_give_the_ids_of_one_encode_of_the_whole_text(tmp_path, tok, monkeypatch, special):
+    monkeypatch.setattr(sml.encode, "SERIAL_BELOW", 0)  # workers even for a small file
+    corpus = write_splits(tmp_path / "c", STORIES, SONNET)
+    ranges = cut_ranges(corpus / "train.txt", tok, special, 2_000)
+    assert len(ranges) > 20  # many cuts, each at a safe place
+    expected = np.asarray(tok.encode(STORIES, special, "python"), dtype=np.uint16).tobytes()
+    for workers, backend in [(1, "python"), (1, "tiktoken"), (2, "tiktoken")]:
+        out = tmp_path / f"t{workers}{backend}"
+        encode_corpus(corpus, tok, out, special, backend, workers=workers, range_bytes=2_000)
+        assert (out / "train.bin").read_bytes() == expected, (workers, backend)
+
+
+def test_documents_that_straddle_range_borders_are_encoded_whole(tmp_path, tok):
+    # A 30-char document repeated: every wanted cut lands inside one.
+    doc = f"The cat sat, then ran away.{EOT}"
+    corpus = write_splits(tmp_path / "c", (doc + "\n") * 2_000, SONNET)
+    meta = encode_corpus(corpus, tok, tmp_path / "t", range_bytes=1_000)
+    ids = load_tokens(tmp_path / "t", "train")
+    assert (ids == tok.special_tokens[EOT]).sum() == 2_000  # no end-of-text token was cut in two
+    assert meta["train"]["chars"] == len(doc + "\n") * 2_000
+
+
+def test_a_long_stretch_without_a_safe_cut_becomes_one_range(tmp_path, tok):
+    # 200 KB of spaces and line breaks: whitespace is never a safe place to cut.
+    text = "words, here.\n" + " \n" * 100_000 + "and the end.\n"
+    path = write_splits(tmp_path / "c", text, SONNET) / "train.txt"
+    ranges = cut_ranges(path, tok, "allow", 4_096)
+    assert ranges[0][0] == 0 and ranges[-1][1] == path.stat().st_size
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+    assert len(ranges) <= 2  # nothing safe in the middle
+    encode_corpus(path.parent, tok, tmp_path / "t", range_bytes=4_096)
+    assert tok.decode(load_tokens(tmp_path / "t", "train").tolist()) == text
+
+
+def test_progress_counts_every_byte(tmp_path, tok, monkeypatch):
+    import io
+
+    seen = []
+    monkeypatch.setattr(sml.encode.Meter, "add", lambda self, n: seen.append(n))
+    corpus = write_splits(tmp_path / "c", STORIES, SONNET)
+    encode_corpus(corpus, tok, tmp_path / "t", range_bytes=4_000, progress=io.StringIO())
+    assert len(seen) > 5 and sum(seen) == len(STORIES.encode()) + len(SONNET.encode())
 
 
 def test_special_tokens_in_the_corpus_follow_the_policy(tmp_path, tok):
-    corpus = tmp_path / "c.txt"
-    corpus.write_text(f"one doc{EOT}another doc{EOT}\n" * 10)
-    meta = encode_corpus(corpus, tok, tmp_path / "t", 0.5, special="allow")
-    ids = np.concatenate([load_tokens(tmp_path / "t", s) for s in ("train", "val")])
-    assert (ids == tok.special_tokens[EOT]).sum() == 20
-    assert meta["train"]["chars"] + meta["val"]["chars"] == len(corpus.read_text())
-    with pytest.raises(SMLError, match=r"c\.txt: text contains the special token .*special_in_text"):
-        encode_corpus(corpus, tok, tmp_path / "u", 0.5, special="raise")
+    corpus = write_splits(tmp_path / "c", f"one doc{EOT}another doc{EOT}\n" * 10, "val")
+    encode_corpus(corpus, tok, tmp_path / "t", special="allow")
+    assert (load_tokens(tmp_path / "t", "train") == tok.special_tokens[EOT]).sum() == 20
+    with pytest.raises(SMLError, match=r"train\.txt: text contains the special token .*special_in_text"):
+        encode_corpus(corpus, tok, tmp_path / "u", special="raise")
     assert not (tmp_path / "u" / "train.bin").exists()
 
 
@@ -64,54 +105,38 @@ def test_wide_vocabularies_use_uint32():
 
 
 @pytest.mark.parametrize(
-    "content, fraction, message",
+    "train, val, message",
     [
-        (b"\xff\xfe not utf-8", 0.1, "not UTF-8"),
-        (b"a", 0.1, "1 characters cannot be split with data.val_fraction=0.1"),
+        ("a,b,c,d,e,", "a", "train.txt gives 10 tokens and val.txt 1 token: each split needs at least 2; raise"
+                            " data.val_fraction or give data.val_sources more text"),
+        ("a", "a,b,c,d,e,", "train.txt gives 1 token and val.txt 10 tokens: each split needs at least 2; lower"
+                            " data.val_fraction or give data.sources more text"),
     ],
 )
-def test_bad_corpora_fail_with_the_file_name(tmp_path, tok, content, fraction, message):
-    corpus = tmp_path / "bad.txt"
-    corpus.write_bytes(content)
-    with pytest.raises(SMLError, match=message) as e:
-        encode_corpus(corpus, tok, tmp_path / "t", fraction)
-    assert "bad.txt" in str(e.value)
-
-
-def test_meta_records_each_files_sha256(tmp_path, tok, corpus_file):
-    import hashlib
-
-    meta = encode_corpus(corpus_file, tok, tmp_path / "t", 0.1)
-    for split in ("train", "val"):
-        assert meta["sha256"][split] == hashlib.sha256((tmp_path / "t" / f"{split}.bin").read_bytes()).hexdigest()
-        assert meta[split]["tokens"] > 2  # the train stage checks val tokens > block_size against this
-
-
-@pytest.mark.parametrize(
-    "fraction, message",
-    [
-        (0.1, "train gets 9 tokens and val 1 token: each split needs at least 2; raise data.val_fraction"),
-        (0.85, "train gets 1 token and val 9 tokens: each split needs at least 2; lower data.val_fraction"),
-    ],
-)
-def test_a_split_of_fewer_than_two_tokens_fails_at_encode(tmp_path, tok, fraction, message):
-    corpus = tmp_path / "tiny.txt"
-    corpus.write_text("a,b,c,d,e,", encoding="utf-8")  # 10 characters; "," never merges with a letter
-    encode_corpus(corpus, tok, tmp_path / "t", 0.5)  # a good encode first: its meta.json must go
-    with pytest.raises(SMLError, match=message) as e:
-        encode_corpus(corpus, tok, tmp_path / "t", fraction)
-    assert str(e.value).startswith(f"{corpus}: with data.val_fraction={fraction}")
+def test_a_split_of_fewer_than_two_tokens_fails_at_encode(tmp_path, tok, train, val, message):
+    good = write_splits(tmp_path / "good", "a,b,c,d,e,", "a,b,c,d,e,")  # "," never merges with a letter
+    encode_corpus(good, tok, tmp_path / "t")  # a good encode first: its meta.json must go
+    with pytest.raises(SMLError, match=message):
+        encode_corpus(write_splits(tmp_path / "bad", train, val), tok, tmp_path / "t")
     assert not (tmp_path / "t" / "meta.json").exists()  # no meta.json vouches for the new .bin files
 
 
-def test_a_bad_byte_deep_in_the_corpus_is_reported_at_its_place_in_the_file(tmp_path, tok):
+def test_a_missing_split_names_the_stage_to_run(tmp_path, tok):
+    (tmp_path / "c").mkdir()
+    with pytest.raises(SMLError, match=r"train\.txt: not found: run the download stage first"):
+        encode_corpus(tmp_path / "c", tok, tmp_path / "t")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_bad_byte_deep_in_the_corpus_is_reported_at_its_place_in_the_file(tmp_path, tok, monkeypatch, workers):
+    monkeypatch.setattr(sml.encode, "SERIAL_BELOW", 0)
     line = "Shall I compare thee to a summer's day? — café\n"  # 47 characters, 50 bytes
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_bytes((line * 400).encode() + b"ROMEO\xff:\n" + (line * 10).encode())  # past Python's 8 KB blocks
+    corpus = write_splits(tmp_path / "c", "", SONNET)
+    (corpus / "train.txt").write_bytes((line * 400).encode() + b"ROMEO\xff:\n" + (line * 10).encode())
     with pytest.raises(SMLError) as e:
-        encode_corpus(corpus, tok, tmp_path / "t", 0.1)
-    assert str(e.value) == (f"{corpus}: not UTF-8 at byte 20,005 (line 401): 0xff (invalid start byte);"
-                            " save it as UTF-8")
+        encode_corpus(corpus, tok, tmp_path / "t", workers=workers, range_bytes=3_000)
+    assert str(e.value) == (f"{corpus / 'train.txt'}: not UTF-8 at byte 20,005 (line 401): 0xff (invalid start"
+                            " byte); save it as UTF-8")
 
 
 @pytest.mark.parametrize("block_bytes", [1, 2, 3, 4, 7, 1 << 20])

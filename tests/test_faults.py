@@ -8,7 +8,6 @@ error"), and the damaged file is left as it was for the user to look at.
 
 import contextlib
 import dataclasses
-import hashlib
 import importlib
 import json
 import os
@@ -25,13 +24,14 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from tests.conftest import MIXED, ROOT, SONNET, params_template
+from tests.conftest import MIXED, ROOT, SONNET, local_sources, params_template
 
 STAGES = ("download", "train_bpe", "encode", "train", "evaluate", "sample", "plot")
 
 # What reads each artifact (the stages after the one that writes it).
 READERS = {
-    "data/corpus.txt": ["train_bpe", "encode", "evaluate"],
+    "data/corpus/train.txt": ["train_bpe", "encode", "evaluate"],
+    "data/corpus/val.txt": ["encode"],
     "artifacts/tokenizer/tokenizer.json": ["encode", "train", "evaluate", "sample", "plot"],
     "data/tokens/train.bin": ["train", "evaluate"],
     "data/tokens/val.bin": ["train", "evaluate"],
@@ -47,13 +47,16 @@ DAMAGE = ("emptied", "truncated", "garbled", "swapped", "deleted")
 # DVC can: the file's hash no longer matches dvc.lock, so `dvc repro` reruns the stage that
 # writes it before any reader sees it.
 UNDETECTABLE = {
-    ("data/corpus.txt", "garbled", "train_bpe"): "still UTF-8 text: a tokenizer of other text",
-    ("data/corpus.txt", "garbled", "encode"): "still UTF-8 text: other token ids",
-    ("data/corpus.txt", "garbled", "evaluate"): "same size: only its words are read, for the known-word share",
-    ("data/corpus.txt", "swapped", "train_bpe"): "another corpus is a corpus",
-    ("data/corpus.txt", "swapped", "encode"): "another corpus is a corpus",
-    ("data/corpus.txt", "truncated", "train_bpe"): "a shorter corpus is a corpus",
-    ("data/corpus.txt", "truncated", "encode"): "a shorter corpus is a corpus",
+    ("data/corpus/train.txt", "garbled", "train_bpe"): "still UTF-8 text: a tokenizer of other text",
+    ("data/corpus/train.txt", "garbled", "encode"): "still UTF-8 text: other token ids",
+    ("data/corpus/train.txt", "garbled", "evaluate"): "same size: only its words are read, for the known-word share",
+    ("data/corpus/train.txt", "swapped", "train_bpe"): "another corpus is a corpus",
+    ("data/corpus/train.txt", "swapped", "encode"): "another corpus is a corpus",
+    ("data/corpus/train.txt", "truncated", "train_bpe"): "a shorter corpus is a corpus",
+    ("data/corpus/train.txt", "truncated", "encode"): "a shorter corpus is a corpus",
+    ("data/corpus/val.txt", "garbled", "encode"): "still UTF-8 text: other token ids",
+    ("data/corpus/val.txt", "swapped", "encode"): "another val text is a val text",
+    ("data/corpus/val.txt", "truncated", "encode"): "a shorter val text is a val text",
     ("artifacts/train_log.tsv", "swapped", "plot"): "another run's log of as many steps is a valid log",
     ("artifacts/tokenizer/tokenizer.json", "swapped", "encode"): "another tokenizer is a tokenizer; train"
                                                                  " then sees the vocabulary differ from the model's",
@@ -75,7 +78,7 @@ def invoke(stage: str, *args: str):
 def tiny_params(corpus: Path, vocab_size: int) -> dict:
     raw = params_template()
     raw.pop("presets", None)
-    raw["data"].update(source=str(corpus), sha256=hashlib.sha256(corpus.read_bytes()).hexdigest(), val_fraction=0.1)
+    raw["data"].update(sources=local_sources(corpus), val_sources=[], val_fraction=0.1)
     raw["tokenizer"].update(vocab_size=vocab_size, train_bytes=1 << 30)
     raw["model"].update(n_layer=1, n_head=2, n_embd=32, block_size=32, dropout=0.1)
     raw["train"].update(device="cpu", dtype="float32", compile=False, deterministic=False, nproc=1, batch_size=4,

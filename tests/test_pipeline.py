@@ -1,6 +1,5 @@
 """The DVC pipeline in a throwaway git repo on a tiny corpus: what reruns after what change."""
 
-import hashlib
 import os
 import re
 import shutil
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT, params_template
+from tests.conftest import ROOT, local_sources, params_template
 
 DVC = [sys.executable, "-m", "dvc"]
 
@@ -58,8 +57,7 @@ def pipeline_params(template: dict, corpus: Path) -> dict:
     tests/test_readme.py checks that a template after `make quick` gives the same result.
     """
     params = {section: dict(keys) for section, keys in template.items() if section != "presets"}
-    params["data"].update(source=str(corpus), sha256=hashlib.sha256(corpus.read_bytes()).hexdigest(),
-                          val_fraction=0.1)
+    params["data"].update(sources=local_sources(corpus), val_sources=[], val_fraction=0.1)
     params["tokenizer"].update(vocab_size=320, train_bytes=1 << 30)
     params["model"].update(n_layer=1, n_head=2, n_embd=32, block_size=32, dropout=0.1)
     params["train"].update(device="cpu", lr=1e-3, min_lr=1e-4, max_iters=20, batch_size=4, eval_interval=10,
@@ -87,7 +85,7 @@ def test_repro_runs_every_stage_then_nothing(repo):
     assert ran(output) == ALL
     assert re.search(r"step +20/20  train \d+\.\d{3} val \d+\.\d{3} bits/char .* s, 0 s left", output)
     assert re.search(r"evaluate: val: scoring all [\d,]+ tokens \.\.\. \d", output)
-    for out in ("data/corpus.txt", "artifacts/tokenizer/tokenizer.json",
+    for out in ("data/corpus/train.txt", "data/corpus/val.txt", "artifacts/tokenizer/tokenizer.json",
                 "artifacts/tokenizer/vocab.txt", "data/tokens/train.bin", "data/tokens/val.bin",
                 "data/tokens/meta.json", "artifacts/model/model.pt", "artifacts/train_log.tsv",
                 "artifacts/train_metrics.json", "artifacts/checkpoint/checkpoint.pt",
@@ -106,10 +104,10 @@ def test_vocab_size_reruns_train_bpe_and_what_follows_never_download(repo):
     assert '"vocab_size": 330' in (repo / "data/tokens/meta.json").read_text()
 
 
-def test_val_fraction_reruns_from_encode_on(repo):
+def test_val_fraction_reruns_everything_the_tokenizer_learns_from_the_train_text_alone(repo):
     run([*DVC, "repro"], repo)
     set_param(repo, "data", "val_fraction", 0.2)
-    assert ran(run([*DVC, "repro"], repo)) == ALL[2:]
+    assert ran(run([*DVC, "repro"], repo)) == ALL
 
 
 def test_sample_temperature_reruns_only_sample(repo):

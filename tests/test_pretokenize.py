@@ -58,8 +58,28 @@ _tokenizers = {
 @settings(max_examples=2000, deadline=None)
 @given(text=tricky_text)
 def test_the_backward_search_finds_the_cut_the_forward_rule_does(pattern, text):
-    from sml.tokenizer.pretokenize import _last_safe_cut, _last_safe_cut_forward
+    from sml.tokenizer.pretokenize import _last_safe_cut_forward, last_safe_cut
 
     compiled, specials = compile_pattern(pattern), special_regex([EOT])
     for special_re in (specials, None):
-        assert _last_safe_cut(text, compiled, special_re) == _last_safe_cut_forward(text, compiled, special_re)
+        assert last_safe_cut(text, compiled, special_re) == _last_safe_cut_forward(text, compiled, special_re)
+
+
+@pytest.mark.parametrize("pattern", ["gpt2", "gpt4"])
+@settings(max_examples=1000, deadline=None)
+@given(head=tricky_text, text=tricky_text, special=st.booleans())
+def test_a_cut_found_in_a_window_from_the_middle_of_a_text_is_safe_in_the_whole_text(pattern, head, text, special):
+    """What encode's ranges rely on: a window read from just after a line break, with no idea
+    of how the text before it was chunked, still finds only cuts that are safe in the whole."""
+    from sml.tokenizer.pretokenize import last_safe_cut
+
+    tok = _tokenizers[pattern]
+    whole = head + "\n" + text
+    start = len(head) + 1  # just after a line break
+    window = whole[start : whole.rfind("\n") + 1] if "\n" in text else ""
+    special_re = tok.special_re if special else None
+    cut = last_safe_cut(window, tok.split_re, special_re, starts_at_border=False)
+    if cut:
+        policy = "allow" if special else "text"
+        at = start + cut
+        assert tok.encode(whole[:at], policy) + tok.encode(whole[at:], policy) == tok.encode(whole, policy)

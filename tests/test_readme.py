@@ -94,17 +94,18 @@ def trained(tmp_path, monkeypatch):
 
     from sml.config import load_params
     from sml.encode import encode_corpus
+    from sml.sources import Source, build_corpus
     from sml.tokenizer import Tokenizer
     from sml.train import TrainFiles, train
     from tests.conftest import MIXED, SONNET
 
     monkeypatch.chdir(tmp_path)
-    corpus = Path("data/corpus.txt")
-    corpus.parent.mkdir()
-    corpus.write_text(SONNET * 6 + MIXED, encoding="utf-8")
-    Tokenizer.train(corpus.read_text(encoding="utf-8"), 300, "gpt4").save("artifacts/tokenizer")
+    source = Path("source.txt")
+    source.write_text(SONNET * 6 + MIXED, encoding="utf-8")
+    build_corpus([Source(source, "text", "data.sources[0]")], [], Path("data/corpus"), val_fraction=0.1)
+    Tokenizer.train(Path("data/corpus/train.txt").read_text(encoding="utf-8"), 300, "gpt4").save("artifacts/tokenizer")
     tok = Tokenizer.load("artifacts/tokenizer/tokenizer.json")
-    encode_corpus(corpus, tok, Path("data/tokens"), val_fraction=0.1)
+    encode_corpus(Path("data/corpus"), tok, Path("data/tokens"))
     p = load_params(PARAMS)
     model = dataclasses.replace(p.model, n_layer=1, n_head=2, n_embd=32, block_size=32)
     cfg = dataclasses.replace(p.train, device="cpu", dtype="float32", compile=False, batch_size=4, max_iters=10,

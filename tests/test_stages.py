@@ -135,3 +135,40 @@ def test_an_unexpected_error_is_one_line_and_exit_2_and_sml_debug_shows_the_trac
     assert "SML_DEBUG=1" in lines[0] and "test_stages.py" in lines[0]
     debug = CliRunner().invoke(app, [], env={"SML_DEBUG": "1"})
     assert isinstance(debug.exception, KeyError)  # raised, so its traceback shows
+
+
+def test_the_first_stages_run_on_several_sources_given_only_through_params(tmp_path):
+    """download -> train_bpe -> encode on plain text, gzipped JSON lines and a val source of
+    their own, one of them unpinned: the download stage prints the line that pins it."""
+    import gzip
+    import hashlib
+    import json
+
+    from tests.conftest import MIXED, SONNET, local_sources
+
+    (tmp_path / "a.txt").write_text(SONNET * 2, encoding="utf-8")
+    stories = [f"Story {i}: {SONNET[: 40 + 7 * i]}" for i in range(30)]
+    (tmp_path / "b.jsonl.gz").write_bytes(gzip.compress("".join(json.dumps({"text": t}) + "\n"
+                                                                for t in stories).encode()))
+    (tmp_path / "v.txt").write_text(MIXED, encoding="utf-8")
+    params = params_template()
+    sources = local_sources(tmp_path / "a.txt") + local_sources(tmp_path / "b.jsonl.gz", fmt="jsonl")
+    sources[1]["sha256"] = ""  # not pinned yet
+    params["data"].update(sources=sources, val_sources=local_sources(tmp_path / "v.txt"))
+    params["tokenizer"]["vocab_size"] = 300
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    p = ["--params", str(tmp_path / "params.yaml")]
+    corpus, tok, tokens = tmp_path / "corpus", tmp_path / "tok", tmp_path / "tokens"
+    done = run_stage("download", "--out", str(corpus), "--downloads", str(tmp_path / "dl"), *p)
+    assert done.returncode == 0, done.stderr
+    pin = hashlib.sha256((tmp_path / "b.jsonl.gz").read_bytes()).hexdigest()
+    assert f"to pin data.sources[1], write under its url in {tmp_path / 'params.yaml'}:  sha256: {pin}" in done.stdout
+    assert f"{corpus / 'train.txt'}: 31 documents" in done.stdout
+    assert (corpus / "train.txt").read_bytes().decode() == "<|endoftext|>".join([SONNET * 2, *stories])
+    assert (corpus / "val.txt").read_bytes().decode() == MIXED
+    for stage, args in [("train_bpe", ["--corpus", str(corpus / "train.txt"), "--out", str(tok)]),
+                        ("encode", ["--corpus", str(corpus), "--tokenizer", str(tok), "--out", str(tokens)])]:
+        done = run_stage(stage, *args, *p)
+        assert done.returncode == 0, done.stderr
+    meta = json.loads((tokens / "meta.json").read_text())
+    assert meta["val"]["chars"] == len(MIXED) and meta["train"]["bytes"] == (corpus / "train.txt").stat().st_size

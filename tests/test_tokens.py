@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 import sml.tokens as tokens_module
-from sml.encode import encode_corpus
 from sml.errors import SMLError
 from sml.tokenizer import Tokenizer
 from sml.tokens import check_vocab_size, load_meta, load_tokens
@@ -22,7 +21,7 @@ from sml.tokens import check_vocab_size, load_meta, load_tokens
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> Path:
     """runs/{this,other}/{tokenizer,tokens}: one corpus, two tokenizers (300 and 400 ids)."""
-    from tests.conftest import MIXED, SONNET
+    from tests.conftest import MIXED, SONNET, encode_text_file
 
     root = tmp_path_factory.mktemp("runs")
     corpus = root / "corpus.txt"
@@ -30,7 +29,7 @@ def runs(tmp_path_factory) -> Path:
     for name, vocab_size, pattern in [("this", 300, "gpt4"), ("other", 400, "gpt2")]:
         tok = Tokenizer.train(corpus.read_text(encoding="utf-8"), vocab_size, pattern)
         tok.save(root / name / "tokenizer")
-        encode_corpus(corpus, tok, root / name / "tokens", val_fraction=0.1)
+        encode_text_file(corpus, tok, root / name / "tokens")
     return root
 
 
@@ -181,7 +180,6 @@ BAD_META = {  # a change to a good meta.json -> what the one-line error says
     "vocab_size a string": (_set("vocab_size", "300"), "vocab_size is '300', expected an integer"),
     "vocab_size a bool": (_set("vocab_size", True), "vocab_size is True, expected an integer"),
     "vocab_size zero": (_set("vocab_size", 0), "vocab_size is 0, expected at least 1"),
-    "split_at_char negative": (_set("split_at_char", -5), "split_at_char is -5, expected at least 1"),
     "dtype unknown": (_set("dtype", "float32"), "dtype is 'float32', but 300 ids are stored as 'uint16'"),
     "dtype too wide": (_set("dtype", "uint32"), "dtype is 'uint32', but 300 ids are stored as 'uint16'"),
     "negative count": (_set("val.tokens", -1), "val.tokens is -1, expected a count"),

@@ -13,7 +13,6 @@ import torch
 import sml.train as train_module
 from sml.checkpoint import load_checkpoint, load_model
 from sml.config import load_params
-from sml.encode import encode_corpus
 from sml.errors import SMLError
 from sml.optim import lr_at
 from sml.progress import LOG_COLUMNS
@@ -33,14 +32,14 @@ TRAIN = dataclasses.replace(
 @pytest.fixture(scope="module")
 def data(tmp_path_factory, ):
     """A tokenizer and token files made from the tiny test corpus."""
-    from tests.conftest import MIXED, SONNET
+    from tests.conftest import MIXED, SONNET, encode_text_file
 
     root = tmp_path_factory.mktemp("data")
     corpus = root / "corpus.txt"
     corpus.write_text(SONNET * 6 + MIXED, encoding="utf-8")
     tok = Tokenizer.train(corpus.read_text(encoding="utf-8"), 300, "gpt4")
     tok.save(root / "tokenizer")
-    encode_corpus(corpus, tok, root / "tokens", val_fraction=0.1)
+    encode_text_file(corpus, tok, root / "tokens")
     return root
 
 

@@ -99,7 +99,7 @@ def stream_pieces(
         if size < min_piece_chars:
             continue
         text = "".join(buffer)
-        cut = _last_safe_cut(text, pattern, special_re)
+        cut = last_safe_cut(text, pattern, special_re)
         if cut > 0:
             yield text[:cut]
             text = text[cut:]
@@ -119,7 +119,8 @@ _WHITESPACE = regex.compile(r"\s")  # the same \s as in the split patterns
 _SURE_BORDER = regex.compile(r"(?r)\p{L}(?=[^\s\p{L}\p{N}])")
 
 
-def _last_safe_cut(text: str, pattern: regex.Pattern, special_re: regex.Pattern | None) -> int:
+def last_safe_cut(text: str, pattern: regex.Pattern, special_re: regex.Pattern | None,
+                   starts_at_border: bool = True) -> int:
     """The last index where ``text`` may be cut without changing its chunks (0 if none).
 
     The search goes backwards, and reads only the end of the text: the last piece between
@@ -128,15 +129,24 @@ def _last_safe_cut(text: str, pattern: regex.Pattern, special_re: regex.Pattern 
     chunks after it are made (by ``findall``: the regex engine's loop, in C), and their
     borders tried from the end. ``_last_safe_cut_forward`` is the same rule written
     forwards, one chunk at a time over the whole text (tests check that both agree).
+
+    ``starts_at_border=False`` is for a window read from the middle of a text (just after a
+    line break): its first chunk may be the tail of a longer one, so in the window's first
+    piece only what follows a sure border counts. A later piece starts after a special
+    token, which is a border either way (special tokens hold no line break).
     """
     pieces = list(split_special(text, special_re))
     ends = list(itertools.accumulate(len(piece) for piece, _ in pieces))
     sure = pattern.pattern in PATTERNS.values()  # the border rule holds for SML's own patterns only
+    if not (sure or starts_at_border):
+        return 0  # a custom pattern: nothing is known about where its chunks start
     for (piece, is_special), end in zip(reversed(pieces), reversed(ends), strict=True):
         offset = end - len(piece)
         if is_special:
             return offset  # right before a special token
         border = _SURE_BORDER.search(piece) if sure else None
+        if border is None and offset == 0 and not starts_at_border:
+            return 0  # the window's first piece, with nowhere known to restart chunking
         restart = border.end() if border else 0
         chunks = pattern.findall(piece, restart)
         starts = list(itertools.accumulate(map(len, chunks), initial=offset + restart))
@@ -149,7 +159,7 @@ def _last_safe_cut(text: str, pattern: regex.Pattern, special_re: regex.Pattern 
 
 
 def _last_safe_cut_forward(text: str, pattern: regex.Pattern, special_re: regex.Pattern | None) -> int:
-    """``_last_safe_cut`` the plain way: every chunk border, in order, keeping the last safe one."""
+    """``last_safe_cut`` the plain way: every chunk border, in order, keeping the last safe one."""
     cut = offset = 0
     for piece, is_special in split_special(text, special_re):
         if is_special:

@@ -242,6 +242,11 @@ class Tokenizer:
         problem = file_problem(data)
         if problem:
             raise TokenizerError(f"{path}: {problem}; {rerun}")
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Tokenizer":
+        """The tokenizer that ``to_dict`` describes (checked data: see ``load``)."""
         specials = sorted(data["special_tokens"], key=data["special_tokens"].get)
         return cls([(a, b) for a, b in data["merges"]], data["pattern"], specials)
 
