@@ -12,7 +12,8 @@ repository root, with every output in a work folder W:
 2. train_bpe on the train text (at most ``train_bytes`` of it, ``sml.corpus.sample_lines``);
 3. encode with 1 worker, then with every core (``os.cpu_count()``): the speed-up is
    measured against its own single-process baseline, in the same run;
-4. evaluate's data work: ``sml.evaluate.bigram_loss`` over the token files (memory maps)
+4. evaluate's data work: the token files loaded and checked (``sml.tokens.load_tokens``),
+   ``sml.evaluate.bigram_loss`` over them (memory maps)
    and the known-word set read from a bounded sample of the train text;
 5. the baseline, Hugging Face ``tokenizers`` in one process: a byte-level BPE trained to
    the same vocab on the same sample (written to a file first, not timed), set up as
@@ -70,14 +71,13 @@ CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8
 # evaluate's data work (what sml.evaluate.evaluate does besides running the model), as its own
 # process: argv = the tokens folder, the train text.
 EVALUATE_DATA = """
-import json, sys
-import numpy as np
+import sys
 from sml.corpus import sample_lines
 from sml.evaluate import WORD_SAMPLE_BYTES, bigram_loss, words_of
+from sml.tokens import load_meta, load_tokens
 tokens, text = sys.argv[1:3]
-meta = json.load(open(f"{tokens}/meta.json", encoding="utf-8"))
-train, val = (np.memmap(f"{tokens}/{split}.bin", dtype=meta["dtype"], mode="r") for split in ("train", "val"))
-loss = bigram_loss(train, val, meta["vocab_size"])
+train, val = load_tokens(tokens, "train"), load_tokens(tokens, "val")  # checked, as the stage loads them
+loss = bigram_loss(train, val, load_meta(tokens)["vocab_size"])
 words = words_of(sample_lines(text, WORD_SAMPLE_BYTES))
 print(f"evaluate data: bigram val loss {loss:.4f} nats/token, {len(words):,} known words")
 """

@@ -45,7 +45,9 @@ from sml.tokenizer.tokenizer import Backend, SpecialPolicy, TokenizerError
 from sml.tokens import SPLITS, token_dtype
 
 MIN_SPLIT_TOKENS = 2  # one token to predict from, one to predict
-RANGE_BYTES = 32 << 20  # what one worker encodes at a time
+RANGE_BYTES = 32 << 20  # what one worker encodes at a time, at most
+RANGES_PER_PROCESS = 8  # a file gets at least this many ranges per process: the last ones finish together
+MIN_RANGE_BYTES = 1 << 20
 SERIAL_BELOW = 4 << 20  # a smaller file is encoded in this process: starting workers costs ~1 s
 WINDOW_BYTES = 1 << 20  # read after a wanted cut to find a safe one (at most)
 BLOCK_BYTES = 1 << 20
@@ -85,8 +87,8 @@ def encode_corpus(
         digest = hashlib.sha256()
         job = (tok.to_dict(), special, backend)
         with atomic_open(out_dir / f"{split}.bin", "wb") as f:
-            for data, chars, n_bytes in _encoded_ranges(path, cut_ranges(path, tok, special, range_bytes), job,
-                                                        workers):
+            ranges = cut_ranges(path, tok, special, _range_size(path.stat().st_size, processes, range_bytes))
+            for data, chars, n_bytes in _encoded_ranges(path, ranges, job, workers):
                 f.write(data)
                 digest.update(data)
                 counts["tokens"] += len(data) // dtype.itemsize
@@ -114,6 +116,17 @@ def cut_ranges(path: Path, tok: Tokenizer, special: SpecialPolicy, range_bytes: 
             if cut is not None and cuts[-1] < cut < size:
                 cuts.append(cut)
     return list(zip(cuts, [*cuts[1:], size]))
+
+
+def _range_size(n_bytes: int, processes: int, range_bytes: int) -> int:
+    """``range_bytes``, or less, so that each process gets several ranges of a file of ``n_bytes``.
+
+    >>> _range_size(100_000_000, 2, RANGE_BYTES)  # 16 ranges, not 3 of 32 MiB and a small one
+    6250000
+    """
+    if processes <= 1:
+        return range_bytes
+    return min(range_bytes, max(n_bytes // (RANGES_PER_PROCESS * processes), MIN_RANGE_BYTES))
 
 
 def processes_for(n_bytes: int, workers: int) -> int:

@@ -39,7 +39,7 @@ from sml.errors import SMLError
 from sml.generate import complete
 from sml.model import GPT
 from sml.tokenizer import Tokenizer
-from sml.tokens import SPLITS, load_meta, load_tokens
+from sml.tokens import SPLITS, drop_pages, load_meta, load_tokens
 
 WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*")
 
@@ -128,6 +128,7 @@ def split_loss(model: GPT, tokens: np.ndarray, runtime: Runtime, batch_size: int
         rest = torch.from_numpy(np.asarray(tokens[tail_start:], dtype=np.int64))
         total += _summed_loss(model, rest[:-1][None], rest[1:][None], runtime)
         count += len(rest) - 1
+    drop_pages(tokens)  # at most max_tokens were read, spread over the file: let them go
     return total / count
 
 
@@ -189,6 +190,7 @@ def bigram_loss(train: np.ndarray, val: np.ndarray, vocab_size: int, prior_weigh
         unigram += np.bincount(piece[:chunk], minlength=V)  # the overlap token counts in the next chunk
         firsts += np.bincount(piece[:-1], minlength=V)
         pairs.add(piece[:-1] * V + piece[1:])
+        drop_pages(train)
     unigram = (unigram + 1.0) / (len(train) + V)
     total, count = 0.0, 0
     for lo in range(0, max(len(val) - 1, 0), chunk):
@@ -197,6 +199,7 @@ def bigram_loss(train: np.ndarray, val: np.ndarray, vocab_size: int, prior_weigh
         probs = (pairs.lookup(a * V + b) + prior_weight * unigram[b]) / (firsts[a] + prior_weight)
         total += float(-np.log(probs).sum())
         count += len(a)
+        drop_pages(val)
     return total / count
 
 

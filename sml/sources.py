@@ -24,6 +24,7 @@ most text datasets also offer as JSON lines).
 import codecs
 import gzip
 import json
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,9 +82,12 @@ def documents(source: Source, text_field: str = "text") -> Iterator[Iterator[str
         if source.format == "text":
             yield _text_blocks(f, source)
             return
-        for number, line in enumerate(f, start=1):
-            if line.strip():
-                yield iter((_json_text(line, number, source, text_field),))
+        try:
+            for number, line in enumerate(f, start=1):
+                if line.strip():
+                    yield iter((_json_text(line, number, source, text_field),))
+        except READ_ERRORS as e:
+            raise _unreadable(source, e) from None
 
 
 def _write_documents(f: BinaryIO, sources: list[Source], text_field: str, separator: str) -> Written:
@@ -168,8 +172,15 @@ def _text_blocks(f: BinaryIO, source: Source) -> Iterator[str]:
                 yield text
             if not block:
                 return
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise SMLError(f"{source.path} ({source.key}): cannot be read: {e}") from None
+    except READ_ERRORS as e:
+        raise _unreadable(source, e) from None
+
+
+READ_ERRORS = (OSError, EOFError, gzip.BadGzipFile, zlib.error)  # a damaged or cut-short .gz among them
+
+
+def _unreadable(source: Source, e: Exception) -> SMLError:
+    return SMLError(f"{source.path} ({source.key}): cannot be read: {e}")
 
 
 def _json_text(line: bytes, number: int, source: Source, field: str) -> str:

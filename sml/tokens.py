@@ -21,6 +21,7 @@ it again); and, for files over ``HASH_MAX_BYTES``, the full hash and id check (s
 
 import hashlib
 import json
+import mmap
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,7 @@ RERUN = "rerun the encode stage (dvc repro encode, or python -m stages.encode)"
 # without), paid by every process that loads the tokens. Up to this size that is small
 # next to training; above it only the ids at both ends of the file are checked.
 HASH_MAX_BYTES = 2 << 30
-CHECKED_END_TOKENS = 1 << 24  # tokens checked at each end of a file too big to hash (32 MB of uint16)
+CHECKED_END_TOKENS = 1 << 24  # tokens read at a time by the id check; at each end of a file too big to hash
 
 # Every key encode writes into meta.json, with its type (a count is an int, never a bool).
 META_KEYS = {"tokenizer": str, "vocab_size": int, "dtype": str, "backend": str,
@@ -74,6 +75,19 @@ def load_tokens(directory: str | Path, split: str) -> np.memmap:
             raise SMLError(f"{path}: its bytes changed since encode wrote it (sha256 {digest[:12]}...,"
                            f" {path.parent / 'meta.json'} says {meta['sha256'][split][:12]}...); {RERUN}")
     return tokens
+
+
+def drop_pages(tokens: np.ndarray) -> None:
+    """Let the OS take back the pages of a memory-mapped token file read so far.
+
+    A memory map's pages count in the process's resident memory once read, so a scan over
+    a 2 GB file would end with 2 GB "in use", though every page is the file's own and can be
+    read again. Between chunks of a scan, this keeps memory at one chunk. No-op for a plain
+    array, and where ``madvise`` does not exist (Windows, which trims such pages itself).
+    """
+    mapped = getattr(tokens, "_mmap", None)  # np.memmap's mmap object (a slice of one shares it)
+    if mapped is not None and hasattr(mmap, "MADV_DONTNEED"):
+        mapped.madvise(mmap.MADV_DONTNEED)  # read-only and file-backed: nothing is lost
 
 
 def load_meta(directory: str | Path) -> dict:
@@ -142,13 +156,18 @@ def token_dtype(vocab_size: int) -> np.dtype:
 def _check_ids(path: Path, tokens: np.memmap, vocab_size: int) -> None:
     """Refuse an id >= ``vocab_size`` (it would index past the embedding table).
 
-    The max of a memory map reads the whole file (~30 GB/s from the page cache); a file too
-    big to hash gets only its first and last ``CHECKED_END_TOKENS`` ids checked.
+    The max of a memory map reads the whole file (~30 GB/s from the page cache), a chunk at a
+    time with its pages given back after it; a file too big to hash gets only its first and
+    last ``CHECKED_END_TOKENS`` ids checked.
     """
     if tokens.nbytes <= HASH_MAX_BYTES:
-        top = int(tokens.max())
+        chunks = [tokens[lo : lo + CHECKED_END_TOKENS] for lo in range(0, len(tokens), CHECKED_END_TOKENS)]
     else:
-        top = max(int(tokens[:CHECKED_END_TOKENS].max()), int(tokens[-CHECKED_END_TOKENS:].max()))
+        chunks = [tokens[:CHECKED_END_TOKENS], tokens[-CHECKED_END_TOKENS:]]
+    top = 0
+    for chunk in chunks:
+        top = max(top, int(chunk.max()))
+        drop_pages(tokens)
     if top >= vocab_size:
         raise SMLError(f"{path}: holds token id {top:,} but the vocabulary has ids 0..{vocab_size - 1:,}"
                        f" only: the file is damaged or from another tokenizer; {RERUN}")

@@ -1,5 +1,7 @@
 """The DVC pipeline in a throwaway git repo on a tiny corpus: what reruns after what change."""
 
+import gzip
+import json
 import os
 import re
 import shutil
@@ -33,7 +35,7 @@ def ran(output: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
-    """A fresh git + DVC repo holding SML's pipeline, pointed at a tiny local corpus."""
+    """A fresh git + DVC repo holding SML's pipeline, pointed at a tiny local corpus of two files."""
     from tests.conftest import MIXED, SONNET
 
     repo = tmp_path_factory.mktemp("repo")
@@ -41,8 +43,10 @@ def repo(tmp_path_factory) -> Path:
         shutil.copy(ROOT / name, repo / name)
     for package in ("sml", "stages"):
         shutil.copytree(ROOT / package, repo / package, ignore=shutil.ignore_patterns("__pycache__"))
-    corpus = repo.parent / "tiny.txt"
-    corpus.write_text(SONNET * 3 + MIXED, encoding="utf-8")
+    corpus = [repo.parent / "tiny.txt", repo.parent / "stories.jsonl.gz"]  # two sources, two formats
+    corpus[0].write_text(SONNET * 3 + MIXED, encoding="utf-8")
+    stories = [{"text": f"Story {i}. {SONNET[i * 20 : i * 20 + 300]}"} for i in range(20)]
+    corpus[1].write_bytes(gzip.compress("".join(json.dumps(s) + "\n" for s in stories).encode()))
     params = pipeline_params(params_template(), corpus)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "init", "-q"], repo)
@@ -51,13 +55,14 @@ def repo(tmp_path_factory) -> Path:
     return repo
 
 
-def pipeline_params(template: dict, corpus: Path) -> dict:
+def pipeline_params(template: dict, corpus: list[Path]) -> dict:
     """The throwaway repo's params.yaml: the template's keys, every value the tests rely on set here.
 
     tests/test_readme.py checks that a template after `make quick` gives the same result.
     """
     params = {section: dict(keys) for section, keys in template.items() if section != "presets"}
-    params["data"].update(sources=local_sources(corpus), val_sources=[], val_fraction=0.1)
+    params["data"].update(sources=local_sources(corpus[0]) + local_sources(*corpus[1:], fmt="jsonl"),
+                          val_sources=[], val_fraction=0.1)
     params["tokenizer"].update(vocab_size=320, train_bytes=1 << 30)
     params["model"].update(n_layer=1, n_head=2, n_embd=32, block_size=32, dropout=0.1)
     params["train"].update(device="cpu", lr=1e-3, min_lr=1e-4, max_iters=20, batch_size=4, eval_interval=10,

@@ -71,6 +71,8 @@ def test_val_fraction_splits_the_joined_text_on_a_character(tmp_path, monkeypatc
          r"line 2: no text under 'text' \(found 'body', 'id'\): set data\.text_field"),
         (lambda p: (p / "bad.jsonl").write_bytes(b'["a list"]\n'), r"line 1: no text under 'text' \(found list\)"),
         (lambda p: (p / "bad.txt.gz").write_bytes(b"\x1f\x8bnot really gzip"), r"bad\.txt\.gz .*cannot be read"),
+        (lambda p: (p / "bad.jsonl.gz").write_bytes(gzip.compress(b'{"text": "a"}\n' * 1000)[:-30]),
+         r"bad\.jsonl\.gz \(data\.sources\[0\]\): cannot be read: Compressed file ended"),
     ],
 )
 def test_bad_sources_fail_in_one_line_naming_the_file_and_place(tmp_path, make, message):

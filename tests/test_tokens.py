@@ -212,3 +212,23 @@ def test_another_runs_meta_json_is_caught_by_the_token_counts_too(run, runs):
     for split in ("train", "val"):  # without the tokenizer at hand (evaluate reads only tokens)
         with pytest.raises(SMLError, match=f"{split}.bin: holds .* tokens but .*meta.json says"):
             load_tokens(run / "tokens", split)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads RssFile from /proc (Linux)")
+def test_pages_read_from_a_token_file_are_given_back(tmp_path):
+    """A scan of a memory-mapped file would otherwise leave the whole file in the process's
+    resident memory: load_tokens' id check reads every page, and a 2 GB split would stay."""
+    from sml.tokens import drop_pages
+
+    def file_backed_mb() -> float:
+        line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("RssFile:"))
+        return int(line.split()[1]) / 1024
+
+    path = tmp_path / "big.bin"
+    np.arange(20_000_000, dtype=np.uint16).tofile(path)  # 40 MB
+    tokens = np.memmap(path, dtype=np.uint16, mode="r")
+    before = file_backed_mb()
+    assert int(tokens[: len(tokens) // 2].max()) > 0 and int(tokens.max()) == 65535  # reads every page
+    assert file_backed_mb() - before > 30
+    drop_pages(tokens[10:])  # a slice of the map shares its pages
+    assert file_backed_mb() - before < 5
