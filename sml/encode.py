@@ -82,10 +82,10 @@ def encode_corpus(
         "backend": tok.backend_name(backend), "sha256": {},
     }
     (out_dir / "meta.json").unlink(missing_ok=True)
+    job = (tok.to_dict(), special, backend)  # plain data: what each worker builds its encoder from
     for split, path in paths.items():
         counts = {"tokens": 0, "chars": 0, "bytes": 0}
         digest = hashlib.sha256()
-        job = (tok.to_dict(), special, backend)
         with atomic_open(out_dir / f"{split}.bin", "wb") as f:
             ranges = cut_ranges(path, tok, special, _range_size(path.stat().st_size, processes, range_bytes))
             for data, chars, n_bytes in _encoded_ranges(path, ranges, job, workers):

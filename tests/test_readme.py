@@ -76,8 +76,9 @@ def test_the_suite_passes_after_make_quick(tmp_path):
 def test_the_pipeline_tests_get_the_same_params_after_make_quick(tmp_path):
     from tests.test_pipeline import pipeline_params
 
-    corpus = tmp_path / "tiny.txt"
-    corpus.write_text("a tiny corpus\n", encoding="utf-8")
+    corpus = [tmp_path / "tiny.txt", tmp_path / "stories.jsonl"]
+    corpus[0].write_text("a tiny corpus\n", encoding="utf-8")
+    corpus[1].write_text('{"text": "a story"}\n', encoding="utf-8")
     quick = tmp_path / "params.yaml"
     shutil.copy(PARAMS, quick)
     make_quick_params(quick)
