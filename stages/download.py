@@ -42,7 +42,7 @@ def main(
     train, val = fetched(cfg.sources, "data.sources"), fetched(cfg.val_sources, "data.val_sources")
     written = build_corpus(train, val, out, cfg.val_fraction, cfg.text_field, cfg.separator)
     for split, w in written.items():
-        docs = f"{w.documents:,} documents, " if split == "train" or val else ""
+        docs = f"{w.documents:,} document{'s' if w.documents != 1 else ''}, " if split == "train" or val else ""
         print(f"download: {out / (split + '.txt')}: {docs}{w.chars:,} chars, {w.bytes:,} bytes")
 
 
