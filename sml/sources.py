@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import BinaryIO, Literal
 
 from sml.atomic import atomic_open
+from sml.corpus import not_utf8_where
 from sml.errors import SMLError
 from sml.tokenizer.tokenizer import replace_surrogates
 
@@ -165,8 +166,10 @@ def _text_blocks(f: BinaryIO, source: Source) -> Iterator[str]:
                 if block and e.start >= len(data) - 3 and e.reason == "unexpected end of data":
                     text, pending = data[: e.start].decode("utf-8"), data[e.start:]  # cut by the block
                 else:
-                    raise SMLError(f"{source.path} ({source.key}): not UTF-8 at byte {offset + e.start:,}"
-                                   f" (0x{data[e.start]:02x}): save it as UTF-8") from None
+                    where = "" if isinstance(f, gzip.GzipFile) else not_utf8_where(source.path)  # with the line
+                    where = where or (f"not UTF-8 at byte {offset + e.start:,} of the decompressed text"
+                                      f" (0x{data[e.start]:02x})")
+                    raise SMLError(f"{source.path} ({source.key}): {where}: save it as UTF-8") from None
             offset += len(data) - len(pending)
             if text:
                 yield text

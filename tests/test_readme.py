@@ -126,3 +126,17 @@ def test_the_readme_python_runs_as_written(trained, capsys):
         exec(compile(block, "README.md", "exec"), {})
     printed = capsys.readouterr().out
     assert "ROMEO:" in printed and re.search(r"\d+\.\d+ bits/char", printed)
+
+
+def test_the_readme_own_data_example_is_a_valid_data_section():
+    """README, "Your own data": the YAML shown must be what params.yaml accepts."""
+    from sml.config import parse_params
+
+    blocks = re.findall(r"```yaml\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), re.S)
+    assert blocks, "README has no YAML example"
+    example = yaml.safe_load(blocks[0])
+    raw = params_template()
+    raw["data"] = {**raw["data"], **example["data"]}  # the example gives every key but special_in_text
+    assert set(example["data"]) | {"special_in_text"} == set(raw["data"])
+    data = parse_params(raw).data
+    assert [s.format for s in data.sources] == ["jsonl", "text"] and data.val_sources == ()

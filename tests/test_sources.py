@@ -64,7 +64,10 @@ def test_val_fraction_splits_the_joined_text_on_a_character(tmp_path, monkeypatc
     "make, message",
     [
         (lambda p: text_source(p / "bad.txt", "") and (p / "bad.txt").write_bytes(b"ok\n" * 500 + b"\xff\n"),
-         r"bad\.txt \(data\.sources\[0\]\): not UTF-8 at byte 1,500 \(0xff\): save it as UTF-8"),
+         r"bad\.txt \(data\.sources\[0\]\): not UTF-8 at byte 1,500 \(line 501\): 0xff \(invalid start byte\):"
+         r" save it as UTF-8"),
+        (lambda p: (p / "bad.txt.gz").write_bytes(gzip.compress(b"ok\n" * 500 + b"\xff\n")),
+         r"bad\.txt\.gz \(data\.sources\[0\]\): not UTF-8 at byte 1,500 of the decompressed text \(0xff\)"),
         (lambda p: (p / "bad.jsonl").write_bytes(b'{"text": "fine"}\n\n{"text": broken\n'),
          r"bad\.jsonl \(data\.sources\[0\]\) line 3: not a JSON object"),
         (lambda p: (p / "bad.jsonl").write_bytes(b'{"text": "fine"}\n{"body": "x", "id": 2}\n'),
