@@ -197,7 +197,8 @@ class _RangeEncoder:
         self.dtype = token_dtype(self.tok.vocab_size).newbyteorder("<")
 
     def __call__(self, path: Path, start: int, end: int) -> tuple[bytes, int, int]:
-        parts, chars, n_bytes = [], 0, 0
+        """The range's ids (as the bytes of the file to write), its characters and its bytes."""
+        parts, chars = [], 0
         pieces = stream_pieces(_text_blocks(path, start, end), self.tok.split_re, _special_re(self.tok, self.special))
         for piece in pieces:
             try:
@@ -206,8 +207,7 @@ class _RangeEncoder:
                 raise SMLError(f"{path}: {e} (data.special_in_text in params.yaml)") from None
             parts.append(np.asarray(ids, dtype=self.dtype))
             chars += len(piece)
-            n_bytes += len(piece.encode("utf-8"))
-        return b"".join(p.tobytes() for p in parts), chars, n_bytes
+        return b"".join(p.tobytes() for p in parts), chars, end - start
 
 
 _worker: _RangeEncoder | None = None
