@@ -3,6 +3,13 @@
 AdamW with weight decay on the matrices only: decay pulls weights toward zero, which
 regularizes matmul weights and embeddings, but would only distort biases and norm gains.
 
+Muon (``train.optimizer: muon``, PyTorch's ``torch.optim.Muon``, as in modded-nanogpt and
+nanochat) for the transformer blocks' weight matrices: it replaces each update by the
+nearest orthogonal matrix (a few Newton-Schulz iterations), so every direction of the
+matrix learns at the same rate. It is meant for hidden matrices only: the embeddings, the
+output head, norms and biases keep AdamW. Its learning rate is ``train.muon_lr``, on
+AdamW's scale (``adjust_lr_fn="match_rms_adamw"``), and follows the same schedule.
+
 The learning rate rises linearly for ``warmup_iters`` steps (Adam's early moment estimates
 are noisy), then follows a cosine from ``lr`` down to ``min_lr`` at ``max_iters``. It is a
 pure function of the step, so resuming needs only the step number.
@@ -16,15 +23,55 @@ import torch
 from sml.config import TrainConfig
 
 
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW over ``model``'s parameters: matrices decayed, vectors not; fused on CUDA."""
-    params = [p for p in model.parameters() if p.requires_grad]
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> "Optimizers":
+    """AdamW over ``model``'s parameters (matrices decayed, vectors not; fused on CUDA), or,
+    with ``cfg.optimizer == "muon"``, Muon for the blocks' matrices and AdamW for the rest.
+
+    Each parameter group carries ``lr_scale``: its learning rate is ``lr_at(step) * lr_scale``.
+    """
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    hidden = [p for n, p in named if cfg.optimizer == "muon" and n.startswith("blocks.") and p.dim() == 2]
+    rest = [p for _, p in named if not any(p is h for h in hidden)]
     groups = [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        {"params": [p for p in rest if p.dim() >= 2], "weight_decay": cfg.weight_decay, "lr_scale": 1.0},
+        {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0, "lr_scale": 1.0},
     ]
     fused = device.type == "cuda" and "fused" in inspect.signature(torch.optim.AdamW).parameters
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused or None)
+    parts = [torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused or None)]
+    if hidden:
+        parts.append(torch.optim.Muon([{"params": hidden, "lr_scale": cfg.muon_lr / cfg.lr}], lr=cfg.muon_lr,
+                                      weight_decay=cfg.weight_decay, adjust_lr_fn="match_rms_adamw"))
+    return Optimizers(parts)
+
+
+class Optimizers:
+    """Several optimizers used as one: each over its own parameters, stepped together.
+
+    What the training loop and ``torch.amp.GradScaler`` use of an optimizer: ``param_groups``,
+    ``step``, ``zero_grad``, ``state_dict`` and ``load_state_dict``.
+    """
+
+    def __init__(self, parts: list[torch.optim.Optimizer]):
+        self.parts = parts
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return [group for part in self.parts for group in part.param_groups]
+
+    def step(self) -> None:
+        for part in self.parts:
+            part.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for part in self.parts:
+            part.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict:
+        return {type(part).__name__: part.state_dict() for part in self.parts}
+
+    def load_state_dict(self, state: dict) -> None:
+        for part in self.parts:
+            part.load_state_dict(state[type(part).__name__])
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:

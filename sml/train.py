@@ -3,7 +3,7 @@
 One optimizer step (``train_step``):
 1. set the learning rate for this step (``optim.lr_at``: warmup, then cosine decay);
 2. ``grad_accum`` micro-batches: forward under autocast, loss / grad_accum, backward;
-3. clip the gradient norm to ``grad_clip``, take the AdamW step, zero the gradients.
+3. clip the gradient norm to ``grad_clip``, take the optimizer step (AdamW, or Muon + AdamW), zero the gradients.
 
 Around it, at named moments (``Moments``): every ``log_interval`` steps a row goes to the
 log; every ``eval_interval`` the val loss is measured, and when it is the best so far
@@ -46,7 +46,7 @@ from sml.distributed import Dist
 from sml.errors import SMLError
 from sml.memory import check_fits, device_memory, estimate_training_memory, peak_flops
 from sml.model import GPT
-from sml.optim import lr_at, make_optimizer
+from sml.optim import Optimizers, lr_at, make_optimizer
 from sml.progress import LOG_RETRY, Progress, StopOnCtrlC, Window, log_text, peak_memory_gb
 from sml.resume import resume_run, save_run
 from sml.tokenizer import Tokenizer
@@ -86,7 +86,7 @@ class Run:
     runtime: Runtime
     dist: Dist
     model: GPT  # the weights: what is saved, exported and evaluated
-    optimizer: torch.optim.Optimizer
+    optimizer: Optimizers  # AdamW, or Muon + AdamW (sml.optim)
     scaler: torch.amp.GradScaler
     sampler: RandomWindows  # this rank's training batches
     tokens: dict[str, np.ndarray]  # "train" and "val", memory-mapped
@@ -234,7 +234,7 @@ def loop(run: Run, on_step: Callable[[int], None] | None) -> None:
                 raise Interrupted(f"interrupted at step {run.step}: checkpoint saved to"
                                   f" {run.files.checkpoint}; rerun to resume")
             for group in run.optimizer.param_groups:
-                group["lr"] = lr_at(run.step, run.cfg)
+                group["lr"] = lr_at(run.step, run.cfg) * group["lr_scale"]
             if first:  # compiles the model (and warms up the allocator): timed apart from the rest
                 first = False
                 synchronize(run.runtime.device)

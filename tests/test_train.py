@@ -77,17 +77,19 @@ def test_a_tiny_run_learns_and_writes_everything(data, tmp_path):
     assert model.cfg == MODEL
 
 
-def test_an_interrupted_run_resumes_to_exactly_the_same_weights(data, tmp_path):
-    run(data, tmp_path / "straight")
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_an_interrupted_run_resumes_to_exactly_the_same_weights(data, tmp_path, optimizer):
+    cfg = dataclasses.replace(TRAIN, optimizer=optimizer, muon_lr=6e-3)
+    run(data, tmp_path / "straight", cfg)
 
     def interrupt(step):  # a real Ctrl-C, in the middle of the run
         if step == 17:
             os.kill(os.getpid(), signal.SIGINT)
 
     with pytest.raises(Interrupted, match="interrupted at step 17: checkpoint saved"):
-        run(data, tmp_path / "resumed", on_step=interrupt)
+        run(data, tmp_path / "resumed", cfg, on_step=interrupt)
     assert json.loads((tmp_path / "resumed/ckpt/checkpoint.json").read_text())["step"] == 17
-    _, text = run(data, tmp_path / "resumed")
+    _, text = run(data, tmp_path / "resumed", cfg)
     assert "resuming" in text
     straight = load_checkpoint(tmp_path / "straight/model/model.pt")
     resumed = load_checkpoint(tmp_path / "resumed/model/model.pt")
@@ -206,6 +208,28 @@ def test_weight_decay_applies_to_matrices_only():
     assert decayed["weight_decay"] == TRAIN.weight_decay and plain["weight_decay"] == 0.0
     assert all(p.dim() == 2 for p in decayed["params"]) and all(p.dim() == 1 for p in plain["params"])
     assert len(decayed["params"]) + len(plain["params"]) == len(list(model.parameters()))
+
+
+def test_muon_takes_the_blocks_matrices_and_adamw_the_rest():
+    from sml.model import GPT
+    from sml.optim import make_optimizer
+
+    model = GPT(dataclasses.replace(MODEL, bias=True, positions="learned", tie_weights=False), 300)
+    cfg = dataclasses.replace(TRAIN, optimizer="muon", muon_lr=6e-3)
+    adamw, muon = make_optimizer(model, cfg, torch.device("cpu")).parts
+    names = {p: n for n, p in model.named_parameters()}
+    in_muon = [names[p] for g in muon.param_groups for p in g["params"]]
+    in_adamw = [names[p] for g in adamw.param_groups for p in g["params"]]
+    assert type(muon).__name__ == "Muon" and sorted(in_muon + in_adamw) == sorted(names.values())
+    assert in_muon and all(n.startswith("blocks.") and n.endswith(".weight") and "norm" not in n for n in in_muon)
+    assert {"wte.weight", "wpe.weight", "lm_head.weight"} <= set(in_adamw)  # embeddings and head stay AdamW
+    assert [g["lr_scale"] for g in muon.param_groups] == [2.0]  # muon_lr / lr: the schedule's shape, its own peak
+
+
+def test_muon_trains(data, tmp_path):
+    metrics, _ = run(data, tmp_path, dataclasses.replace(TRAIN, optimizer="muon", muon_lr=6e-3))
+    losses = [float(line.split("\t")[2]) for line in (tmp_path / "log.tsv").read_text().splitlines()[1:]]
+    assert losses[-1] < losses[0] - 1.0  # nats/token: it learns, as AdamW does on the same steps
 
 
 def test_gradient_accumulation_and_bf16_autocast_train_too(data, tmp_path):
