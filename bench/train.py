@@ -3,6 +3,7 @@
     .venv/bin/python bench/train.py                 # the cpu preset's model shape
     .venv/bin/python bench/train.py --preset none   # the shipped (GPU PC) shape
     .venv/bin/python bench/train.py --device cuda --steps 50
+    .venv/bin/python bench/train.py --optimizers adamw muon   # Muon's step cost, AdamW as the baseline
 
 MFU is the share of the machine's matmul peak that training turns into model FLOPs:
 tokens/s x FLOPs/token (6 per weight + attention, ``GPT.flops_per_token``) / peak. The peak
@@ -38,6 +39,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     parser.add_argument("--steps", type=int, default=20, help="timed steps per dtype")
     parser.add_argument("--vocab-size", type=int, default=None, help="default: preset's tokenizer")
+    parser.add_argument("--optimizers", nargs="+", default=["adamw"], choices=["adamw", "muon"],
+                        help="train.optimizer values to time, each in the same run")
     args = parser.parse_args()
 
     params = load_params(REPO / "params.yaml", None if args.preset == "none" else args.preset)
@@ -55,14 +58,22 @@ def main() -> None:
     rates = {}
     for dtype in dtypes:
         peak = matmul_peak(dtype, device)
-        tokens_per_s, flops_per_token = training_rate(model_cfg, cfg, vocab, dtype, device, args.steps)
-        achieved = tokens_per_s * flops_per_token
-        rates[dtype] = tokens_per_s
-        name = str(dtype).removeprefix("torch.")
-        print(f"{name:>9}: matmul peak {peak / 1e9:8.1f} GFLOP/s | training {tokens_per_s:9,.0f} tokens/s"
-              f" = {achieved / 1e9:7.1f} GFLOP/s | MFU {achieved / peak:5.1%}")
-    if torch.bfloat16 in rates:
-        print(f"bfloat16 speed-up over float32: {rates[torch.bfloat16] / rates[torch.float32]:.2f}x")
+        for optimizer in args.optimizers:
+            run_cfg = dataclasses.replace(cfg, optimizer=optimizer)
+            tokens_per_s, flops_per_token = training_rate(model_cfg, run_cfg, vocab, dtype, device, args.steps)
+            achieved = tokens_per_s * flops_per_token
+            rates[dtype, optimizer] = tokens_per_s
+            name = str(dtype).removeprefix("torch.")
+            print(f"{name:>9} {optimizer:>5}: matmul peak {peak / 1e9:8.1f} GFLOP/s | training {tokens_per_s:9,.0f}"
+                  f" tokens/s = {achieved / 1e9:7.1f} GFLOP/s | MFU {achieved / peak:5.1%}")
+    first = args.optimizers[0]
+    if (torch.bfloat16, first) in rates:
+        print(f"bfloat16 speed-up over float32 ({first}):"
+              f" {rates[torch.bfloat16, first] / rates[torch.float32, first]:.2f}x")
+    for dtype in dtypes:
+        if (dtype, "muon") in rates and (dtype, "adamw") in rates:
+            print(f"muon steps at {rates[dtype, 'muon'] / rates[dtype, 'adamw']:.2f}x the speed of adamw"
+                  f" ({str(dtype).removeprefix('torch.')})")
 
 
 def matmul_peak(dtype: torch.dtype, device: torch.device) -> float:
