@@ -39,7 +39,7 @@ from sml.errors import SMLError
 from sml.generate import complete
 from sml.model import GPT
 from sml.tokenizer import Tokenizer
-from sml.tokens import SPLITS, drop_pages, load_meta, load_tokens
+from sml.tokens import SPLITS, chunks, drop_pages, load_meta, load_tokens
 
 WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*")
 
@@ -185,21 +185,17 @@ def bigram_loss(train: np.ndarray, val: np.ndarray, vocab_size: int, prior_weigh
     V = vocab_size
     unigram, firsts = np.zeros(V), np.zeros(V)
     pairs = PairCounts(V)
-    for lo in range(0, len(train), chunk):
-        piece = np.asarray(train[lo : lo + chunk + 1], dtype=np.int64)  # one token of overlap: the pair across
+    for piece in chunks(train, chunk, overlap=1):  # one token of overlap: the pair across the border
         unigram += np.bincount(piece[:chunk], minlength=V)  # the overlap token counts in the next chunk
         firsts += np.bincount(piece[:-1], minlength=V)
         pairs.add(piece[:-1] * V + piece[1:])
-        drop_pages(train)
     unigram = (unigram + 1.0) / (len(train) + V)
     total, count = 0.0, 0
-    for lo in range(0, max(len(val) - 1, 0), chunk):
-        piece = np.asarray(val[lo : lo + chunk + 1], dtype=np.int64)
+    for piece in chunks(val, chunk, overlap=1, stop=max(len(val) - 1, 0)):
         a, b = piece[:-1], piece[1:]
         probs = (pairs.lookup(a * V + b) + prior_weight * unigram[b]) / (firsts[a] + prior_weight)
         total += float(-np.log(probs).sum())
         count += len(a)
-        drop_pages(val)
     return total / count
 
 

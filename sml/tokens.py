@@ -22,6 +22,7 @@ it again); and, for files over ``HASH_MAX_BYTES``, the full hash and id check (s
 import hashlib
 import json
 import mmap
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,18 @@ def load_tokens(directory: str | Path, split: str) -> np.memmap:
             raise SMLError(f"{path}: its bytes changed since encode wrote it (sha256 {digest[:12]}...,"
                            f" {path.parent / 'meta.json'} says {meta['sha256'][split][:12]}...); {RERUN}")
     return tokens
+
+
+def chunks(tokens: np.ndarray, size: int, overlap: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
+    """``tokens[lo : lo + size + overlap]`` as int64, for lo = 0, size, 2 size, ... below ``stop``
+    (default: the end), each chunk's pages given back (``drop_pages``) once it has been used.
+
+    >>> [c.tolist() for c in chunks(np.arange(5, dtype=np.uint16), 2, overlap=1)]
+    [[0, 1, 2], [2, 3, 4], [4]]
+    """
+    for lo in range(0, len(tokens) if stop is None else stop, size):
+        yield np.asarray(tokens[lo : lo + size + overlap], dtype=np.int64)
+        drop_pages(tokens)
 
 
 def drop_pages(tokens: np.ndarray) -> None:
@@ -161,13 +174,9 @@ def _check_ids(path: Path, tokens: np.memmap, vocab_size: int) -> None:
     last ``CHECKED_END_TOKENS`` ids checked.
     """
     if tokens.nbytes <= HASH_MAX_BYTES:
-        chunks = [tokens[lo : lo + CHECKED_END_TOKENS] for lo in range(0, len(tokens), CHECKED_END_TOKENS)]
+        top = max(int(chunk.max()) for chunk in chunks(tokens, CHECKED_END_TOKENS))
     else:
-        chunks = [tokens[:CHECKED_END_TOKENS], tokens[-CHECKED_END_TOKENS:]]
-    top = 0
-    for chunk in chunks:
-        top = max(top, int(chunk.max()))
-        drop_pages(tokens)
+        top = max(int(tokens[:CHECKED_END_TOKENS].max()), int(tokens[-CHECKED_END_TOKENS:].max()))
     if top >= vocab_size:
         raise SMLError(f"{path}: holds token id {top:,} but the vocabulary has ids 0..{vocab_size - 1:,}"
                        f" only: the file is damaged or from another tokenizer; {RERUN}")
