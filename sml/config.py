@@ -127,6 +127,7 @@ class TrainConfig:
     batch_size: int = dataclasses.field(metadata=limits(1, 1 << 20))
     grad_accum: int = dataclasses.field(metadata=limits(1, 1 << 16))
     max_iters: int = dataclasses.field(metadata=limits(1, 1 << 40))
+    time_budget_s: float = dataclasses.field(metadata=limits(0.0, 1e9))
     optimizer: Literal["adamw", "muon"]
     lr: float = dataclasses.field(metadata=limits(0.0, 10.0, lo_open=True))
     muon_lr: float = dataclasses.field(metadata=limits(0.0, 10.0, lo_open=True))

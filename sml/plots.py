@@ -94,15 +94,19 @@ def loss_figure(rows: list[dict]):
 def lr_figure(rows: list[dict], info: dict):
     """The learning rate of every step, from the schedule the run followed (dots: logged steps).
 
-    Log rows alone would start the warmup at the first logged step, not at 0.
+    Log rows alone would start the warmup at the first logged step, not at 0. On a time
+    budget the schedule followed the clock, not the step: there the logged rows are all
+    there is, joined by a line.
     """
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    if "train" in info:  # model.json from before the schedule was recorded has only the rows
+    budget = info.get("train", {}).get("time_budget_s")
+    if "train" in info and not budget:  # model.json from before the schedule was recorded has only the rows
         lrs = lr_curve(info["train"], info["schedule"])[: info.get("steps")]  # an early stop ends it sooner
         ax.plot(range(1, len(lrs) + 1), lrs, color="tab:green", label="schedule")
-    ax.plot([r["step"] for r in rows], [r["lr"] for r in rows], "o", color="tab:green", markersize=2.5,
-            label="logged")
-    ax.set(title="Learning rate: linear warmup, then cosine decay", xlabel="optimizer step",
+    ax.plot([r["step"] for r in rows], [r["lr"] for r in rows], "o-" if budget else "o", color="tab:green",
+            markersize=2.5, label="logged")
+    title = "Learning rate: linear warmup, then cosine decay"
+    ax.set(title=title + (f"\nover a time budget of {budget:g} s" if budget else ""), xlabel="optimizer step",
            ylabel="learning rate")
     ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
     ax.legend()

@@ -103,26 +103,36 @@ class StopOnCtrlC:
 class Progress:
     """A one-line progress bar on a terminal; plain log lines otherwise (CI, DVC, files).
 
-    The time left is this session's wall time per step (evaluations and compilation
-    included) times the steps still to go.
+    How far the run is: steps of ``total``, or, with a time budget of ``budget_s``
+    seconds, training seconds of it if that is further. The time left is this session's
+    wall time (evaluations and compilation included) per unit of that, times what is left.
     """
 
-    def __init__(self, total: int, start_step: int, out):
-        self.total, self.out = total, out
-        self.start_step, self.start_time = start_step, time.perf_counter()
+    def __init__(self, total: int, start_step: int, out, budget_s: float = 0.0, start_s: float = 0.0):
+        self.total, self.out, self.budget_s = total, out, budget_s
+        self.start_done, self.start_time = self.done(start_step, start_s), time.perf_counter()
         self.tty = hasattr(out, "isatty") and out.isatty()
 
-    def update(self, row: dict) -> None:
+    def done(self, step: int, trained_s: float) -> float:
+        """How far the run is, from 0 to 1."""
+        steps = step / self.total
+        return min(1.0, max(steps, trained_s / self.budget_s)) if self.budget_s else steps
+
+    def update(self, row: dict, trained_s: float = 0.0) -> None:
+        """Show a log row; ``trained_s``: the training seconds so far (what a time budget counts)."""
         val = f" val {row['val_bits_per_char']:.3f}" if row["val_loss"] is not None else ""
         speed = "first step (compiling)" if row["tokens_per_s"] is None else (
             f"{row['tokens_per_s']:,.0f} tokens/s" + (f", MFU {row['mfu']:.1%}" if row["mfu"] else ""))
-        done = row["step"] - self.start_step
-        left = (time.perf_counter() - self.start_time) / done * (self.total - row["step"]) if done else 0.0
-        text = (f"step {row['step']:>6}/{self.total}  train {row['train_bits_per_char']:.3f}{val} bits/char"
+        done = self.done(row["step"], trained_s)
+        gone = done - self.start_done
+        left = (time.perf_counter() - self.start_time) / gone * (1.0 - done) if gone > 0 else 0.0
+        where = (f"{row['step']:>6} steps, {trained_s:.0f}/{self.budget_s:.0f} s" if self.budget_s
+                 else f"{row['step']:>6}/{self.total}")
+        text = (f"step {where}  train {row['train_bits_per_char']:.3f}{val} bits/char"
                 f"  lr {row['lr']:.2e}  {speed}"
                 f"  {duration(row['elapsed_s'])}, {duration(left)} left")
         if self.tty:
-            bar = int(30 * row["step"] / self.total)
+            bar = int(30 * done)
             print(f"\r[{'#' * bar}{'.' * (30 - bar)}] {text}", end="" if val == "" else "\n",
                   file=self.out, flush=True)
         else:

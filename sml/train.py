@@ -1,7 +1,8 @@
 """The training loop: from token files to a trained GPT, resumable at any point.
 
 One optimizer step (``train_step``):
-1. set the learning rate for this step (``optim.lr_at``: warmup, then cosine decay);
+1. set the learning rate for this step (``optim.lr_at``: warmup, then cosine decay; on a time
+   budget, ``budget.schedule_step`` says how far along the schedule the run is);
 2. ``grad_accum`` micro-batches: forward under autocast, loss / grad_accum, backward;
 3. clip the gradient norm to ``grad_clip``, take the optimizer step (AdamW, or Muon + AdamW), zero the gradients.
 
@@ -36,7 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sml import distributed
+from sml import budget, distributed
 from sml.atomic import write_json, write_text_or_warn
 from sml.batches import RandomWindows
 from sml.checkpoint import file_fingerprint, load_checkpoint, run_fingerprint, save_torch, save_weights
@@ -116,8 +117,18 @@ class Run:
         return self.cfg.patience > 0 and self.state["best"]["evals_since"] >= self.cfg.patience
 
     @property
+    def out_of_time(self) -> bool:
+        """The time budget (``train.time_budget_s``) is spent: see ``sml.budget``."""
+        return budget.out_of_time(self.state["clock"], self.step, self.cfg.time_budget_s)
+
+    @property
     def done(self) -> bool:
-        return self.step >= self.cfg.max_iters or self.stopped_early
+        return self.step >= self.cfg.max_iters or self.stopped_early or self.out_of_time
+
+    def lr(self) -> float:
+        """The learning rate of the next step (before ``lr_scale``)."""
+        at = budget.schedule_step(self.step, self.state["clock"], self.cfg.max_iters, self.cfg.time_budget_s)
+        return lr_at(at, self.cfg)
 
 
 def new_state(cfg: TrainConfig) -> dict:
@@ -127,12 +138,13 @@ def new_state(cfg: TrainConfig) -> dict:
     uninterrupted one would). ``schedule``: where train.max_iters changed ("train longer",
     see ``resume.resume_run``). ``best``: the best val loss, its step, and how many
     evaluations have not beaten it. Seconds count training steps only, not evaluations;
-    ``warmup_s`` is each session's first step (compilation), left out of tokens/s.
+    ``warmup_s`` is each session's first step (compilation), left out of tokens/s and of
+    the time budget. ``clock``: the training seconds the time budget counts (``sml.budget``).
     """
     return {"step": 0, "elapsed_s": 0.0, "warmup_s": 0.0, "timed_steps": 0, "timed_s": 0.0, "history": [],
             "window": {"steps": 0, "loss": 0.0, "timed_steps": 0, "seconds": 0.0},
             "schedule": [{"from_step": 0, "max_iters": cfg.max_iters}],
-            "best": {"step": None, "val_loss": None, "evals_since": 0}}
+            "best": {"step": None, "val_loss": None, "evals_since": 0}, "clock": budget.new_clock()}
 
 
 def train(model_cfg: ModelConfig, cfg: TrainConfig, files: TrainFiles,
@@ -220,7 +232,7 @@ class Moments:
 
 def loop(run: Run, on_step: Callable[[int], None] | None) -> None:
     """Steps until max_iters or an early stop; Ctrl-C saves a checkpoint and raises ``Interrupted``."""
-    progress = Progress(run.cfg.max_iters, run.step, run.out)
+    progress = Progress(run.cfg.max_iters, run.step, run.out, run.cfg.time_budget_s, run.state["timed_s"])
     window = Window(run.state["window"], run.runtime.device)
     first = True
     with StopOnCtrlC(merge_s=1.0 if run.dist.world_size > 1 else 0.0) as ctrl_c:
@@ -234,7 +246,7 @@ def loop(run: Run, on_step: Callable[[int], None] | None) -> None:
                 raise Interrupted(f"interrupted at step {run.step}: checkpoint saved to"
                                   f" {run.files.checkpoint}; rerun to resume")
             for group in run.optimizer.param_groups:
-                group["lr"] = lr_at(run.step, run.cfg) * group["lr_scale"]
+                group["lr"] = run.lr() * group["lr_scale"]
             if first:  # compiles the model (and warms up the allocator): timed apart from the rest
                 first = False
                 synchronize(run.runtime.device)
@@ -259,20 +271,24 @@ def loop(run: Run, on_step: Callable[[int], None] | None) -> None:
 def look(run: Run, window: Window, moments: Moments, progress: Progress) -> None:
     """Log, evaluate, keep the best weights, checkpoint: the moments when numbers are read (a sync)."""
     synchronize(run.runtime.device)
-    seconds = window.elapsed()
+    seconds = run.dist.mean(window.elapsed())  # one figure for all ranks: the time budget's clock
     run.state["elapsed_s"] += seconds
     run.state["timed_steps"] += window.timed_steps
     run.state["timed_s"] += seconds
+    budget.read_clock(run.state["clock"], run.step, run.state["timed_s"], window.timed_steps, seconds)
+    if run.out_of_time:  # measured, not extrapolated: this look is the last one
+        moments = Moments(log=True, eval=True, checkpoint=True)
+    lr = run.optimizer.param_groups[0]["lr"]  # the last step's (group 0 has lr_scale 1)
     train_loss = run.dist.mean(window.loss.item() / window.steps)
     if not math.isfinite(train_loss):
-        raise SMLError(f"loss is {train_loss} at step {run.step} (lr {lr_at(run.step - 1, run.cfg):.2e}):"
+        raise SMLError(f"loss is {train_loss} at step {run.step} (lr {lr:.2e}):"
                        f" stopped; the last good checkpoint ({run.files.checkpoint}) is kept. Lower train.lr"
                        " or raise train.warmup_iters, then rerun")
     rate = window.timed_steps * run.tokens_per_step / seconds if window.timed_steps and seconds else None
     flops = rate * run.model.flops_per_token() if rate else None
     row = {"step": run.step, "tokens": run.step * run.tokens_per_step, "train_loss": train_loss,
            "val_loss": None, "train_bits_per_char": run.bits_per_char(train_loss, "train"),
-           "val_bits_per_char": None, "lr": lr_at(run.step - 1, run.cfg), "tokens_per_s": rate,
+           "val_bits_per_char": None, "lr": lr, "tokens_per_s": rate,
            "model_flops_per_s": flops, "mfu": flops / (run.state["peak_flops"] * run.dist.world_size)
            if flops else None, "peak_memory_gb": peak_memory_gb(run.runtime), "elapsed_s": run.state["elapsed_s"]}
     if moments.eval:
@@ -282,7 +298,7 @@ def look(run: Run, window: Window, moments: Moments, progress: Progress) -> None
     run.state["history"].append(row)
     if run.dist.is_main:
         write_text_or_warn(run.files.log, log_text(run.state["history"]), then=LOG_RETRY)
-    progress.update(row)
+    progress.update(row, run.state["timed_s"])
     if len(run.state["history"]) == 1 and row["peak_memory_gb"] is not None:
         print(f"memory: tensors took {row['peak_memory_gb']:.2f} GB at peak so far (estimated"
               f" {run.state['estimated_tensors_gb']:.2f} GB, without the CUDA runtime)", file=run.out)

@@ -36,3 +36,18 @@ def test_the_lr_curve_starts_at_step_1_and_follows_a_longer_run():
     first, longer = C(**{**train, "max_iters": 20}), C(**train)
     assert lrs[19] == lr_at(19, first) < 2e-4  # the first 20 steps decayed toward step 20
     assert lrs[20] == lr_at(20, longer) > 5e-4  # then train longer: back up, down toward step 30
+
+
+def test_a_budgeted_runs_lr_is_drawn_from_its_log_rows():
+    from sml.plots import lr_figure
+
+    rows = [{"step": 5.0, "lr": 1e-3}, {"step": 10.0, "lr": 5e-4}, {"step": 12.0, "lr": 1e-4}]
+    schedule = {"lr": 1e-3, "min_lr": 1e-4, "warmup_iters": 2, "max_iters": 1000}
+    budgeted = lr_figure(rows, {"train": schedule | {"time_budget_s": 30.0}, "schedule": [{"from_step": 0,
+                                                                                            "max_iters": 1000}]})
+    lines = budgeted.axes[0].get_lines()
+    assert len(lines) == 1 and list(lines[0].get_xdata()) == [5.0, 10.0, 12.0]  # no step-based curve
+    assert "time budget of 30 s" in budgeted.axes[0].get_title()
+    stepped = lr_figure(rows, {"train": schedule | {"time_budget_s": 0.0}, "steps": 12,
+                               "schedule": [{"from_step": 0, "max_iters": 1000}]})
+    assert len(stepped.axes[0].get_lines()[0].get_xdata()) == 12  # the schedule, step by step, to the last step

@@ -1,0 +1,67 @@
+"""A training-time budget (``train.time_budget_s``): train for so many seconds, on any machine.
+
+A fixed number of steps is a different amount of time on every machine: 680 steps of the
+``cpu`` preset take ~2 minutes on one laptop and 4 on another. A fixed budget of seconds
+asks a better question, "what is the best model this machine trains in 100 s?", and it is
+how ideas are compared fairly at equal cost (Karpathy's autoresearch compares every change
+at a five-minute budget).
+
+The schedule follows progress = max(step / max_iters, seconds / budget): whichever of the
+two limits is nearer drives warmup and decay, and the run stops when either is reached.
+``schedule_step`` turns that progress back into a step, so ``optim.lr_at`` stays a function
+of one number. Without a budget it is the step itself: nothing changes.
+
+Seconds are training seconds: the steps, not evaluations, checkpoints or a session's
+first step (compilation). They are read at the log steps only, where a GPU is synchronized
+anyway and where all ranks agree on one figure; between two log steps they are
+extrapolated from the last window's seconds per step. So every rank sets the same learning
+rate and stops at the same step, and the stop falls on the step where the budget runs out,
+not at the next log step. The clock is part of the checkpoint: an interrupted run resumes
+with the time it had left.
+
+A budgeted run is not bit-reproducible: how many steps fit in the budget depends on the
+machine, and on what else it was doing.
+"""
+
+
+def new_clock() -> dict:
+    """The clock at step 0: ``seconds`` of training at ``step`` (the last log step), and the
+    seconds per step since the one before (0.0 until measured). ``spent``: the budget ran out."""
+    return {"step": 0, "seconds": 0.0, "per_step": 0.0, "spent": False}
+
+
+def seconds_at(clock: dict, step: int) -> float:
+    """Training seconds at ``step``: measured at the last log step, extrapolated since.
+
+    >>> seconds_at({"step": 20, "seconds": 4.0, "per_step": 0.2, "spent": False}, 25)
+    5.0
+    """
+    return clock["seconds"] + (step - clock["step"]) * clock["per_step"]
+
+
+def schedule_step(step: int, clock: dict, max_iters: int, budget_s: float) -> float:
+    """The step the learning-rate schedule is at: ``step``, or further when time is nearer its end.
+
+    >>> clock = {"step": 10, "seconds": 50.0, "per_step": 5.0, "spent": False}
+    >>> schedule_step(10, clock, max_iters=1000, budget_s=100.0)  # half the time: half the schedule
+    500.0
+    >>> schedule_step(10, clock, max_iters=1000, budget_s=0)  # no budget: the step itself
+    10
+    """
+    if not budget_s:
+        return step
+    return max(step, min(1.0, seconds_at(clock, step) / budget_s) * max_iters)
+
+
+def read_clock(clock: dict, step: int, seconds: float, timed_steps: int, window_s: float) -> None:
+    """At a log step: the training seconds so far, and the last window's seconds per step."""
+    clock.update(step=step, seconds=seconds)
+    if timed_steps:
+        clock["per_step"] = window_s / timed_steps
+
+
+def out_of_time(clock: dict, step: int, budget_s: float) -> bool:
+    """True once the budget is spent (and from then on: a run that stopped stays stopped)."""
+    if budget_s and seconds_at(clock, step) >= budget_s:
+        clock["spent"] = True
+    return clock["spent"]
