@@ -12,12 +12,13 @@ two limits is nearer drives warmup and decay, and the run stops when either is r
 of one number. Without a budget it is the step itself: nothing changes.
 
 Seconds are training seconds: the steps, not evaluations, checkpoints or a session's
-first step (compilation). They are read at the log steps only, where a GPU is synchronized
-anyway and where all ranks agree on one figure; between two log steps they are
-extrapolated from the last window's seconds per step. So every rank sets the same learning
-rate and stops at the same step, and the stop falls on the step where the budget runs out,
-not at the next log step. The clock is part of the checkpoint: an interrupted run resumes
-with the time it had left.
+first step (compilation). The clock is read at the log steps, and before the first one at
+steps 1, 2, 4, 8, ... (``reads_clock``), so that the schedule follows it from the start. A
+read is a moment where a GPU is synchronized and all ranks agree on one figure; between
+two reads the seconds are extrapolated from the seconds per step since the read before. So
+every rank sets the same learning rate and stops at the same step, and the stop falls on
+the step where the budget runs out, not at the next read. The clock is part of the
+checkpoint: an interrupted run resumes with the time it had left.
 
 A budgeted run is not bit-reproducible: how many steps fit in the budget depends on the
 machine, and on what else it was doing.
@@ -25,15 +26,27 @@ machine, and on what else it was doing.
 
 
 def new_clock() -> dict:
-    """The clock at step 0: ``seconds`` of training at ``step`` (the last log step), and the
-    seconds per step since the one before (0.0 until measured). ``spent``: the budget ran out."""
-    return {"step": 0, "seconds": 0.0, "per_step": 0.0, "spent": False}
+    """The clock at step 0: ``seconds`` of training at ``step`` (its last read) over
+    ``timed_steps`` (steps minus each session's first), the seconds per step between its last
+    two reads (0.0 until measured), and ``spent``: the budget ran out."""
+    return {"step": 0, "seconds": 0.0, "timed_steps": 0, "per_step": 0.0, "spent": False}
+
+
+def reads_clock(step: int, log_interval: int, budget_s: float) -> bool:
+    """Whether to read the clock after ``step``: at every log step, and at 1, 2, 4, ... before the first.
+
+    >>> [s for s in range(1, 41) if reads_clock(s, 20, 100.0)]
+    [1, 2, 4, 8, 16, 20, 40]
+    """
+    if not budget_s:
+        return False
+    return step % log_interval == 0 or (step < log_interval and step & (step - 1) == 0)
 
 
 def seconds_at(clock: dict, step: int) -> float:
     """Training seconds at ``step``: measured at the last log step, extrapolated since.
 
-    >>> seconds_at({"step": 20, "seconds": 4.0, "per_step": 0.2, "spent": False}, 25)
+    >>> seconds_at({"step": 20, "seconds": 4.0, "per_step": 0.2}, 25)
     5.0
     """
     return clock["seconds"] + (step - clock["step"]) * clock["per_step"]
@@ -42,7 +55,7 @@ def seconds_at(clock: dict, step: int) -> float:
 def schedule_step(step: int, clock: dict, max_iters: int, budget_s: float) -> float:
     """The step the learning-rate schedule is at: ``step``, or further when time is nearer its end.
 
-    >>> clock = {"step": 10, "seconds": 50.0, "per_step": 5.0, "spent": False}
+    >>> clock = {"step": 10, "seconds": 50.0, "per_step": 5.0}
     >>> schedule_step(10, clock, max_iters=1000, budget_s=100.0)  # half the time: half the schedule
     500.0
     >>> schedule_step(10, clock, max_iters=1000, budget_s=0)  # no budget: the step itself
@@ -53,11 +66,16 @@ def schedule_step(step: int, clock: dict, max_iters: int, budget_s: float) -> fl
     return max(step, min(1.0, seconds_at(clock, step) / budget_s) * max_iters)
 
 
-def read_clock(clock: dict, step: int, seconds: float, timed_steps: int, window_s: float) -> None:
-    """At a log step: the training seconds so far, and the last window's seconds per step."""
-    clock.update(step=step, seconds=seconds)
-    if timed_steps:
-        clock["per_step"] = window_s / timed_steps
+def read_clock(clock: dict, step: int, seconds: float, timed_steps: int) -> None:
+    """A read at ``step``: ``seconds`` of training over ``timed_steps`` so far (all ranks' figure).
+
+    >>> clock = new_clock()
+    >>> read_clock(clock, 2, 0.5, 1); read_clock(clock, 4, 1.5, 3); clock["per_step"]
+    0.5
+    """
+    if timed_steps > clock["timed_steps"]:
+        clock["per_step"] = (seconds - clock["seconds"]) / (timed_steps - clock["timed_steps"])
+    clock.update(step=step, seconds=seconds, timed_steps=timed_steps)
 
 
 def out_of_time(clock: dict, step: int, budget_s: float) -> bool:

@@ -262,20 +262,29 @@ def loop(run: Run, on_step: Callable[[int], None] | None) -> None:
             run.state["step"] += 1
             if on_step is not None:
                 on_step(run.step)
+            if budget.reads_clock(run.step, run.cfg.log_interval, run.cfg.time_budget_s):
+                read_clock(run, window)
             moments = Moments.at(run)
             if moments.log or moments.eval or moments.checkpoint:
                 look(run, window, moments, progress)
     progress.close()
 
 
+def read_clock(run: Run, window: Window) -> float:
+    """Read the time budget's clock (a sync): the seconds of ``window`` so far, one figure for all ranks."""
+    synchronize(run.runtime.device)
+    seconds = run.dist.mean(window.elapsed())
+    budget.read_clock(run.state["clock"], run.step, run.state["timed_s"] + seconds,
+                      run.state["timed_steps"] + window.timed_steps)
+    return seconds
+
+
 def look(run: Run, window: Window, moments: Moments, progress: Progress) -> None:
     """Log, evaluate, keep the best weights, checkpoint: the moments when numbers are read (a sync)."""
-    synchronize(run.runtime.device)
-    seconds = run.dist.mean(window.elapsed())  # one figure for all ranks: the time budget's clock
+    seconds = read_clock(run, window)
     run.state["elapsed_s"] += seconds
     run.state["timed_steps"] += window.timed_steps
     run.state["timed_s"] += seconds
-    budget.read_clock(run.state["clock"], run.step, run.state["timed_s"], window.timed_steps, seconds)
     if run.out_of_time:  # measured, not extrapolated: this look is the last one
         moments = Moments(log=True, eval=True, checkpoint=True)
     lr = run.optimizer.param_groups[0]["lr"]  # the last step's (group 0 has lr_scale 1)

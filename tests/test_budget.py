@@ -70,6 +70,15 @@ def test_the_schedule_follows_the_clock_when_it_is_nearer_its_end(data, tmp_path
     assert lr_at(20, BUDGET) > 2 * log[21]
 
 
+def test_the_clock_is_read_before_the_first_log_step(data, tmp_path, fake_clock):  # noqa: F811
+    cfg = dataclasses.replace(BUDGET, log_interval=20)  # one log row before the budget runs out
+    metrics, _ = run(data, tmp_path, cfg)
+    assert metrics["steps"] == 21
+    log = {r["step"]: r["lr"] for r in rows(tmp_path)}
+    # Read at steps 1, 2, 4, 8, 16: the 20th step (index 19) ran at 7.5 s (16 read) + 3 x 0.5 s = 9 s.
+    assert log[20] == pytest.approx(lr_at(900, cfg), rel=1e-5)
+
+
 def test_without_a_budget_the_schedule_is_the_steps(data, tmp_path, fake_clock):  # noqa: F811
     cfg = dataclasses.replace(BUDGET, time_budget_s=0.0, max_iters=30)
     metrics, _ = run(data, tmp_path, cfg)
