@@ -1,19 +1,22 @@
-"""Benchmark: generation speed with and without the KV cache, in tokens/s.
+"""Benchmark: generation speed with and without the KV cache, and against nanoGPT, in tokens/s.
 
-    .venv/bin/python bench/generate.py [--new-tokens 500]
+    .venv/bin/python bench/generate.py [--new-tokens 500] [--nanogpt ~/src/nanoGPT]
 
 Each model has random weights (speed does not depend on them) and generates the same
-number of new tokens with temperature 0.8, uncached (the whole window re-run per token)
-and cached (one position per token), best of 3. Shapes: nanoGPT's small CPU model
-(4 layers, 4 heads, 128 dims, context 64, learned positions, 65 characters), the cpu
-preset, and the shipped GPU shape. nanoGPT's own uncached sample.py runs ~420-550 tokens/s
-on this machine at the first shape (the figure given in issue 4).
+number of new tokens with temperature 0.8 and top-k 200 (nanoGPT's sample.py settings),
+uncached (the whole window re-run per token) and cached (one position per token), best
+of 3; the cached sampler also with top-p 0.95 (the sample stage's setting). Shapes:
+nanoGPT's small CPU model (4 layers, 4 heads, 128 dims, context 64, learned positions,
+65 characters), the cpu preset, and the shipped GPU shape.
 
-The last line states the cache's speed-up at nanoGPT's shape.
+With ``--nanogpt`` (a checkout of karpathy/nanoGPT), nanoGPT's own ``GPT.generate`` runs
+at its CPU shape in this same process, with the same settings, as the baseline: the last
+line is SML's cached sampler against it.
 """
 
 import argparse
 import dataclasses
+import sys
 import time
 from pathlib import Path
 
@@ -24,11 +27,13 @@ from sml.generate import generate
 from sml.model import GPT
 
 REPO = Path(__file__).resolve().parent.parent
+SETTINGS = {"temperature": 0.8, "top_k": 200}  # nanoGPT's sample.py
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--new-tokens", type=int, default=500)
+    parser.add_argument("--nanogpt", type=Path, help="a nanoGPT checkout: its generate() as the baseline")
     args = parser.parse_args()
     shipped, cpu = load_params(REPO / "params.yaml"), load_params(REPO / "params.yaml", "cpu")
     shapes = {
@@ -37,25 +42,51 @@ def main() -> None:
         "cpu preset": (dataclasses.replace(cpu.model, dropout=0.0), cpu.tokenizer.vocab_size),
         "shipped (GPU) shape": (dataclasses.replace(shipped.model, dropout=0.0), shipped.tokenizer.vocab_size),
     }
-    print(f"{args.new_tokens} new tokens, temperature 0.8, CPU, {torch.get_num_threads()} threads, best of 3")
-    speedups = {}
+    print(f"{args.new_tokens} new tokens, temperature 0.8, top-k 200, CPU, {torch.get_num_threads()} threads,"
+          " best of 3")
+    cached = {}
     for name, (cfg, vocab) in shapes.items():
         torch.manual_seed(0)
         model = GPT(cfg, vocab)
         rates = [best_rate(model, args.new_tokens, use_cache) for use_cache in (False, True)]
-        speedups[name] = rates[1] / rates[0]
+        top_p = best_rate(model, args.new_tokens, True, top_p=0.95)
+        cached[name] = rates[1]
         print(f"{name:>20} ({cfg.n_layer}x{cfg.n_head}x{cfg.n_embd}, context {cfg.block_size}, {cfg.positions}):"
-              f" uncached {rates[0]:7,.0f} tokens/s | cached {rates[1]:7,.0f} tokens/s"
-              f" | speed-up {speedups[name]:.1f}x")
-    print(f"kv-cache speed-up: {speedups['nanoGPT CPU size']:.1f}x")
+              f" uncached {rates[0]:7,.0f} tokens/s | cached {rates[1]:7,.0f} tokens/s ({top_p:7,.0f} with top-p"
+              f" 0.95) | cache speed-up {rates[1] / rates[0]:.1f}x")
+    if args.nanogpt:
+        theirs = nanogpt_rate(args.nanogpt, args.new_tokens)
+        print(f"nanoGPT's generate at its CPU size: {theirs:7,.0f} tokens/s")
+        print(f"SML's cached sampler against nanoGPT's generate: {cached['nanoGPT CPU size'] / theirs:.1f}x")
 
 
-def best_rate(model: GPT, new_tokens: int, use_cache: bool, repeats: int = 3) -> float:
+def nanogpt_rate(checkout: Path, new_tokens: int, repeats: int = 3) -> float:
+    """nanoGPT's ``GPT.generate`` (its model.py, imported from ``checkout``) at its CPU recipe's shape."""
+    sys.path.insert(0, str(checkout))
+    from model import GPT as NanoGPT  # nanoGPT's own code, not SML's
+    from model import GPTConfig
+
+    torch.manual_seed(0)
+    model = NanoGPT(GPTConfig(block_size=64, vocab_size=65, n_layer=4, n_head=4, n_embd=128, dropout=0.0,
+                              bias=False)).eval()
+    start_ids = torch.zeros((1, 1), dtype=torch.long)
+    with torch.no_grad():  # as nanoGPT's sample.py
+        model.generate(start_ids, 20, **SETTINGS)  # warm-up
+        best = 0.0
+        for seed in range(repeats):
+            torch.manual_seed(seed)
+            start = time.perf_counter()
+            model.generate(start_ids, new_tokens, **SETTINGS)
+            best = max(best, new_tokens / (time.perf_counter() - start))
+    return best
+
+
+def best_rate(model: GPT, new_tokens: int, use_cache: bool, repeats: int = 3, top_p: float = 1.0) -> float:
     list(generate(model, [0], 20, use_cache=use_cache))  # warm-up
     best = 0.0
     for seed in range(repeats):
         start = time.perf_counter()
-        n = sum(1 for _ in generate(model, [0], new_tokens, temperature=0.8, seed=seed, use_cache=use_cache))
+        n = sum(1 for _ in generate(model, [0], new_tokens, **SETTINGS, top_p=top_p, seed=seed, use_cache=use_cache))
         best = max(best, n / (time.perf_counter() - start))
     return best
 

@@ -93,6 +93,10 @@ def pick(logits: torch.Tensor, temperature: float, top_k: int, top_p: float,
          generator: torch.Generator) -> int:
     """Choose the next id from one position's logits (V,).
 
+    Top-k and top-p both keep the most likely tokens, so one ``topk`` (sorted, most likely
+    first) finds the candidates of both, and the softmax and the draw run over those k
+    instead of the whole vocabulary: a few small operations per token.
+
     >>> g = torch.Generator().manual_seed(0)
     >>> pick(torch.tensor([0.0, 3.0, 1.0]), 0.0, 0, 1.0, g)  # greedy
     1
@@ -101,17 +105,18 @@ def pick(logits: torch.Tensor, temperature: float, top_k: int, top_p: float,
     """
     if temperature == 0:
         return int(logits.argmax())
-    logits = logits.float().cpu() / temperature
-    if 0 < top_k < logits.numel():
-        kth = torch.topk(logits, top_k).values[-1]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    probs = torch.softmax(logits, dim=-1)
+    logits = logits.float().cpu()  # the draw is on the CPU's generator: the same text on any device
+    vocab = logits.numel()
+    k = top_k if 0 < top_k < vocab else vocab
+    if k == vocab and top_p >= 1.0:  # every token stays a candidate: no sort needed
+        probs = torch.softmax(logits / temperature, dim=-1)
+        return int(torch.multinomial(probs, 1, generator=generator))
+    values, ids = logits.topk(k)  # (k,) each, most likely first
+    probs = torch.softmax(values / temperature, dim=-1)
     if top_p < 1.0:
-        sorted_probs, order = probs.sort(descending=True)
-        before = sorted_probs.cumsum(0) - sorted_probs  # mass of the tokens ranked above each one
-        sorted_probs[before >= top_p] = 0.0  # keeps the smallest set reaching top_p (at least one)
-        probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
-    return int(torch.multinomial(probs, 1, generator=generator))
+        before = probs.cumsum(0) - probs  # mass of the tokens ranked above each one
+        probs = probs.masked_fill(before >= top_p, 0.0)  # the smallest set reaching top_p (at least one)
+    return int(ids[torch.multinomial(probs, 1, generator=generator)])
 
 
 def prompt_ids(tok, text: str, block_size: int, start_token: str = "<|endoftext|>") -> tuple[list[int], str]:

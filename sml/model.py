@@ -91,8 +91,8 @@ class GPT(nn.Module):
         if start + T > self.cfg.block_size:
             raise ValueError(f"sequence of {start + T} tokens is longer than block_size {self.cfg.block_size}")
         x = self.wte(idx)  # (B, T, C)
-        if self.wpe is not None:
-            x = x + self.wpe(torch.arange(start, start + T, device=idx.device))  # (T, C) broadcast over B
+        if self.wpe is not None:  # the rows of positions start .. start + T - 1
+            x = x + self.wpe.weight[start : start + T]  # (T, C) broadcast over B
         elif self.cfg.positions == "sinusoidal":
             x = x + self.sinusoid[start : start + T]
         return x
@@ -166,16 +166,14 @@ class CausalSelfAttention(nn.Module):
                                                is_causal=start == 0 and T > 1)
         else:
             y = F.dropout(self.weights(q, k, start), dropout, training=dropout > 0) @ v  # (B, nh, T, hs)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side again
+        y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C): heads side by side again
         return self.resid_drop(self.proj(y))
 
     def project(self, x: torch.Tensor, start: int = 0):
         """Queries, keys and values of ``x`` (B, T, C), one set per head, RoPE applied."""
         B, T, C = x.shape
-        q, k, v = self.qkv(x).split(C, dim=2)  # 3 x (B, T, C)
-        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
-        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        qkv = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head)  # (B, T, 3, nh, hs): q, k, v, head by head
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, nh, T, hs)
         if self.rope is not None:
             q, k = self.rope(q, start), self.rope(k, start)
         return q, k, v
