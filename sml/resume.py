@@ -7,7 +7,8 @@ checkpoint holding every rank's sampler and RNG states; each rank takes its own 
 
 ``resume_run`` decides from the run fingerprint (``checkpoint.run_fingerprint``) whether
 the checkpoint on disk belongs to this run: the same one resumes; one that differs only
-in ``train.max_iters`` continues ("train longer"); any other starts over, and says why.
+in how long it trains (``train.max_iters``, ``train.time_budget_s``) continues ("train
+longer"); any other starts over, and says why.
 
 Left out on purpose: the file format and safe loading (``checkpoint``).
 """
@@ -38,7 +39,9 @@ def resume_run(run) -> bool:
     A run that differs only in ``train.max_iters`` continues too ("train longer"): the
     steps already taken stay as they were, and from the checkpoint's step on the learning
     rate follows the cosine of the new ``max_iters``. That is said in one line, since it
-    is not the run that the new ``max_iters`` would have given from step 0.
+    is not the run that the new ``max_iters`` would have given from step 0. A new
+    ``train.time_budget_s`` is the same for a run on a time budget: it goes on with the
+    seconds it has trained, and the schedule follows the new budget.
     """
     path, cfg, out = run.files.checkpoint, run.cfg, run.out
     if not path.exists():
@@ -47,20 +50,30 @@ def resume_run(run) -> bool:
     state = load_checkpoint(path, if_damaged=f"delete {path.parent} to start the run over")  # onto the CPU
     saved = state.get("fingerprint", {})
     difference = fingerprint_difference(saved, run.fingerprint)
-    saved_max_iters = saved.get("train", {}).get("max_iters")
+    saved_train = saved.get("train", {})
+    saved_max_iters, saved_budget = saved_train.get("max_iters"), saved_train.get("time_budget_s", 0.0)
     longer = difference is not None and saved_max_iters is not None and fingerprint_difference(
-        saved, _with_max_iters(run.fingerprint, saved_max_iters)) is None
-    step = state["run"]["step"]
+        saved, _with_length(run.fingerprint, saved_max_iters, saved_budget)) is None
+    step, trained_s = state["run"]["step"], state["run"].get("clock", {}).get("seconds", 0.0)
     if longer and step > cfg.max_iters:
         print(f"not resuming {path}: it is at step {step:,}, past train.max_iters {cfg.max_iters:,};"
               " starting at step 0", file=out)
+        _forget_best(run)
+        return False
+    if longer and cfg.time_budget_s and trained_s > cfg.time_budget_s:
+        print(f"not resuming {path}: it has trained {trained_s:.1f} s, past train.time_budget_s"
+              f" {cfg.time_budget_s:g}; starting at step 0", file=out)
         _forget_best(run)
         return False
     if difference and not longer:
         print(f"not resuming {path}: it is from another run ({difference}); starting at step 0", file=out)
         _forget_best(run)
         return False
-    if longer:
+    if longer and saved_budget != cfg.time_budget_s:
+        print(f"train longer: train.time_budget_s {saved_budget:g} -> {cfg.time_budget_s:g} s, resuming at step"
+              f" {step:,} after {trained_s:.1f} s of training: warmup and decay follow the new budget"
+              f" (steps 1-{step:,} keep the schedule they had)", file=out)
+    elif longer:
         old_cfg = dataclasses.replace(cfg, max_iters=saved_max_iters)
         print(f"train longer: train.max_iters {saved_max_iters:,} -> {cfg.max_iters:,}, resuming at step"
               f" {step:,}: the learning rate goes from {lr_at(step - 1, old_cfg):.2e} to"
@@ -75,6 +88,7 @@ def resume_run(run) -> bool:
     run.state.update(state["run"])
     if longer:
         run.state["schedule"] = [*run.state["schedule"], {"from_step": step, "max_iters": cfg.max_iters}]
+        run.state["clock"]["spent"] = False  # the new length decides (sml.budget.out_of_time)
     return True
 
 
@@ -86,8 +100,8 @@ def _forget_best(run) -> None:
     run.dist.barrier()
 
 
-def _with_max_iters(fingerprint: dict, max_iters: int) -> dict:
-    return {**fingerprint, "train": {**fingerprint["train"], "max_iters": max_iters}}
+def _with_length(fingerprint: dict, max_iters: int, time_budget_s: float) -> dict:
+    return {**fingerprint, "train": {**fingerprint["train"], "max_iters": max_iters, "time_budget_s": time_budget_s}}
 
 
 def rng_state(device: torch.device) -> dict:

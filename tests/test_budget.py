@@ -109,3 +109,13 @@ def test_a_finished_budgeted_run_reruns_as_a_no_op(data, tmp_path, fake_clock): 
     again, text = run(data, tmp_path, BUDGET)
     assert again["steps"] == first["steps"] == 21 and again["val_loss"] == first["val_loss"]
     assert "resuming at step 21" in text
+
+
+def test_raising_the_budget_trains_longer_from_the_checkpoint(data, tmp_path, fake_clock):  # noqa: F811
+    run(data, tmp_path, BUDGET)
+    metrics, text = run(data, tmp_path, dataclasses.replace(BUDGET, time_budget_s=15.0))
+    assert "train longer: train.time_budget_s 10 -> 15 s, resuming at step 21 after 10.0 s of training" in text
+    # 5 s more: the new session's first step (warmup) is not counted, then 10 x 0.5 s.
+    assert metrics["steps"] == 32 and metrics["train_seconds"] == pytest.approx(15.0 + 2 * STEP_S)
+    _, text = run(data, tmp_path, dataclasses.replace(BUDGET, time_budget_s=5.0))
+    assert "it has trained 15.0 s, past train.time_budget_s 5; starting at step 0" in text
