@@ -83,7 +83,7 @@ def tiny_params(corpus: Path, vocab_size: int) -> dict:
     raw["model"].update(n_layer=1, n_head=2, n_embd=32, block_size=32, dropout=0.1)
     raw["train"].update(device="cpu", dtype="float32", compile=False, deterministic=False, nproc=1, batch_size=4,
                         max_iters=12, warmup_iters=2, lr=1e-3, min_lr=1e-4, eval_interval=4, eval_iters=2,
-                        log_interval=4, checkpoint_interval=4, patience=0)
+                        log_interval=4, checkpoint_interval=4, patience=0, time_budget_s=0)
     raw["evaluate"].update(device="cpu", prompts=["ROMEO:"], max_new_tokens=8, max_tokens=1_000_000)
     raw["sample"].update(device="cpu", prompts=["ROMEO:"], max_new_tokens=8)
     return raw

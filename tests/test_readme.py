@@ -65,7 +65,9 @@ def test_the_suite_passes_after_make_quick(tmp_path):
         (repo / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, repo / name)
     make_quick_params(repo / "params.yaml")
-    assert "max_iters: 680" in (repo / "params.yaml").read_text(encoding="utf-8")
+    quick = load_preset(PARAMS, "cpu")
+    assert f"max_iters: {quick['train.max_iters']}" in (repo / "params.yaml").read_text(encoding="utf-8")
+    assert f"time_budget_s: {quick['train.time_budget_s']}" in (repo / "params.yaml").read_text(encoding="utf-8")
     # `python -m` puts the copy first on sys.path: its sml, stages and tests are the ones run.
     result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *(
         f"tests/{name}" for name in RERUN)], cwd=repo, capture_output=True, text=True, timeout=600)
@@ -83,7 +85,7 @@ def test_the_pipeline_tests_get_the_same_params_after_make_quick(tmp_path):
     shutil.copy(PARAMS, quick)
     make_quick_params(quick)
     after = yaml.safe_load(quick.read_text(encoding="utf-8"))
-    assert after["train"]["max_iters"] == 680
+    assert after["train"]["max_iters"] == load_preset(PARAMS, "cpu")["train.max_iters"]
     assert pipeline_params(after, corpus) == pipeline_params(params_template(), corpus)
 
 
@@ -111,7 +113,7 @@ def trained(tmp_path, monkeypatch):
     model = dataclasses.replace(p.model, n_layer=1, n_head=2, n_embd=32, block_size=32)
     cfg = dataclasses.replace(p.train, device="cpu", dtype="float32", compile=False, batch_size=4, max_iters=10,
                               warmup_iters=2, eval_interval=10, eval_iters=2, log_interval=5,
-                              checkpoint_interval=10, patience=0, nproc=1, deterministic=False)
+                              checkpoint_interval=10, patience=0, nproc=1, deterministic=False, time_budget_s=0.0)
     train(model, cfg, TrainFiles(Path("data/tokens"), Path("artifacts/tokenizer/tokenizer.json"),
                                  Path("artifacts/checkpoint/checkpoint.pt"), Path("artifacts/model"),
                                  Path("artifacts/train_log.tsv"), Path("artifacts/train_metrics.json")),

@@ -25,7 +25,7 @@ MODEL = dataclasses.replace(SHIPPED.model, n_layer=2, n_head=2, n_embd=32, block
 TRAIN = dataclasses.replace(
     SHIPPED.train, device="cpu", dtype="float32", compile=False, deterministic=False, nproc=1, batch_size=8,
     max_iters=30, warmup_iters=5, lr=3e-3, min_lr=3e-4, eval_interval=10, eval_iters=4, log_interval=5,
-    checkpoint_interval=10, patience=0,
+    checkpoint_interval=10, patience=0, time_budget_s=0.0,
 )
 
 
