@@ -13,6 +13,8 @@ Left out on purpose: sorting and filtering (``dvc exp show`` has ``--sort-by``, 
 
 import csv
 import io
+import json
+from pathlib import Path
 
 # (column of dvc exp show, header here, format)
 FIGURES = [("val.bits_per_char", "val bits/char", "{:.4f}"),
@@ -100,3 +102,30 @@ def _columns(lines: list[list[str]]) -> str:
         cells = [line[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(line[1:-1], widths[1:])]
         out.append("  ".join([*cells, line[-1]]).rstrip())
     return "\n".join(out)
+
+
+def reached(artifacts: Path, wall_s: float) -> str:
+    """What a finished run reached, in one line: the end of ``make quick``.
+
+    From ``train_metrics.json`` and ``eval_metrics.json`` under ``artifacts``; "" when a
+    stage has not written its file (the run failed, or the pipeline has other outputs).
+
+    >>> import json, tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> _ = (d / "train_metrics.json").write_text(json.dumps({"steps": 412, "train_seconds": 101.2,
+    ...     "tokens_per_s": 6100.0, "best_step": 412}))
+    >>> _ = (d / "eval_metrics.json").write_text(json.dumps({"val": {"nats_per_char": 1.61,
+    ...     "bits_per_char": 2.3227}}))
+    >>> print(reached(d, 175.0))
+    reached: val 1.6100 nats/char = 2.3227 bits/char (whole split), best at step 412 of 412; 101.2 s of training at 6,100 tokens/s; 2 min 55 s in all
+    """
+    from sml.progress import duration
+
+    try:
+        train = json.loads((artifacts / "train_metrics.json").read_text(encoding="utf-8"))
+        val = json.loads((artifacts / "eval_metrics.json").read_text(encoding="utf-8"))["val"]
+        return (f"reached: val {val['nats_per_char']:.4f} nats/char = {val['bits_per_char']:.4f} bits/char (whole"
+                f" split), best at step {train['best_step']:,} of {train['steps']:,}; {train['train_seconds']:.1f} s"
+                f" of training at {train['tokens_per_s']:,.0f} tokens/s; {duration(wall_s)} in all")
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""

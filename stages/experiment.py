@@ -12,11 +12,13 @@ shipped ones. Not a pipeline stage itself: it runs the pipeline.
 
 import logging
 import shlex
+import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from sml.compare import reached
 from sml.config import load_preset
 from stages.common import ParamsFile, params_as_written, stage
 
@@ -44,7 +46,11 @@ def main(
         _quiet_first_run_checkout()
     from dvc.cli import main as dvc
 
-    raise SystemExit(dvc(args))
+    start = time.perf_counter()
+    code = dvc(args)
+    if code == 0 and not queue and (line := reached(Path("artifacts"), time.perf_counter() - start)):
+        print(f"preset {preset}: {line}")
+    raise SystemExit(code)
 
 
 def set_args(overrides: dict) -> list[str]:
