@@ -45,30 +45,58 @@ NANOGPT_CPU = ["config/train_shakespeare_char.py", "--device=cpu", "--compile=Fa
 
 # The recipe search: overrides on the cpu preset, each run at the same budget. max_iters is
 # set high enough that the budget, not the step count, ends each run (warmup and decay then
-# follow the clock); warmup_iters is the same share of it as in the preset.
-LONG = {"train.max_iters": 4000, "train.warmup_iters": 300, "train.checkpoint_interval": 4000}
+# follow the clock), with warmup_iters the same share of it as in the preset. Round 1 found
+# dropout 0 better at this length (under two passes over the data), so it is in LONG.
+LONG = {"train.max_iters": 4000, "train.warmup_iters": 300, "train.checkpoint_interval": 4000,
+        "model.dropout": 0.0}
+SMALL = LONG | {"model.n_embd": 128, "tokenizer.vocab_size": 1024}
+FAST_START = {"train.lr": 3e-3, "train.min_lr": 3e-4, "train.warmup_iters": 600}
 RECIPES = {
-    "preset": {},
+    "preset": {},  # the cpu preset as params.yaml has it now (after the search: "2x128, batch 8")
     "base": LONG,
-    "dropout 0": LONG | {"model.dropout": 0.0},
+    "dropout 0.1": LONG | {"model.dropout": 0.1},
     "lr 3e-3": LONG | {"train.lr": 3e-3, "train.min_lr": 3e-4},
+    "lr 1e-3": LONG | {"train.lr": 1e-3, "train.min_lr": 1e-4},
     "min_lr 0": LONG | {"train.min_lr": 0.0},
+    "warmup 2%": LONG | {"train.warmup_iters": 80},
     "muon": LONG | {"train.optimizer": "muon", "train.muon_lr": 2e-3},
-    "muon lr 4e-3": LONG | {"train.optimizer": "muon", "train.muon_lr": 4e-3},
     "vocab 1024": LONG | {"tokenizer.vocab_size": 1024},
     "vocab 4096": LONG | {"tokenizer.vocab_size": 4096},
     "128 dims": LONG | {"model.n_embd": 128},
     "256 dims": LONG | {"model.n_embd": 256},
-    "6 layers": LONG | {"model.n_layer": 6},
+    "3 layers": LONG | {"model.n_layer": 3},
     "context 64, batch 32": LONG | {"model.block_size": 64, "train.batch_size": 32},
-    "batch 32": LONG | {"train.batch_size": 32},
     "batch 8": LONG | {"train.batch_size": 8},
+    "batch 32": LONG | {"train.batch_size": 32},
+    # Round 2: smaller was better on both axes (128 dims, vocab 1024), so from there.
+    "small": SMALL,
+    "small, warmup 15%": SMALL | {"train.warmup_iters": 600},
+    "small, lr 3e-3": SMALL | {"train.lr": 3e-3, "train.min_lr": 3e-4},
+    "small, 3 layers": SMALL | {"model.n_layer": 3},
+    "small, 6 layers": SMALL | {"model.n_layer": 6},
+    "small, batch 8": SMALL | {"train.batch_size": 8},
+    "small, batch 32": SMALL | {"train.batch_size": 32},
+    "small, 96 dims": SMALL | {"model.n_embd": 96},
+    # Round 3: 3 layers was better still; from there.
+    "3x128": SMALL | {"model.n_layer": 3},
+    "3x128, lr 3e-3, warmup 15%": SMALL | {"model.n_layer": 3} | FAST_START,
+    "3x128, batch 8": SMALL | {"model.n_layer": 3, "train.batch_size": 8},
+    "3x128, batch 8, lr 3e-3, warmup 15%": SMALL | {"model.n_layer": 3, "train.batch_size": 8} | FAST_START,
+    "2x128": SMALL | {"model.n_layer": 2},
+    "3x128, vocab 512": SMALL | {"model.n_layer": 3, "tokenizer.vocab_size": 512},
+    "3x96": SMALL | {"model.n_layer": 3, "model.n_embd": 96},
+    "4x96, lr 3e-3, warmup 15%": SMALL | {"model.n_embd": 96} | FAST_START,
+    "2x128, batch 8": SMALL | {"model.n_layer": 2, "train.batch_size": 8},
+    # Round 4, on the new preset (2x128, batch 8, as params.yaml has it now).
+    "preset, batch 4": {"train.batch_size": 4},
+    "preset, lr 3e-3": {"train.lr": 3e-3, "train.min_lr": 3e-4},
+    "preset, warmup 15%": {"train.warmup_iters": 3000},
 }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--corpus", type=Path, required=True, help="tiny Shakespeare (input.txt)")
+    parser.add_argument("--corpus", type=Path, help="tiny Shakespeare (input.txt)")
     parser.add_argument("--nanogpt", type=Path, help="a nanoGPT checkout: time its CPU recipe first")
     parser.add_argument("--budget", type=float, help="seconds of training (default: nanoGPT's whole time)")
     parser.add_argument("--search", action="store_true", help="every recipe in RECIPES")
@@ -77,7 +105,16 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra overrides, every run")
     parser.add_argument("--work", type=Path, help="scratch directory (default: a temporary one)")
     parser.add_argument("--out", type=Path, help="write the results here as JSON")
+    parser.add_argument("--table", nargs="+", type=Path, help="print earlier --out files as one markdown table")
+    parser.add_argument("--params", type=Path, default=REPO / "params.yaml",
+                        help="--table: the params.yaml whose cpu preset the recipes ran on")
     args = parser.parse_args()
+    if args.table:
+        for line in table([json.loads(p.read_text()) for p in args.table], args.params):
+            print(line)
+        return
+    if not args.corpus:
+        parser.error("--corpus is needed to train")
     print(f"machine: {cpu_description()}")
     work = args.work or Path(tempfile.mkdtemp(prefix="sml-budget-"))
     results = {"machine": cpu_description(), "runs": []}
@@ -109,6 +146,31 @@ def row(r: dict) -> str:
     return (f"{r['name']:<22} {r['dtype']:>8}: val {r['val_nats_per_char']:.4f} nats/char (whole split) at step"
             f" {r['best_step']:,} of {r['steps']:,}; {r['tokens_per_s']:,.0f} tokens/s; {r['train_seconds']:.1f} s"
             f" of training, {r['wall_seconds']:.1f} s in all")
+
+
+def recipe_params(overrides: dict, params_file: Path = REPO / "params.yaml"):
+    """The params a recipe trains with: the cpu preset of ``params_file``, then the recipe's overrides."""
+    raw = yaml.safe_load(params_file.read_text())
+    raw = apply_preset(raw, raw["presets"], "cpu")
+    raw.pop("presets")
+    return parse_params(apply_preset(raw, {"recipe": overrides}, "recipe"))
+
+
+def table(results: list[dict], params_file: Path) -> list[str]:
+    """Every run of ``results`` (``--out`` files) as a markdown row, with the recipe spelled out
+    (the recipe's overrides on the cpu preset of ``params_file``: the params.yaml it ran with)."""
+    lines = ["| recipe | vocab | layers x heads x dims | context | dropout | optimizer, lr -> min_lr | warmup |"
+             " batch | dtype | steps | tokens/s | val nats/char |", "|" + " --- |" * 12]
+    for result in results:
+        for r in result["runs"]:
+            p = recipe_params(r["overrides"], params_file)
+            m, t = p.model, p.train
+            share = t.warmup_iters / t.max_iters
+            lrs = f"{t.optimizer} {t.lr:g} -> {t.min_lr:g}" + (f", muon {t.muon_lr:g}" if t.optimizer == "muon" else "")
+            lines.append(f"| {r['name']} | {p.tokenizer.vocab_size:,} | {m.n_layer}x{m.n_head}x{m.n_embd} |"
+                         f" {m.block_size} | {m.dropout:g} | {lrs} (cosine) | {share:.1%} of the run | {t.batch_size} |"
+                         f" {r['dtype']} | {r['steps']:,} | {r['tokens_per_s']:,.0f} | {r['val_nats_per_char']:.4f} |")
+    return lines
 
 
 def parse_set(text: str) -> tuple[str, object]:
@@ -154,10 +216,7 @@ def one(spec_path: Path) -> None:
     from sml.train import TrainFiles, train
 
     spec = json.loads(spec_path.read_text())
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw = apply_preset(raw, raw["presets"], "cpu")
-    raw.pop("presets")
-    params = parse_params(apply_preset(raw, {"recipe": spec["overrides"]}, "recipe"))
+    params = recipe_params(spec["overrides"])
     work = Path(spec["work"])
     data = prepare(Path(spec["corpus"]), params, work / f"vocab{params.tokenizer.vocab_size}")
     out = work / "runs" / spec_path.stem
