@@ -355,7 +355,7 @@ def test_an_unknown_preset_lists_the_known_ones(tmp_path):
 def test_load_params_applies_a_preset(tmp_path):
     raw = copy.deepcopy(SHIPPED)
     raw["model"]["n_layer"] = 6
-    raw["train"]["max_iters"] = 5000
+    raw["train"].update(max_iters=5000, warmup_iters=100)
     raw["presets"] = {"small": {"model.n_layer": 4, "train.max_iters": 680}}
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(raw))
