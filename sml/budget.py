@@ -1,7 +1,7 @@
 """A training-time budget (``train.time_budget_s``): train for so many seconds, on any machine.
 
-A fixed number of steps is a different amount of time on every machine: 680 steps of the
-``cpu`` preset take ~2 minutes on one laptop and 4 on another. A fixed budget of seconds
+A fixed number of steps is a different amount of time on every machine: the same steps
+take 2 minutes on one laptop and 4 on another. A fixed budget of seconds
 asks a better question, "what is the best model this machine trains in 100 s?", and it is
 how ideas are compared fairly at equal cost (Karpathy's autoresearch compares every change
 at a five-minute budget).
@@ -44,7 +44,7 @@ def reads_clock(step: int, log_interval: int, budget_s: float) -> bool:
 
 
 def seconds_at(clock: dict, step: int) -> float:
-    """Training seconds at ``step``: measured at the last log step, extrapolated since.
+    """Training seconds at ``step``: measured at the clock's last read, extrapolated since.
 
     >>> seconds_at({"step": 20, "seconds": 4.0, "per_step": 0.2}, 25)
     5.0
