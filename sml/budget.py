@@ -13,7 +13,7 @@ of one number. Without a budget it is the step itself: nothing changes.
 
 Seconds are training seconds: the steps, not evaluations, checkpoints or a session's
 first step (compilation). The clock is read at the log steps, and before the first one at
-steps 1, 2, 4, 8, ... (``reads_clock``), so that the schedule follows it from the start. A
+steps 1, 2, 4, 8, ... (``early_read``), so that the schedule follows it from the start. A
 read is a moment where a GPU is synchronized and all ranks agree on one figure; between
 two reads the seconds are extrapolated from the seconds per step since the read before. So
 every rank sets the same learning rate and stops at the same step, and the stop falls on
@@ -32,15 +32,14 @@ def new_clock() -> dict:
     return {"step": 0, "seconds": 0.0, "timed_steps": 0, "per_step": 0.0, "spent": False}
 
 
-def reads_clock(step: int, log_interval: int, budget_s: float) -> bool:
-    """Whether to read the clock after ``step``: at every log step, and at 1, 2, 4, ... before the first.
+def early_read(step: int, log_interval: int, budget_s: float) -> bool:
+    """Whether to read the clock after ``step`` before the first log step (at 1, 2, 4, ...);
+    from the first log step on, every log step reads it.
 
-    >>> [s for s in range(1, 41) if reads_clock(s, 20, 100.0)]
-    [1, 2, 4, 8, 16, 20, 40]
+    >>> [s for s in range(1, 41) if early_read(s, 20, 100.0)]
+    [1, 2, 4, 8, 16]
     """
-    if not budget_s:
-        return False
-    return step % log_interval == 0 or (step < log_interval and step & (step - 1) == 0)
+    return bool(budget_s) and step < log_interval and step & (step - 1) == 0
 
 
 def seconds_at(clock: dict, step: int) -> float:

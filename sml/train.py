@@ -262,8 +262,8 @@ def loop(run: Run, on_step: Callable[[int], None] | None) -> None:
             run.state["step"] += 1
             if on_step is not None:
                 on_step(run.step)
-            if budget.reads_clock(run.step, run.cfg.log_interval, run.cfg.time_budget_s):
-                read_clock(run, window)
+            if budget.early_read(run.step, run.cfg.log_interval, run.cfg.time_budget_s):
+                read_clock(run, window)  # a look (below) reads it too
             moments = Moments.at(run)
             if moments.log or moments.eval or moments.checkpoint:
                 look(run, window, moments, progress)
