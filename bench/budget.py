@@ -287,7 +287,8 @@ def nanogpt_whole_val(work: Path) -> float:
     model = GPT(GPTConfig(**ckpt["model_args"]))
     model.load_state_dict({k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()})
     model.eval()
-    ids = torch.from_numpy(np.fromfile(work / "data" / "shakespeare_char" / "val.bin", dtype=np.uint16).astype(np.int64))
+    val = np.fromfile(work / "data" / "shakespeare_char" / "val.bin", dtype=np.uint16)
+    ids = torch.from_numpy(val.astype(np.int64))
     T = ckpt["model_args"]["block_size"]
     n = (len(ids) - 1) // T
     x, y = ids[: n * T].view(n, T), ids[1 : n * T + 1].view(n, T)

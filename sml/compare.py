@@ -116,8 +116,10 @@ def reached(artifacts: Path, wall_s: float) -> str:
     ...     "tokens_per_s": 6100.0, "best_step": 412}))
     >>> _ = (d / "eval_metrics.json").write_text(json.dumps({"val": {"nats_per_char": 1.61,
     ...     "bits_per_char": 2.3227}}))
-    >>> print(reached(d, 175.0))
-    reached: val 1.6100 nats/char = 2.3227 bits/char (whole split), best at step 412 of 412; 101.2 s of training at 6,100 tokens/s; 2 min 55 s in all
+    >>> print(reached(d, 175.0).replace("; ", ";\\n"))
+    reached: val 1.6100 nats/char = 2.3227 bits/char (whole split), best at step 412 of 412;
+    101.2 s of training at 6,100 tokens/s;
+    2 min 55 s in all
     """
     from sml.progress import duration
 
