@@ -224,10 +224,15 @@ class Moments:
 
     @classmethod
     def at(cls, run: Run) -> "Moments":
-        last = run.done
-        return cls(log=run.step % run.cfg.log_interval == 0 or last,
-                   eval=run.step % run.cfg.eval_interval == 0 or last,
-                   checkpoint=run.step % run.cfg.checkpoint_interval == 0 or last)
+        if run.done:
+            return cls.last()
+        return cls(log=run.step % run.cfg.log_interval == 0, eval=run.step % run.cfg.eval_interval == 0,
+                   checkpoint=run.step % run.cfg.checkpoint_interval == 0)
+
+    @classmethod
+    def last(cls) -> "Moments":
+        """The end of a run: everything."""
+        return cls(log=True, eval=True, checkpoint=True)
 
 
 def loop(run: Run, on_step: Callable[[int], None] | None) -> None:
@@ -286,7 +291,7 @@ def look(run: Run, window: Window, moments: Moments, progress: Progress) -> None
     run.state["timed_steps"] += window.timed_steps
     run.state["timed_s"] += seconds
     if run.out_of_time:  # measured, not extrapolated: this look is the last one
-        moments = Moments(log=True, eval=True, checkpoint=True)
+        moments = Moments.last()
     lr = run.optimizer.param_groups[0]["lr"]  # the last step's (group 0 has lr_scale 1)
     train_loss = run.dist.mean(window.loss.item() / window.steps)
     if not math.isfinite(train_loss):
