@@ -14,7 +14,8 @@ fits the user's 16 GB card. In order:
 3. compile off: the same params for a few hundred steps, tokens/s without torch.compile;
 4. Ctrl-C + resume: a short run interrupted half-way by a real SIGINT and resumed, its
    weights compared with a straight run's, with ``train.deterministic`` off and on;
-5. generation with the trained model: tokens/s with and without the KV cache.
+5. generation with the trained model: tokens/s with and without the KV cache, and the
+   decode step alone, eager and replayed as a CUDA graph.
 Each step prints its figures as it ends; a step that fails prints why and the rest go on.
 Everything lands in ``--out-dir``: figures.json and each run's own output.
 
@@ -40,8 +41,10 @@ import torch  # noqa: E402
 
 from sml.checkpoint import load_checkpoint, load_model  # noqa: E402
 from sml.config import load_params  # noqa: E402
+from sml.device import synchronize  # noqa: E402
 from sml.download import fetch  # noqa: E402
 from sml.encode import encode_corpus  # noqa: E402
+from sml.model import KVCache  # noqa: E402
 from sml.sources import Source, build_corpus  # noqa: E402
 from sml.tokenizer import Tokenizer  # noqa: E402
 from sml.train import Interrupted, TrainFiles, train  # noqa: E402
@@ -223,6 +226,55 @@ def generation(args, model_dir: Path, data: Path, figures: dict) -> None:
     figures["generation"] = {"new_tokens": new_tokens, **{f"{k}_tokens_per_s": v for k, v in rates.items()}}
     print(f"generation: {new_tokens} tokens, best of 3: uncached {rates['uncached']:,.0f} tokens/s, cached"
           f" {rates['cached']:,.0f} tokens/s ({rates['cached'] / rates['uncached']:.1f}x)", flush=True)
+    steps = decode_rates(model, new_tokens)
+    figures["generation"].update({f"decode_step_{k}_tokens_per_s": v for k, v in steps.items()})
+    graph = (f", replayed as a CUDA graph {steps['cuda_graph']:,.0f} tokens/s ({steps['cuda_graph'] / steps['eager']:.1f}x)"
+             if "cuda_graph" in steps else " (CUDA graphs: not on this device)")
+    print(f"decode step alone, greedy on the device, best of 3: eager {steps['eager']:,.0f} tokens/s{graph}", flush=True)
+
+
+def decode_rates(model, new_tokens: int) -> dict[str, float]:
+    """The one-token decode step alone, in tokens/s (greedy, the next token never leaving the
+    device, the cache emptied when full): run eagerly, and on CUDA captured once as a CUDA
+    graph and replayed for every token. The graph needs the cache's fixed shapes: the step
+    must launch the same kernels on the same memory every time."""
+    device = next(model.parameters()).device
+    cache = KVCache(model, 1, device)
+    token = torch.zeros((1, 1), dtype=torch.long, device=device)
+
+    def step() -> None:
+        logits, _ = model(token, cache=cache)
+        token.copy_(logits[:, -1].argmax(-1, keepdim=True))  # (1, 1): the next input, in place
+
+    def rate(run) -> float:
+        best = 0.0
+        for _ in range(3):
+            cache.reset()
+            synchronize(device)
+            start = time.perf_counter()
+            for i in range(1, new_tokens + 1):
+                if i % model.cfg.block_size == 0:
+                    cache.reset()  # full: start again (the timing does not need the sliding window)
+                run()
+            synchronize(device)
+            best = max(best, new_tokens / (time.perf_counter() - start))
+        return best
+
+    model.eval()
+    with torch.inference_mode():
+        rates = {"eager": rate(step)}
+        if device.type == "cuda":
+            side = torch.cuda.Stream()  # warm up off the main stream, as capturing needs
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(3):
+                    step()
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                step()
+            rates["cuda_graph"] = rate(graph.replay)
+    return rates
 
 
 def read_log(path: Path) -> list[dict]:

@@ -39,17 +39,17 @@ def generate(model: GPT, prompt: list[int], max_new_tokens: int, temperature: fl
     generator = torch.Generator().manual_seed(seed)  # draws on the CPU: same text on any device
     tokens = list(prompt)
     start = 0  # where the current window begins in `tokens`
-    cache = None
+    cache = KVCache(model, 1, device) if use_cache else None
     model.eval()
     with torch.inference_mode():
-        for _ in range(max_new_tokens):
+        for i in range(max_new_tokens):
+            refill = i == 0
             if len(tokens) - start == block_size:  # full: keep the newer half
-                start = len(tokens) - block_size // 2
-                cache = None
+                start, refill = len(tokens) - block_size // 2, True
             if not use_cache:
                 logits = model(_tensor(tokens[start:], device))[0]
-            elif cache is None:  # (re)fill the cache with the whole window
-                cache = KVCache(model, 1, device)
+            elif refill:  # (re)fill the cache with the whole window
+                cache.reset()
                 logits = model(_tensor(tokens[start:], device), cache=cache)[0]
             else:
                 logits = model(_tensor(tokens[-1:], device), cache=cache)[0]

@@ -15,7 +15,10 @@ Shapes: B batch, T time (tokens), C channels (n_embd), nh heads, hs head size (C
 V vocabulary size.
 
 Generation (``generate.py``) passes a ``KVCache``: each layer keeps the keys and values of
-the tokens seen so far, so a new token costs one position instead of the whole context.
+the tokens seen so far, so a new token costs one position instead of the whole context. The
+cache has the same shapes at every position (its length is a tensor, and attention reads all
+block_size slots with a mask), which is what a compiled or CUDA-graph-captured decode step
+needs (``bench/generate.py --compile``, ``bench/gpu.py``).
 
 Left out on purpose: sampling strategies (``generate.py``), and any training code.
 """
@@ -73,28 +76,33 @@ class GPT(nn.Module):
         ``cache.length`` on), and their keys and values are added to it.
         """
         B, T = idx.shape
-        start = cache.length if cache is not None else 0
-        x = self.drop(self.embed(idx, start))  # (B, T, C)
+        if cache is None:  # positions 0 .. T-1, causal attention
+            positions, mask = torch.arange(T, device=idx.device), None
+        else:  # the T positions after the cached ones, each seeing the filled slots up to it
+            positions, mask = cache.next_positions(T)  # (T,), (T, block_size)
+        x = self.drop(self.embed(idx, positions))  # (B, T, C)
         for i, block in enumerate(self.blocks):
-            x = block(x, cache.layer(i) if cache is not None else None, start)
+            x = block(x, positions, mask, cache.layer(i) if cache is not None else None)
         if cache is not None:
-            cache.length += T
+            cache.advance(T)
         logits = self.lm_head(self.norm_f(x))  # (B, T, V)
         if targets is None:
             return logits, None
         loss = F.cross_entropy(logits.view(B * T, -1).float(), targets.reshape(B * T))  # (B*T, V) vs (B*T,)
         return logits, loss
 
-    def embed(self, idx: torch.Tensor, start: int = 0) -> torch.Tensor:
-        """Token vectors (B, T, C) for ids (B, T) at positions start.., plus absolute positions."""
+    def embed(self, idx: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """Token vectors (B, T, C) for ids (B, T), plus absolute ``positions`` (T,) (default 0..T-1)."""
         T = idx.size(1)
-        if start + T > self.cfg.block_size:
-            raise ValueError(f"sequence of {start + T} tokens is longer than block_size {self.cfg.block_size}")
+        if T > self.cfg.block_size:
+            raise ValueError(f"sequence of {T} tokens is longer than block_size {self.cfg.block_size}")
+        if positions is None:
+            positions = torch.arange(T, device=idx.device)
         x = self.wte(idx)  # (B, T, C)
-        if self.wpe is not None:  # the rows of positions start .. start + T - 1
-            x = x + self.wpe.weight[start : start + T]  # (T, C) broadcast over B
+        if self.wpe is not None:  # one learned row per position
+            x = x + self.wpe(positions)  # (T, C) broadcast over B
         elif self.cfg.positions == "sinusoidal":
-            x = x + self.sinusoid[start : start + T]
+            x = x + self.sinusoid.index_select(0, positions)
         return x
 
     def param_counts(self) -> dict[str, int]:
@@ -136,8 +144,9 @@ class Block(nn.Module):
         self.attn = CausalSelfAttention(cfg, rope)
         self.mlp = MLP(cfg)
 
-    def forward(self, x: torch.Tensor, cache: "LayerCache | None" = None, start: int = 0) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x), cache, start)  # (B, T, C)
+    def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None, mask: torch.Tensor | None = None,
+                cache: "LayerCache | None" = None) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x), positions, mask, cache)  # (B, T, C)
         return x + self.mlp(self.norm2(x))
 
 
@@ -152,49 +161,45 @@ class CausalSelfAttention(nn.Module):
         self.resid_drop = nn.Dropout(cfg.dropout)
         self.rope = rope
 
-    def forward(self, x: torch.Tensor, cache: "LayerCache | None" = None, start: int = 0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None, mask: torch.Tensor | None = None,
+                cache: "LayerCache | None" = None) -> torch.Tensor:
+        """Attend over x (B, T, C) at ``positions`` (T,); ``mask`` (T, Tk) says which keys each
+        query sees (None: causal). With a ``cache``, the keys are every cache slot."""
         B, T, C = x.shape
-        q, k, v = self.project(x, start)  # 3 x (B, nh, T, hs)
+        q, k, v = self.project(x, positions)  # 3 x (B, nh, T, hs)
         if cache is not None:  # the keys and values of earlier tokens come from the cache
-            k, v = cache.append(k, v, start)  # (B, nh, start + T, hs)
+            k, v = cache.store(k, v, positions)  # (B, nh, block_size, hs): every slot, filled or not
         dropout = self.dropout if self.training else 0.0
         if self.mode == "sdpa":
-            # A single new token may see every cached one: no mask. Otherwise causal, shifted
-            # by `start` when the queries come after cached keys.
-            mask = None if start == 0 or T == 1 else self.causal_mask(start, T, x.device)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout,
-                                               is_causal=start == 0 and T > 1)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=mask is None)
         else:
-            y = F.dropout(self.weights(q, k, start), dropout, training=dropout > 0) @ v  # (B, nh, T, hs)
+            y = F.dropout(self.weights(q, k, mask), dropout, training=dropout > 0) @ v  # (B, nh, T, hs)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C): heads side by side again
         return self.resid_drop(self.proj(y))
 
-    def project(self, x: torch.Tensor, start: int = 0):
-        """Queries, keys and values of ``x`` (B, T, C), one set per head, RoPE applied."""
+    def project(self, x: torch.Tensor, positions: torch.Tensor | None = None):
+        """Queries, keys and values of ``x`` (B, T, C), one set per head, RoPE applied at
+        ``positions`` (T,) (default 0..T-1)."""
         B, T, C = x.shape
         qkv = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head)  # (B, T, 3, nh, hs): q, k, v, head by head
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, nh, T, hs)
-        if self.rope is not None:
-            q, k = self.rope(q, start), self.rope(k, start)
+        qkv = qkv.permute(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
+        q, k, v = qkv.unbind(0)  # 3 x (B, nh, T, hs)
+        if self.rope is not None:  # queries and keys rotated in one go: half the small ops
+            q, k = self.rope(qkv[:2], positions).unbind(0)
         return q, k, v
 
-    def weights(self, q: torch.Tensor, k: torch.Tensor, start: int = 0) -> torch.Tensor:
-        """Attention written out: scores, causal mask, softmax. (B, nh, Tq, Tk), rows sum to 1.
+    def weights(self, q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Attention written out: scores, mask, softmax. (B, nh, Tq, Tk), rows sum to 1.
 
-        Query i sits at position ``start + i`` and may look at keys 0 .. start + i.
+        ``mask`` (Tq, Tk) says which keys each query may see; by default the causal one:
+        query i sees keys 0 .. i.
         """
         hs = q.size(-1)
         scores = (q @ k.transpose(-2, -1)) / math.sqrt(hs)  # (B, nh, Tq, Tk): how well each q matches each k
-        mask = self.causal_mask(start, q.size(-2), q.device)[:, : k.size(-2)]  # (Tq, Tk)
+        if mask is None:
+            mask = causal_mask(q.size(-2), q.device)  # (Tq, Tk)
         scores = scores.masked_fill(~mask, float("-inf"))  # no peeking at the future
         return F.softmax(scores, dim=-1)
-
-    @staticmethod
-    def causal_mask(start: int, T: int, device) -> torch.Tensor:
-        """(T, start + T) booleans: query start + i may see keys up to start + i."""
-        q_pos = torch.arange(start, start + T, device=device)[:, None]  # (T, 1)
-        k_pos = torch.arange(start + T, device=device)[None, :]  # (1, start + T)
-        return k_pos <= q_pos
 
 
 class MLP(nn.Module):
@@ -237,20 +242,26 @@ class Rotary(nn.Module):
         self.register_buffer("cos", cos, persistent=False)
         self.register_buffer("sin", sin, persistent=False)
 
-    def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
-        T = x.size(-2)
+    def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """Rotate x (..., T, hs) whose T rows sit at ``positions`` (T,) (default 0..T-1)."""
+        if positions is None:
+            positions = torch.arange(x.size(-2), device=x.device)
         # The tables are float32; under autocast x is bfloat16/float16, and x * cos would
         # promote it back to float32 (slower attention, twice the memory): keep x's dtype.
-        cos = self.cos[start : start + T].to(x.dtype)  # (T, hs)
-        sin = self.sin[start : start + T].to(x.dtype)  # (T, hs)
-        swapped = x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)  # (B, nh, T, hs): (b, a) for each (a, b)
+        cos = self.cos.index_select(0, positions).to(x.dtype)  # (T, hs): the rows of these positions
+        sin = self.sin.index_select(0, positions).to(x.dtype)  # (T, hs)
+        swapped = x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)  # (..., T, hs): (b, a) for each (a, b)
         return x * cos + swapped * sin
 
 
 class KVCache:
-    """The keys and values of every layer for the tokens generated so far (one sequence batch).
+    """The keys and values of every layer for the tokens seen so far (one batch of sequences).
 
-    Preallocated to ``block_size`` positions; ``length`` says how many are filled.
+    Preallocated to ``block_size`` slots, with shapes that never change: a new token's keys and
+    values are written into its slot, attention reads all the slots and a mask hides the ones
+    not yet filled. ``length`` (how many are filled) is a tensor on the device and moves in
+    place, so a decode step has no Python number in it: it can be compiled once, or captured
+    as a CUDA graph and replayed for every token.
     """
 
     def __init__(self, model: GPT, batch_size: int, device, dtype=torch.float32):
@@ -258,10 +269,24 @@ class KVCache:
         shape = (batch_size, cfg.n_head, cfg.block_size, cfg.n_embd // cfg.n_head)
         self.layers = [LayerCache(torch.zeros(shape, device=device, dtype=dtype),
                                   torch.zeros(shape, device=device, dtype=dtype)) for _ in range(cfg.n_layer)]
-        self.length = 0
+        self.length = torch.zeros((), dtype=torch.long, device=device)
+        self.slots = torch.arange(cfg.block_size, device=device)  # (block_size,)
 
     def layer(self, i: int) -> "LayerCache":
         return self.layers[i]
+
+    def next_positions(self, T: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The positions (T,) of the next T tokens (length, length + 1, ...), and which slots
+        each of them sees (T, block_size): the filled ones and its own, not those after it."""
+        positions = self.length + self.slots[:T]
+        return positions, self.slots[None, :] <= positions[:, None]
+
+    def advance(self, T: int) -> None:
+        self.length += T
+
+    def reset(self) -> None:
+        """Empty: the slots are rewritten before they are read again."""
+        self.length.zero_()
 
 
 class LayerCache:
@@ -270,12 +295,16 @@ class LayerCache:
     def __init__(self, k: torch.Tensor, v: torch.Tensor):
         self.k, self.v = k, v
 
-    def append(self, k: torch.Tensor, v: torch.Tensor, start: int):
-        """Store the new keys/values at ``start``; return all of them so far (B, nh, start + T, hs)."""
-        T = k.size(-2)
-        self.k[:, :, start : start + T] = k
-        self.v[:, :, start : start + T] = v
-        return self.k[:, :, : start + T], self.v[:, :, : start + T]
+    def store(self, k: torch.Tensor, v: torch.Tensor, positions: torch.Tensor):
+        """Write the new keys/values (B, nh, T, hs) into their slots; return every slot."""
+        self.k.index_copy_(2, positions, k.to(self.k.dtype))
+        self.v.index_copy_(2, positions, v.to(self.v.dtype))
+        return self.k, self.v
+
+
+def causal_mask(T: int, device) -> torch.Tensor:
+    """(T, T) booleans: query i may see keys 0 .. i (the lower triangle)."""
+    return torch.ones(T, T, dtype=torch.bool, device=device).tril()
 
 
 def sinusoidal_table(block_size: int, n_embd: int) -> torch.Tensor:

@@ -20,5 +20,7 @@ def test_the_gpu_script_runs_every_step_on_the_cpu(tmp_path):
     assert figures["shipped_run"]["steps"] == 40 and figures["shipped_run"]["tokens_per_s"] > 0
     assert figures["resume"]["default"]["bit_exact"] and figures["resume"]["deterministic"]["bit_exact"]  # CPU
     assert figures["generation"]["cached_tokens_per_s"] > 0
+    assert figures["generation"]["decode_step_eager_tokens_per_s"] > 0  # (the CUDA graph is only on CUDA)
+    assert "CUDA graphs: not on this device" in done.stdout
     assert "shipped_run: val never reached 1.47 nats/char" in done.stdout  # 40 steps of a tiny model
     assert (out / "shipped.txt").read_text().startswith("model:")

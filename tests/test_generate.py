@@ -41,6 +41,29 @@ def test_cached_logits_equal_full_forward_logits(positions):
     assert cache.length == 16
 
 
+@pytest.mark.parametrize("positions", ["learned", "rope"])
+def test_one_captured_graph_serves_the_decode_step_at_every_position(positions):
+    # What torch.compile and CUDA graphs need: the one-token step has the same shapes, and no
+    # Python number that changes, at every position, so it is traced once and then reused.
+    torch.manual_seed(0)
+    model = GPT(dataclasses.replace(TINY, positions=positions), 50).eval()
+    graphs = []
+
+    def backend(graph, example_inputs):  # torch.compile hands each traced graph to its backend
+        graphs.append(graph)
+        return graph.forward  # ...and runs it as it is, uncompiled
+
+    step = torch.compile(model, backend=backend, dynamic=False, fullgraph=True)
+    cache, want = KVCache(model, 1, "cpu"), KVCache(model, 1, "cpu")
+    x = torch.randint(0, 50, (1, 12))
+    with torch.inference_mode():
+        for i in range(12):
+            got = step(x[:, i : i + 1], cache=cache)[0]
+            torch.testing.assert_close(got, model(x[:, i : i + 1], cache=want)[0])
+    assert len(graphs) == 1  # traced at position 0, reused at positions 1 .. 11
+    assert int(cache.length) == 12
+
+
 def test_sampling_rules():
     g = torch.Generator().manual_seed(0)
     logits = torch.tensor([1.0, 3.0, 2.0, -1.0])
