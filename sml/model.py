@@ -76,8 +76,8 @@ class GPT(nn.Module):
         ``cache.length`` on), and their keys and values are added to it.
         """
         B, T = idx.shape
-        if cache is None:  # positions 0 .. T-1, causal attention
-            positions, mask = torch.arange(T, device=idx.device), None
+        if cache is None:  # positions 0 .. T-1 (None: the first T rows of each table), causal attention
+            positions, mask = None, None
         else:  # the T positions after the cached ones, each seeing the filled slots up to it
             positions, mask = cache.next_positions(T)  # (T,), (T, block_size)
         x = self.drop(self.embed(idx, positions))  # (B, T, C)
@@ -96,13 +96,11 @@ class GPT(nn.Module):
         T = idx.size(1)
         if T > self.cfg.block_size:
             raise ValueError(f"sequence of {T} tokens is longer than block_size {self.cfg.block_size}")
-        if positions is None:
-            positions = torch.arange(T, device=idx.device)
         x = self.wte(idx)  # (B, T, C)
         if self.wpe is not None:  # one learned row per position
-            x = x + self.wpe(positions)  # (T, C) broadcast over B
+            x = x + rows(self.wpe.weight, positions, T)  # (T, C) broadcast over B
         elif self.cfg.positions == "sinusoidal":
-            x = x + self.sinusoid.index_select(0, positions)
+            x = x + rows(self.sinusoid, positions, T)
         return x
 
     def param_counts(self) -> dict[str, int]:
@@ -173,7 +171,7 @@ class CausalSelfAttention(nn.Module):
         if self.mode == "sdpa":
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=mask is None)
         else:
-            y = F.dropout(self.weights(q, k, mask), dropout, training=dropout > 0) @ v  # (B, nh, T, hs)
+            y = attention(q, k, v, mask, dropout)  # (B, nh, T, hs)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C): heads side by side again
         return self.resid_drop(self.proj(y))
 
@@ -188,18 +186,28 @@ class CausalSelfAttention(nn.Module):
             q, k = self.rope(qkv[:2], positions).unbind(0)
         return q, k, v
 
-    def weights(self, q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Attention written out: scores, mask, softmax. (B, nh, Tq, Tk), rows sum to 1.
 
-        ``mask`` (Tq, Tk) says which keys each query may see; by default the causal one:
-        query i sees keys 0 .. i.
-        """
-        hs = q.size(-1)
-        scores = (q @ k.transpose(-2, -1)) / math.sqrt(hs)  # (B, nh, Tq, Tk): how well each q matches each k
-        if mask is None:
-            mask = causal_mask(q.size(-2), q.device)  # (Tq, Tk)
-        scores = scores.masked_fill(~mask, float("-inf"))  # no peeking at the future
-        return F.softmax(scores, dim=-1)
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
+              dropout_p: float = 0.0) -> torch.Tensor:
+    """Attention written out: each query's weighted mix of the values (B, nh, Tq, hs).
+
+    q (B, nh, Tq, hs), k and v (B, nh, Tk, hs); ``mask`` (Tq, Tk) booleans, True where a
+    query may see a key (None: causal, query i sees keys 0 .. i). ``dropout_p`` drops
+    attention weights while training. ``F.scaled_dot_product_attention`` computes the same
+    in one fused kernel (the ``sdpa`` mode); tests/test_model.py shows the two agree.
+    """
+    weights = attention_weights(q, k, mask)  # (B, nh, Tq, Tk)
+    return F.dropout(weights, dropout_p, training=dropout_p > 0) @ v
+
+
+def attention_weights(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Scores, mask, softmax: (B, nh, Tq, Tk), each row sums to 1 (how much each query looks at each key)."""
+    hs = q.size(-1)
+    scores = (q @ k.transpose(-2, -1)) / math.sqrt(hs)  # (B, nh, Tq, Tk): how well each q matches each k
+    if mask is None:
+        mask = causal_mask(q.size(-2), q.device)  # (Tq, Tk)
+    scores = scores.masked_fill(~mask, float("-inf"))  # no peeking at the future
+    return F.softmax(scores, dim=-1)
 
 
 class MLP(nn.Module):
@@ -244,12 +252,11 @@ class Rotary(nn.Module):
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
         """Rotate x (..., T, hs) whose T rows sit at ``positions`` (T,) (default 0..T-1)."""
-        if positions is None:
-            positions = torch.arange(x.size(-2), device=x.device)
+        T = x.size(-2)
         # The tables are float32; under autocast x is bfloat16/float16, and x * cos would
         # promote it back to float32 (slower attention, twice the memory): keep x's dtype.
-        cos = self.cos.index_select(0, positions).to(x.dtype)  # (T, hs): the rows of these positions
-        sin = self.sin.index_select(0, positions).to(x.dtype)  # (T, hs)
+        cos = rows(self.cos, positions, T).to(x.dtype)  # (T, hs)
+        sin = rows(self.sin, positions, T).to(x.dtype)  # (T, hs)
         swapped = x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)  # (..., T, hs): (b, a) for each (a, b)
         return x * cos + swapped * sin
 
@@ -319,6 +326,11 @@ def sinusoidal_table(block_size: int, n_embd: int) -> torch.Tensor:
     table[:, 0::2] = torch.sin(position * inv_freq)
     table[:, 1::2] = torch.cos(position * inv_freq)[:, : n_embd // 2]
     return table
+
+
+def rows(table: torch.Tensor, positions: torch.Tensor | None, T: int) -> torch.Tensor:
+    """The rows of a per-position table for ``positions`` (T,); None means 0..T-1, a view."""
+    return table[:T] if positions is None else table.index_select(0, positions)
 
 
 def make_norm(cfg: ModelConfig) -> nn.Module:

@@ -22,7 +22,7 @@ import torch  # noqa: E402
 
 from sml.atomic import atomic_open  # noqa: E402
 from sml.errors import SMLError  # noqa: E402
-from sml.model import GPT  # noqa: E402
+from sml.model import GPT, attention_weights  # noqa: E402
 from sml.optim import lr_curve  # noqa: E402
 from sml.tokenizer.tokenizer import Tokenizer, render_bytes  # noqa: E402
 
@@ -126,7 +126,7 @@ def attention_figure(model: GPT, tok: Tokenizer, sentence: str, layer: int):
         x = block(x)
     attn = model.blocks[layer].attn
     q, k, _ = attn.project(model.blocks[layer].norm1(x))
-    weights = attn.weights(q, k)[0].float().cpu()  # (nh, T, T)
+    weights = attention_weights(q, k)[0].float().cpu()  # (nh, T, T)
     # Spaces shown as ␣: with byte-level BPE, " light" and "light" are different tokens.
     labels = [render_bytes(tok.vocab[i]).replace(" ", "\u2423") if i < len(tok.vocab) else "<special>"
               for i in ids]

@@ -67,7 +67,7 @@ def pipeline_params(template: dict, corpus: list[Path]) -> dict:
     params["model"].update(n_layer=1, n_head=2, n_embd=32, block_size=32, dropout=0.1)
     params["train"].update(device="cpu", lr=1e-3, min_lr=1e-4, max_iters=20, batch_size=4, eval_interval=10,
                            eval_iters=2, log_interval=5, checkpoint_interval=10, warmup_iters=2, patience=0,
-                           nproc=1, deterministic=False, time_budget_s=0)
+                           nproc=1, deterministic=False, time_budget_s=0, dtype="float32")
     params["evaluate"].update(device="cpu", prompts=["ROMEO:"], max_new_tokens=20, max_tokens=1_000_000)
     params["sample"].update(device="cpu", prompts=["ROMEO:", ""], max_new_tokens=20, temperature=0.8)
     params["plot"]["layer"] = 0
