@@ -44,7 +44,7 @@ from sml.config import load_params  # noqa: E402
 from sml.device import synchronize  # noqa: E402
 from sml.download import fetch  # noqa: E402
 from sml.encode import encode_corpus  # noqa: E402
-from sml.model import KVCache  # noqa: E402
+from sml.kvcache import KVCache  # noqa: E402
 from sml.sources import Source, build_corpus  # noqa: E402
 from sml.tokenizer import Tokenizer  # noqa: E402
 from sml.train import Interrupted, TrainFiles, train  # noqa: E402
@@ -228,9 +228,10 @@ def generation(args, model_dir: Path, data: Path, figures: dict) -> None:
           f" {rates['cached']:,.0f} tokens/s ({rates['cached'] / rates['uncached']:.1f}x)", flush=True)
     steps = decode_rates(model, new_tokens)
     figures["generation"].update({f"decode_step_{k}_tokens_per_s": v for k, v in steps.items()})
-    graph = (f", replayed as a CUDA graph {steps['cuda_graph']:,.0f} tokens/s ({steps['cuda_graph'] / steps['eager']:.1f}x)"
-             if "cuda_graph" in steps else " (CUDA graphs: not on this device)")
-    print(f"decode step alone, greedy on the device, best of 3: eager {steps['eager']:,.0f} tokens/s{graph}", flush=True)
+    eager, graphed = steps["eager"], steps.get("cuda_graph")
+    graph = (f", replayed as a CUDA graph {graphed:,.0f} tokens/s ({graphed / eager:.1f}x)" if graphed
+             else " (CUDA graphs: not on this device)")
+    print(f"decode step alone, greedy on the device, best of 3: eager {eager:,.0f} tokens/s{graph}", flush=True)
 
 
 def decode_rates(model, new_tokens: int) -> dict[str, float]:

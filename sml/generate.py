@@ -9,7 +9,7 @@ the next token from them:
 A seed fixes the random draws, so the same prompt and settings give the same text.
 
 **KV cache.** Without one, every step re-runs the model over the whole context: cost grows
-with its length. With one (``model.KVCache``), each layer keeps the keys and values of the
+with its length. With one (``kvcache.KVCache``), each layer keeps the keys and values of the
 tokens seen so far, and a new token costs one position.
 
 **Past the context length** the window slides: when the context is full, its older half is
@@ -25,7 +25,8 @@ from collections.abc import Iterator
 
 import torch
 
-from sml.model import GPT, KVCache
+from sml.kvcache import KVCache
+from sml.model import GPT
 from sml.tokenizer.tokenizer import replace_surrogates
 
 

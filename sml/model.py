@@ -14,22 +14,28 @@ weight tying, dropout, biases, and attention ``manual`` (written out step by ste
 Shapes: B batch, T time (tokens), C channels (n_embd), nh heads, hs head size (C / nh),
 V vocabulary size.
 
-Generation (``generate.py``) passes a ``KVCache``: each layer keeps the keys and values of
-the tokens seen so far, so a new token costs one position instead of the whole context. The
-cache has the same shapes at every position (its length is a tensor, and attention reads all
-block_size slots with a mask), which is what a compiled or CUDA-graph-captured decode step
-needs (``bench/generate.py --compile``, ``bench/gpu.py``).
+Generation (``generate.py``) passes a ``KVCache`` (``kvcache.py``): each layer keeps the keys
+and values of the tokens seen so far, so a new token costs one position, not the whole context.
+
+The parts a learner rebuilds in ``mine/`` (LEARN.md) are also plain functions on tensors
+here: ``embed``, ``rope``, ``split_heads``, ``merge_heads``, ``attention``, ``layer_norm``,
+``mlp``, ``block``. The modules call them, or tests/test_model.py shows that they compute the
+same as the faster way the modules keep (``rope``, ``split_heads``, ``layer_norm``).
 
 Left out on purpose: sampling strategies (``generate.py``), and any training code.
 """
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from sml.config import ModelConfig
+
+if TYPE_CHECKING:  # only for the annotations: the cache is built by generate.py
+    from sml.kvcache import KVCache, LayerCache
 
 INIT_STD = 0.02  # GPT-2's initial weight scale
 
@@ -96,12 +102,13 @@ class GPT(nn.Module):
         T = idx.size(1)
         if T > self.cfg.block_size:
             raise ValueError(f"sequence of {T} tokens is longer than block_size {self.cfg.block_size}")
-        x = self.wte(idx)  # (B, T, C)
         if self.wpe is not None:  # one learned row per position
-            x = x + rows(self.wpe.weight, positions, T)  # (T, C) broadcast over B
+            position_rows = rows(self.wpe.weight, positions, T)  # (T, C)
         elif self.cfg.positions == "sinusoidal":
-            x = x + rows(self.sinusoid, positions, T)
-        return x
+            position_rows = rows(self.sinusoid, positions, T)
+        else:  # rope: positions rotate the queries and keys inside attention instead
+            position_rows = None
+        return embed(idx, self.wte.weight, position_rows)  # (B, T, C)
 
     def param_counts(self) -> dict[str, int]:
         """Parameters by component (a tied head counts once, under embeddings)."""
@@ -144,8 +151,18 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None, mask: torch.Tensor | None = None,
                 cache: "LayerCache | None" = None) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x), positions, mask, cache)  # (B, T, C)
-        return x + self.mlp(self.norm2(x))
+        return block(x, lambda h: self.attn(h, positions, mask, cache), self.mlp, self.norm1, self.norm2)
+
+
+def block(x: torch.Tensor, attend, mlp, norm1, norm2) -> torch.Tensor:
+    """A pre-norm block on the residual stream x (B, T, C): x + attend(norm1(x)), then x + mlp(norm2(x)).
+
+    Each branch reads a normalised copy of x and adds its output to x, so a branch that
+    outputs zeros leaves x as it was. ``attend``, ``mlp``, ``norm1``, ``norm2``: callables
+    (B, T, C) -> (B, T, C).
+    """
+    x = x + attend(norm1(x))  # (B, T, C): communicate between positions
+    return x + mlp(norm2(x))  # compute on each position
 
 
 class CausalSelfAttention(nn.Module):
@@ -163,7 +180,6 @@ class CausalSelfAttention(nn.Module):
                 cache: "LayerCache | None" = None) -> torch.Tensor:
         """Attend over x (B, T, C) at ``positions`` (T,); ``mask`` (T, Tk) says which keys each
         query sees (None: causal). With a ``cache``, the keys are every cache slot."""
-        B, T, C = x.shape
         q, k, v = self.project(x, positions)  # 3 x (B, nh, T, hs)
         if cache is not None:  # the keys and values of earlier tokens come from the cache
             k, v = cache.store(k, v, positions)  # (B, nh, block_size, hs): every slot, filled or not
@@ -172,8 +188,7 @@ class CausalSelfAttention(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=mask is None)
         else:
             y = attention(q, k, v, mask, dropout)  # (B, nh, T, hs)
-        y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C): heads side by side again
-        return self.resid_drop(self.proj(y))
+        return self.resid_drop(self.proj(merge_heads(y)))  # (B, T, C)
 
     def project(self, x: torch.Tensor, positions: torch.Tensor | None = None):
         """Queries, keys and values of ``x`` (B, T, C), one set per head, RoPE applied at
@@ -185,6 +200,21 @@ class CausalSelfAttention(nn.Module):
         if self.rope is not None:  # queries and keys rotated in one go: half the small ops
             q, k = self.rope(qkv[:2], positions).unbind(0)
         return q, k, v
+
+
+def split_heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
+    """(B, T, C) -> (B, nh, T, hs): head h holds channels h*hs .. (h+1)*hs - 1 of every position.
+
+    ``CausalSelfAttention.project`` does the same to q, k and v in one view and permute.
+    """
+    B, T, C = x.shape
+    return x.view(B, T, n_head, C // n_head).transpose(1, 2)  # (B, T, nh, hs) -> (B, nh, T, hs)
+
+
+def merge_heads(y: torch.Tensor) -> torch.Tensor:
+    """(B, nh, T, hs) -> (B, T, C): the heads side by side again, head 0's channels first."""
+    B, nh, T, hs = y.shape
+    return y.transpose(1, 2).reshape(B, T, nh * hs)  # a copy: transposed, y is no longer contiguous
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
@@ -223,13 +253,22 @@ class MLP(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.fc(x)  # (B, T, hidden) or (B, T, 2 * hidden)
-        if self.swiglu:
-            gate, up = h.chunk(2, dim=-1)  # 2 x (B, T, hidden)
-            h = F.silu(gate) * up
-        else:
-            h = F.gelu(h)
-        return self.drop(self.proj(h))  # (B, T, C)
+        if not self.swiglu:
+            return self.drop(mlp(x, self.fc.weight, self.fc.bias, self.proj.weight, self.proj.bias))
+        gate, up = self.fc(x).chunk(2, dim=-1)  # 2 x (B, T, hidden)
+        return self.drop(self.proj(F.silu(gate) * up))  # (B, T, C)
+
+
+def mlp(x: torch.Tensor, fc_weight: torch.Tensor, fc_bias: torch.Tensor | None, proj_weight: torch.Tensor,
+        proj_bias: torch.Tensor | None) -> torch.Tensor:
+    """The GELU MLP on x (B, T, C), each position on its own: widen, GELU, project back (B, T, C).
+
+    Weights in nn.Linear's (out, in) layout: fc_weight (H, C), proj_weight (C, H), H the
+    hidden width (4C in SML); biases (H,) and (C,), or None. GELU is the exact erf form,
+    h * Phi(h) with Phi the standard normal's CDF.
+    """
+    h = F.gelu(F.linear(x, fc_weight, fc_bias))  # (B, T, H): x @ fc_weight.T + fc_bias
+    return F.linear(h, proj_weight, proj_bias)  # (B, T, C)
 
 
 class Rotary(nn.Module):
@@ -261,57 +300,33 @@ class Rotary(nn.Module):
         return x * cos + swapped * sin
 
 
-class KVCache:
-    """The keys and values of every layer for the tokens seen so far (one batch of sequences).
+def rope(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
+    """RoPE written out: rotate each (even, odd) channel pair of x (..., T, hs) by its angle.
 
-    Preallocated to ``block_size`` slots, with shapes that never change: a new token's keys and
-    values are written into its slot, attention reads all the slots and a mask hides the ones
-    not yet filled. ``length`` (how many are filled) is a tensor on the device and moves in
-    place, so a decode step has no Python number in it: it can be compiled once, or captured
-    as a CUDA graph and replayed for every token.
+    Row t sits at ``positions[t]`` (T,); pair i (channels 2i, 2i + 1) turns by
+    positions[t] * base^(-2i / hs) radians. ``Rotary`` does the same from precomputed tables.
     """
-
-    def __init__(self, model: GPT, batch_size: int, device, dtype=torch.float32):
-        cfg = model.cfg
-        shape = (batch_size, cfg.n_head, cfg.block_size, cfg.n_embd // cfg.n_head)
-        self.layers = [LayerCache(torch.zeros(shape, device=device, dtype=dtype),
-                                  torch.zeros(shape, device=device, dtype=dtype)) for _ in range(cfg.n_layer)]
-        self.length = torch.zeros((), dtype=torch.long, device=device)
-        self.slots = torch.arange(cfg.block_size, device=device)  # (block_size,)
-
-    def layer(self, i: int) -> "LayerCache":
-        return self.layers[i]
-
-    def next_positions(self, T: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The positions (T,) of the next T tokens (length, length + 1, ...), and which slots
-        each of them sees (T, block_size): the filled ones and its own, not those after it."""
-        positions = self.length + self.slots[:T]
-        return positions, self.slots[None, :] <= positions[:, None]
-
-    def advance(self, T: int) -> None:
-        self.length += T
-
-    def reset(self) -> None:
-        """Empty: the slots are rewritten before they are read again."""
-        self.length.zero_()
-
-
-class LayerCache:
-    """One layer's cached keys and values, (B, nh, block_size, hs) each."""
-
-    def __init__(self, k: torch.Tensor, v: torch.Tensor):
-        self.k, self.v = k, v
-
-    def store(self, k: torch.Tensor, v: torch.Tensor, positions: torch.Tensor):
-        """Write the new keys/values (B, nh, T, hs) into their slots; return every slot."""
-        self.k.index_copy_(2, positions, k.to(self.k.dtype))
-        self.v.index_copy_(2, positions, v.to(self.v.dtype))
-        return self.k, self.v
+    hs = x.size(-1)
+    inv_freq = base ** (-torch.arange(0, hs, 2, device=x.device).float() / hs)  # (hs/2,): radians per position
+    angles = positions.float()[:, None] * inv_freq  # (T, hs/2)
+    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)  # keep x's dtype under autocast
+    a, b = x[..., 0::2], x[..., 1::2]  # (..., T, hs/2) each: the pairs' two channels
+    return torch.stack((a * cos - b * sin, b * cos + a * sin), dim=-1).flatten(-2)  # (..., T, hs)
 
 
 def causal_mask(T: int, device) -> torch.Tensor:
     """(T, T) booleans: query i may see keys 0 .. i (the lower triangle)."""
     return torch.ones(T, T, dtype=torch.bool, device=device).tril()
+
+
+def embed(idx: torch.Tensor, token_table: torch.Tensor, position_rows: torch.Tensor | None = None) -> torch.Tensor:
+    """Token vectors (B, T, C): row idx[b, t] of ``token_table`` (V, C), plus ``position_rows[t]``.
+
+    ``position_rows`` (T, C): the row for each position (learned or sinusoidal); None when
+    positions enter elsewhere (RoPE rotates q and k instead).
+    """
+    x = F.embedding(idx, token_table)  # (B, T, C): what nn.Embedding does
+    return x if position_rows is None else x + position_rows  # (T, C) broadcast over B
 
 
 def sinusoidal_table(block_size: int, n_embd: int) -> torch.Tensor:
@@ -338,6 +353,19 @@ def make_norm(cfg: ModelConfig) -> nn.Module:
     if cfg.norm == "rmsnorm":
         return nn.RMSNorm(cfg.n_embd)
     return nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+
+
+def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, eps: float = 1e-5) -> torch.Tensor:
+    """Layer norm written out: each position's C channels to mean 0 and variance 1, then scaled and shifted.
+
+    x (..., C); weight, bias (C,) (bias None: no shift). The variance is the biased one
+    (divide by C) and eps sits inside the square root, as in ``nn.LayerNorm`` (which the model
+    uses: one fused kernel); tests/test_model.py shows the two agree.
+    """
+    mean = x.mean(dim=-1, keepdim=True)  # (..., 1)
+    var = ((x - mean) ** 2).mean(dim=-1, keepdim=True)  # (..., 1): divided by C, not C - 1
+    x_hat = (x - mean) / torch.sqrt(var + eps)  # (..., C)
+    return x_hat * weight if bias is None else x_hat * weight + bias
 
 
 def _round_up(n: int, multiple: int) -> int:

@@ -13,6 +13,10 @@ AdamW's scale (``adjust_lr_fn="match_rms_adamw"``), and follows the same schedul
 The learning rate rises linearly for ``warmup_iters`` steps (Adam's early moment estimates
 are noisy), then follows a cosine from ``lr`` down to ``min_lr`` at ``max_iters``. It is a
 pure function of the step, so resuming needs only the step number.
+
+``clip_grad_norm`` and ``adamw_step`` at the bottom write out, for reading, what the trainer
+takes from PyTorch (``clip_grad_norm_``, ``AdamW``); the trainer keeps PyTorch's (fused, and
+per parameter group), and ``tests/test_optim_written_out.py`` shows the two agree.
 """
 
 import inspect
@@ -82,11 +86,24 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     >>> [round(lr_at(s, cfg), 3) for s in (0, 9, 10, 60, 110)]
     [0.1, 1.0, 1.0, 0.55, 0.1]
     """
-    if step < cfg.warmup_iters:
-        return cfg.lr * (step + 1) / cfg.warmup_iters
-    progress = (step - cfg.warmup_iters) / max(1, cfg.max_iters - cfg.warmup_iters)
+    return warmup_cosine(step, cfg.lr, cfg.min_lr, cfg.warmup_iters, cfg.max_iters)
+
+
+def warmup_cosine(step: int, lr: float, min_lr: float, warmup_iters: int, max_iters: int) -> float:
+    """``lr_at`` with the four numbers spelled out (what mine/training.py's ``lr_at`` writes).
+
+    Warmup: step 0 gets lr / warmup_iters, step warmup_iters - 1 the full lr (never 0: a
+    step at rate 0 would be wasted). Then a cosine from lr at step warmup_iters down to
+    min_lr at max_iters, and min_lr after.
+
+    >>> [round(warmup_cosine(s, 1.0, 0.0, 2, 4), 3) for s in (0, 1, 2, 3, 4, 5)]
+    [0.5, 1.0, 1.0, 0.5, 0.0, 0.0]
+    """
+    if step < warmup_iters:
+        return lr * (step + 1) / warmup_iters
+    progress = (step - warmup_iters) / max(1, max_iters - warmup_iters)
     progress = min(progress, 1.0)
-    return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
+    return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (lr - min_lr)
 
 
 def lr_curve(train: dict, schedule: list[dict]) -> list[float]:
@@ -107,3 +124,43 @@ def lr_curve(train: dict, schedule: list[dict]) -> list[float]:
         cfg = SimpleNamespace(**{**train, "max_iters": segment["max_iters"]})
         lrs.append(lr_at(step, cfg))
     return lrs
+
+
+# ---- the trainer's two library calls, written out (mine/training.py writes these) ------------
+
+def clip_grad_norm(grads: list[torch.Tensor], max_norm: float) -> float:
+    """Scale ``grads`` in place so that their total L2 norm is at most ``max_norm``; return the
+    total before clipping. What ``torch.nn.utils.clip_grad_norm_`` does in ``train_step``.
+
+    The norm is over every entry of every tensor together, and all tensors are scaled by the
+    same factor: the update keeps its direction, only its length shrinks.
+
+    >>> g = [torch.tensor([3.0]), torch.tensor([4.0])]
+    >>> clip_grad_norm(g, 1.0), [round(t.item(), 3) for t in g]
+    (5.0, [0.6, 0.8])
+    """
+    total = torch.sqrt(sum((g.double() ** 2).sum() for g in grads)).item()
+    scale = max_norm / (total + 1e-6)  # as PyTorch does: + 1e-6 so that zero gradients divide safely
+    if scale < 1.0:
+        for g in grads:
+            g.mul_(scale)
+    return total
+
+
+@torch.no_grad()
+def adamw_step(param: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor,
+               step: int, lr: float, beta1: float, beta2: float, eps: float, weight_decay: float) -> None:
+    """One AdamW update of ``param`` in place (``step`` counts from 1), as ``torch.optim.AdamW``.
+
+    ``exp_avg`` and ``exp_avg_sq`` (zeros before step 1) are the running means of the gradient
+    and of its square, updated in place. Both start at zero, so early on they are too small:
+    dividing by 1 - beta ** step corrects that (bias correction). Weight decay shrinks the
+    weight directly (decoupled, the "W"), instead of adding weight_decay * param to the
+    gradient, where Adam's normalization would undo most of it.
+    """
+    param.mul_(1.0 - lr * weight_decay)  # decoupled decay
+    exp_avg.mul_(beta1).add_(grad, alpha=1.0 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
+    mean = exp_avg / (1.0 - beta1 ** step)  # bias-corrected first moment
+    rms = (exp_avg_sq / (1.0 - beta2 ** step)).sqrt()  # bias-corrected root mean square
+    param.add_(-lr * mean / (rms + eps))

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from sml.generate import TextStream, complete, generate, pick, prompt_ids
-from sml.model import GPT, KVCache
+from sml.kvcache import KVCache
+from sml.model import GPT
 from sml.tokenizer import Tokenizer
 from tests.conftest import MIXED, SONNET
 from tests.test_model import TINY, VARIANTS

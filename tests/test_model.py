@@ -2,6 +2,7 @@
 
 import dataclasses
 import itertools
+import math
 
 import pytest
 import torch
@@ -142,3 +143,158 @@ def test_every_variant_learns_a_repeating_sequence(positions, norm, mlp):
 def test_too_long_input_is_refused():
     with pytest.raises(ValueError, match="longer than block_size 16"):
         GPT(TINY, 50)(torch.zeros(1, 17, dtype=torch.long))
+
+
+# ---- the written-out functions (what mine/ rebuilds, LEARN.md) equal what the model computes ----
+
+@pytest.mark.parametrize("positions", ["learned", "sinusoidal", "rope"])
+def test_embed_is_what_the_model_adds_up(positions):
+    from sml.model import embed
+
+    torch.manual_seed(0)
+    model = GPT(dataclasses.replace(TINY, positions=positions), 50)
+    table = {"learned": model.wpe.weight if model.wpe is not None else None,
+             "sinusoidal": getattr(model, "sinusoid", None), "rope": None}[positions]  # (block_size, C) or None
+    idx = torch.randint(0, 50, (2, 10))
+    for at in (torch.arange(10), torch.arange(4, 14)):  # from the start, and a KV cache's later positions
+        rows = None if table is None else table[at]  # (T, C)
+        want = model.wte.weight[idx] + (0 if rows is None else rows)  # (B, T, C)
+        torch.testing.assert_close(embed(idx, model.wte.weight, rows), want)
+        torch.testing.assert_close(model.embed(idx, at), want)
+
+
+@pytest.mark.parametrize("positions", ["learned", "sinusoidal"])
+def test_a_tokens_vector_changes_with_its_position(positions):
+    torch.manual_seed(0)
+    model = GPT(dataclasses.replace(TINY, positions=positions), 50)
+    x = model.embed(torch.full((1, 16), 7))[0]  # (T, C): token 7 at every position
+    assert all(not torch.allclose(x[0], x[t]) for t in range(1, 16))
+
+
+def test_the_sinusoidal_table_is_sin_on_even_channels_cos_on_odd():
+    from sml.model import sinusoidal_table
+
+    table = sinusoidal_table(5, 6).double()  # (T, C)
+    for p, i in itertools.product(range(5), range(3)):  # position p, channel pair i
+        angle = p / 10000.0 ** (2 * i / 6)
+        assert table[p, 2 * i].item() == pytest.approx(math.sin(angle), abs=1e-6)
+        assert table[p, 2 * i + 1].item() == pytest.approx(math.cos(angle), abs=1e-6)
+
+
+def test_rope_written_out_equals_rotary_at_any_positions_and_keeps_the_dtype():
+    from sml.model import Rotary, rope
+
+    torch.manual_seed(0)
+    rotary = Rotary(head_size=8, block_size=32)
+    x = torch.randn(2, 3, 5, 8)  # (B, nh, T, hs)
+    for positions in (torch.arange(5), torch.tensor([20, 21, 22, 23, 24])):
+        torch.testing.assert_close(rope(x, positions), rotary(x, positions), atol=1e-6, rtol=1e-6)
+    assert rope(x.bfloat16(), torch.arange(5)).dtype == torch.bfloat16
+
+
+def test_split_heads_is_what_attention_projects_and_merge_heads_undoes_it():
+    from sml.model import merge_heads, split_heads
+
+    torch.manual_seed(0)
+    attn = GPT(dataclasses.replace(TINY, positions="learned"), 50).blocks[0].attn
+    x = torch.randn(2, 6, TINY.n_embd)  # (B, T, C)
+    q, k, v = attn.project(x)  # 3 x (B, nh, T, hs)
+    for i, got in enumerate((q, k, v)):
+        W = attn.qkv.weight[i * TINY.n_embd:(i + 1) * TINY.n_embd]  # (C, C): this one's rows of qkv
+        torch.testing.assert_close(split_heads(x @ W.T, TINY.n_head), got)
+    assert split_heads(x, 4).shape == (2, 4, 6, 8)
+    assert torch.equal(split_heads(x, 4)[:, 1, 3], x[:, 3, 8:16])  # head 1 at position 3: channels 8..15
+    assert torch.equal(merge_heads(split_heads(x, 4)), x)
+    y = torch.randn(2, 4, 6, 8)  # (B, nh, T, hs)
+    assert torch.equal(split_heads(merge_heads(y), 4), y)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_layer_norm_written_out_equals_pytorchs(bias):
+    from sml.model import layer_norm
+
+    torch.manual_seed(0)
+    norm = torch.nn.LayerNorm(8, bias=bias)
+    with torch.no_grad():
+        norm.weight.normal_()
+        if bias:
+            norm.bias.normal_()
+    x = (torch.randn(2, 5, 8) * 3 + 1).requires_grad_()
+    x2 = x.detach().clone().requires_grad_()
+    got = layer_norm(x, norm.weight, norm.bias, norm.eps)
+    torch.testing.assert_close(got, norm(x2), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got, torch.nn.functional.layer_norm(x, (8,), norm.weight, norm.bias), atol=1e-5,
+                               rtol=1e-5)
+    got.sum().backward()
+    norm(x2).sum().backward()
+    torch.testing.assert_close(x.grad, x2.grad, atol=1e-5, rtol=1e-5)
+    plain = layer_norm(x, torch.ones(8), None)  # before the scale and shift
+    torch.testing.assert_close(plain.mean(-1), torch.zeros(2, 5), atol=1e-5, rtol=0)
+    torch.testing.assert_close(plain.var(-1, unbiased=False), torch.ones(2, 5), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_mlp_written_out_equals_the_module(bias):
+    from sml.model import MLP, mlp
+
+    torch.manual_seed(0)
+    module = MLP(dataclasses.replace(TINY, bias=bias))
+    x = torch.randn(2, 5, TINY.n_embd)
+    assert module.fc.weight.shape == (4 * TINY.n_embd, TINY.n_embd)  # 4x wider inside
+    torch.testing.assert_close(mlp(x, module.fc.weight, module.fc.bias, module.proj.weight, module.proj.bias),
+                               module(x))
+
+
+def test_mlp_is_gelu_between_two_matrices_on_known_numbers():
+    from sml.model import mlp
+
+    x = torch.tensor([[[1.0, -1.0]]])  # (B, T, C) = (1, 1, 2)
+    fc_weight = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [2.0, 0.0]])  # (H, C): h = (1, -1, 0, 1)
+    fc_bias = torch.tensor([0.0, 0.0, 0.0, -1.0])
+    proj_weight = torch.tensor([[1.0, 1.0, 1.0, 1.0], [1.0, 0.0, 0.0, -1.0]])  # (C, H)
+
+    def gelu(h: float) -> float:  # the exact form: h * Phi(h)
+        return 0.5 * h * (1 + math.erf(h / math.sqrt(2)))
+
+    want = [gelu(1) + gelu(-1) + gelu(0) + gelu(1), gelu(1) - gelu(1)]
+    got = mlp(x, fc_weight, fc_bias, proj_weight, None)[0, 0]
+    assert got.tolist() == pytest.approx(want, abs=1e-6)
+    assert got[0].item() == pytest.approx(1.5240, abs=1e-4)  # not ReLU's 2.0
+
+
+def test_the_mlp_works_on_each_position_alone():
+    from sml.model import MLP
+
+    torch.manual_seed(0)
+    module = MLP(TINY)
+    x = torch.randn(2, 6, TINY.n_embd)
+    changed = x.clone()
+    changed[:, 3] += 1.0
+    moved = (module(changed) - module(x)).abs().amax(dim=(0, 2))  # (T,): how much each position moved
+    assert moved[3] > 1e-3
+    assert torch.equal(moved[torch.arange(6) != 3], torch.zeros(5))
+
+
+@pytest.mark.parametrize("norm", ["layernorm", "rmsnorm"])
+def test_block_written_out_is_block_forward(norm):
+    from sml.model import Block, block
+
+    torch.manual_seed(0)
+    layer = Block(dataclasses.replace(TINY, norm=norm), None)
+    x = torch.randn(2, 6, TINY.n_embd)
+    h = x + layer.attn(layer.norm1(x))  # pre-norm: the branch reads norm(x), the sum is not normed
+    want = h + layer.mlp(layer.norm2(h))
+    torch.testing.assert_close(layer(x), want)
+    torch.testing.assert_close(block(x, layer.attn, layer.mlp, layer.norm1, layer.norm2), want)
+
+
+def test_zeroed_residual_branches_make_a_block_the_identity():
+    torch.manual_seed(0)
+    model = GPT(dataclasses.replace(TINY, bias=True), 50)
+    layer = model.blocks[0]
+    with torch.no_grad():
+        for proj in (layer.attn.proj, layer.mlp.proj):  # each branch's last matrix: its output is 0
+            proj.weight.zero_()
+            proj.bias.zero_()
+    x = torch.randn(2, 6, TINY.n_embd)
+    assert torch.equal(layer(x), x)

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from sml.tokenizer import Tokenizer, TokenizerError
 from sml.tokenizer.pretokenize import compile_pattern
-from sml.tokenizer.tokenizer import replace_surrogates
+from sml.tokenizer.tokenizer import decode, encode_chunk, replace_surrogates
 from sml.tokenizer.train import count_chunks, learn_merges
 from tests.conftest import MIXED, SONNET
 from tests.reference_bpe import naive_train
@@ -55,6 +55,16 @@ def test_encoding_the_training_text_gives_the_trainers_own_tokens(pattern):
     merges, seqs = naive_train(chunks, 200)
     tok = Tokenizer(merges, pattern, [EOT])
     assert tok.encode(text) == [i for s in seqs for i in s]
+
+
+def test_encode_chunk_and_decode_are_what_the_tokenizer_does_to_each_chunk(tok):
+    chunks = tok.split_re.findall(SONNET + MIXED)
+    assert tok.encode_ordinary(SONNET + MIXED) == [i for c in chunks for i in encode_chunk(c.encode(), tok.merges)]
+    for chunk in chunks:
+        ids = encode_chunk(chunk.encode(), tok.merges)
+        assert decode(ids, tok.merges) == tok.decode_bytes(ids) == chunk.encode()
+    with pytest.raises(TokenizerError, match="id out of range"):
+        decode([256 + len(tok.merges)], tok.merges)
 
 
 # ---- round trips ------------------------------------------------------------------------

@@ -3,11 +3,12 @@
 Encoding, step by step:
 1. Special tokens (``<|endoftext|>``) are found first and, if allowed, become their own ids.
 2. The rest is cut into chunks by the split pattern (``pretokenize.py``).
-3. Each chunk becomes its UTF-8 bytes (ids 0..255), and merges are applied: repeatedly merge
-   the adjacent pair that was *learned earliest*, until no learned pair is left.
+3. Each chunk becomes its UTF-8 bytes (ids 0..255), and merges are applied (``encode_chunk``):
+   repeatedly merge the adjacent pair that was *learned earliest*, until no learned pair is left.
 
-Decoding concatenates each id's bytes and decodes UTF-8 (a cut in the middle of a character
-shows as U+FFFD). Since every byte is a token, any text round-trips: ``decode(encode(s)) == s``.
+Decoding concatenates each id's bytes (``decode``) and decodes UTF-8 (a cut in the middle of
+a character shows as U+FFFD). Since every byte is a token, any text round-trips:
+``decode(encode(s)) == s``.
 
 Lone surrogates: a Python string can hold code points U+D800..U+DFFF that no UTF-8 text can
 (a command-line argument that was not UTF-8 arrives that way: ``$'ROMEO\xff:'`` is
@@ -68,10 +69,8 @@ class Tokenizer:
         self.special_tokens = {s: first_special + i for i, s in enumerate(specials)}
         self._special_by_id = {i: s for s, i in self.special_tokens.items()}
         self.special_re = special_regex(self.special_tokens)
-        self.ranks = {pair: 256 + i for i, pair in enumerate(self.merges)}
-        self.vocab = [bytes([i]) for i in range(256)]
-        for a, b in self.merges:
-            self.vocab.append(self.vocab[a] + self.vocab[b])
+        self.ranks = _ranks(self.merges)
+        self.vocab = _vocab(self.merges)
         self._cache: dict[str, list[int]] = {}
         self._fast = None  # tiktoken's encode_ordinary once built; False if it cannot be
 
@@ -168,20 +167,8 @@ class Tokenizer:
         return self.encode_ordinary
 
     def _bpe(self, chunk: bytes) -> list[int]:
-        """Apply the merges to one chunk: always the earliest-learned pair present first.
-
-        Merging the earliest-learned pair first replays training's order, so the training
-        text encodes to exactly the tokens the trainer built.
-        """
-        ids = list(chunk)
-        ranks = self.ranks
-        while len(ids) > 1:
-            best = min(zip(ids, ids[1:]), key=lambda p: ranks.get(p, 1 << 62))
-            new_id = ranks.get(best)
-            if new_id is None:
-                break
-            ids = merge_pair(ids, best[0], best[1], new_id)
-        return ids
+        """``encode_chunk(chunk, self.merges)``, with the merges' ranks looked up once."""
+        return _merge_earliest_first(list(chunk), self.ranks)
 
     # ---- decoding -------------------------------------------------------------------------
 
@@ -261,6 +248,55 @@ class Tokenizer:
             lines.append(line)
         lines += [f"{i:6d}  {s}  (special)" for s, i in self.special_tokens.items()]
         return "\n".join(lines) + "\n"
+
+
+def encode_chunk(chunk: bytes, merges: list[Pair]) -> list[int]:
+    """The ids of one chunk: its bytes, then the merges, always the earliest-learned pair present first.
+
+    Merging the earliest-learned pair first replays training's order, so the training text
+    encodes to exactly the tokens the trainer built. (What ``Tokenizer`` does to each chunk.)
+
+    >>> encode_chunk(b"aaab", [(97, 97), (97, 98)])
+    [256, 257]
+    """
+    return _merge_earliest_first(list(chunk), _ranks(merges))
+
+
+def decode(ids: Iterable[int], merges: list[Pair]) -> bytes:
+    """The bytes of ``ids``: each token's bytes, joined (no special tokens: see ``Tokenizer.decode_bytes``).
+
+    >>> decode([256, 257], [(97, 97), (97, 98)])
+    b'aaab'
+    """
+    vocab = _vocab(merges)
+    try:
+        return b"".join(vocab[i] for i in ids)
+    except (IndexError, TypeError) as e:
+        raise TokenizerError(f"id out of range: {len(merges)} merges make ids 0..{len(vocab) - 1}") from e
+
+
+def _merge_earliest_first(ids: list[int], ranks: dict[Pair, int]) -> list[int]:
+    """Repeatedly merge the adjacent pair with the lowest rank (the earliest learned) until none is left."""
+    while len(ids) > 1:
+        best = min(zip(ids, ids[1:]), key=lambda p: ranks.get(p, 1 << 62))
+        new_id = ranks.get(best)
+        if new_id is None:
+            break
+        ids = merge_pair(ids, best[0], best[1], new_id)
+    return ids
+
+
+def _ranks(merges: list[Pair]) -> dict[Pair, int]:
+    """Each learned pair's new id, which is also its rank: 256 + the merge's place in the list."""
+    return {pair: 256 + i for i, pair in enumerate(merges)}
+
+
+def _vocab(merges: list[Pair]) -> list[bytes]:
+    """Every id's bytes: the 256 single bytes, then each merge's two parts joined."""
+    vocab = [bytes([i]) for i in range(256)]
+    for a, b in merges:
+        vocab.append(vocab[a] + vocab[b])
+    return vocab
 
 
 def file_problem(data: object) -> str:
