@@ -4,6 +4,7 @@
 # and for every day (or activate .venv and type the commands in the README):
 #   make show    the experiments so far, one line each (python -m stages.show)
 #   make sample PROMPT="ROMEO:"   stream text from the trained model
+#   make grade [PART=attention]   grade your own parts in mine/ against the reference (LEARN.md)
 # .venv is (re)built only when pyproject.toml changed since the last install.
 # Windows without make: see README, "Windows".
 
@@ -15,7 +16,7 @@ STAMP  := $(VENV)/.installed
 # Stage commands in dvc.yaml say `python`: make it the venv's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: quick test show sample bench lint venv clean
+.PHONY: quick test show sample grade bench lint venv clean
 
 quick: $(STAMP)
 	$(BIN)/python -m stages.experiment cpu
@@ -29,6 +30,10 @@ show: $(STAMP)
 PROMPT ?= ROMEO:
 sample: $(STAMP)
 	$(BIN)/python -m stages.sample --prompt "$(PROMPT)"
+
+PART ?=
+grade: $(STAMP)
+	$(BIN)/python -m sml.grading $(PART)
 
 bench: $(STAMP)
 	$(BIN)/python bench/tokenizer.py
