@@ -10,7 +10,7 @@ pre-norm, the norms swapped, the MLP reading the block's input, x changed in pla
 import torch
 
 from sml.config import ModelConfig
-from sml.grading.core import Mismatch, Part, check, close, same_shape
+from sml.grading.core import Mismatch, Part, backward_both, check, close, same_shape
 from sml.model import Block
 from sml.model import block as reference
 
@@ -106,13 +106,8 @@ def not_in_place(mine):
 def gradients(mine):
     x, attend, mlp, norm1, norm2 = parts()
     x_mine, x_ref = x.clone().requires_grad_(), x.clone().requires_grad_()
-    out = mine.block(x_mine, attend, mlp, norm1, norm2)
-    if not out.requires_grad:
-        raise Mismatch("the output carries no gradient: build it from x and the branches' outputs with torch"
-                       " operations (no .detach() or torch.no_grad() inside)")
-    weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(15))
-    (out * weights).sum().backward()
-    (reference(x_ref, attend, mlp, norm1, norm2) * weights).sum().backward()
+    backward_both(mine.block(x_mine, attend, mlp, norm1, norm2), reference(x_ref, attend, mlp, norm1, norm2),
+                  "the block's output", "x and the branches' outputs")
     close(x_mine.grad, x_ref.grad, "the gradient of x", DIMS)
 
 

@@ -173,6 +173,19 @@ def close(got, want: torch.Tensor, what: str, dims: Sequence[str] = (), atol: fl
                        f" (yours {got.flatten()[flat].item():.4g}, reference {want.flatten()[flat].item():.4g})")
 
 
+def backward_both(got: torch.Tensor, want: torch.Tensor, what: str, hint: str = "", seed: int = 2) -> None:
+    """Backpropagate one random weighting of both outputs, so that their inputs' gradients compare.
+
+    Raises Mismatch if the learner's output ``got`` carries no gradient at all.
+    """
+    if not got.requires_grad:
+        raise Mismatch(f"{what} carries no gradient: build it from {hint or 'its inputs'} with torch operations"
+                       " (no .detach(), .item(), .tolist() or torch.no_grad() inside)")
+    weights = torch.randn(got.shape, generator=torch.Generator().manual_seed(seed))
+    (got * weights).sum().backward()
+    (want * weights).sum().backward()
+
+
 def _where(index: torch.Tensor, dims: Sequence[str]) -> str:
     names = list(dims) + [f"axis {i}" for i in range(len(dims), len(index))]
     return ", ".join(f"{name} {int(i)}" for name, i in zip(names, index, strict=False)) or "the value"
