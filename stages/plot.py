@@ -12,8 +12,8 @@ import typer
 
 from sml.checkpoint import load_model, model_info
 from sml.config import load_params
-from sml.parts import MODEL_PARTS, load_mine
 from sml.device import pick_runtime
+from sml.parts import MODEL_PARTS, load_mine
 from sml.plots import plot_all
 from sml.tokenizer import Tokenizer
 from stages.common import ModelDir, ParamsFile, TokenizerFile, stage
