@@ -155,7 +155,7 @@ def load_model(model_dir: str | Path, tokenizer: str | Path, device: torch.devic
             f"{model_dir} was trained with tokenizer sha256 {info['tokenizer_sha256'][:12]}..., but"
             f" {tokenizer} has sha256 {actual[:12]}...: retrain (dvc repro train) or use its tokenizer"
         )
-    check_model_impl(info.get("impl"), mine, model_dir)
+    check_model_impl(info["impl"], mine, model_dir)
     model = GPT(info["config"], info["vocab_size"], mine)
     weights = load_checkpoint(model_dir / "model.pt", device, if_damaged=RETRAIN)
     try:
@@ -170,15 +170,18 @@ RETRAIN = "rerun the train stage (dvc repro -f train: it resumes from its checkp
 
 
 def model_info(model_dir: str | Path) -> dict:
-    """``model.json`` of a trained model: its config, tokenizer hash, metrics, train params and schedule.
+    """``model.json`` of a trained model: its config, tokenizer hash, metrics, train params, schedule, impl.
 
     ``info["config"]`` is the ``ModelConfig`` built from it (checked: a damaged file fails here).
     """
     path = Path(model_dir) / "model.json"
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
+        impl = info.get("impl", {})  # absent: from before impl, every part the reference's
+        if not isinstance(impl, dict) or not set(impl.values()) <= {"reference", "mine"}:
+            raise ValueError(f"impl {impl!r} is not a mapping of parts to 'reference' or 'mine'")
         return info | {"config": ModelConfig(**info["model"]), "vocab_size": int(info["vocab_size"]),
-                       "tokenizer_sha256": str(info["tokenizer_sha256"])}
+                       "tokenizer_sha256": str(info["tokenizer_sha256"]), "impl": impl}
     except FileNotFoundError:
         raise SMLError(f"{path}: no trained model (run the train stage)") from None
     except (ValueError, UnicodeError, KeyError, TypeError, SMLError) as e:  # truncated, garbled, edited

@@ -207,7 +207,7 @@ class CausalSelfAttention(nn.Module):
         ``positions`` (T,) (default 0..T-1)."""
         B, T, C = x.shape
         if self.split_heads is not None:  # mine: each of q, k, v (B, T, C) -> (B, nh, T, hs)
-            qkv = torch.stack([self.split_heads(t, self.n_head) for t in self.qkv(x).split(C, dim=-1)])
+            qkv = torch.stack([self.split_heads(t, self.n_head) for t in self.qkv(x).split(C, -1)])  # (3, B, nh, T, hs)
         else:
             qkv = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head)  # (B, T, 3, nh, hs): head by head
             qkv = qkv.permute(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)

@@ -101,3 +101,27 @@ def test_a_model_trained_with_other_parts_is_refused(solved):
     with pytest.raises(SMLError, match=r"^m was trained with impl\.heads = 'mine', but params\.yaml says"
                                        r" 'reference': set it back, or retrain \(dvc repro train\)$"):
         check_model_impl({"heads": "mine"}, None, Path("m"))
+
+
+def test_a_garbled_impl_in_model_json_is_one_line(tmp_path):
+    import dataclasses
+    import json
+
+    from sml.checkpoint import model_info
+
+    (tmp_path / "model.json").write_text(json.dumps({"model": dataclasses.asdict(config("rope")), "vocab_size": 50,
+                                                     "tokenizer_sha256": "0" * 64, "impl": "mine"}))
+    with pytest.raises(SMLError, match=r"model\.json: not a readable model description \(impl 'mine' is not"):
+        model_info(tmp_path)
+
+
+def test_a_checkpoint_resumes_only_with_the_same_learner_files(solved):
+    from sml.checkpoint import fingerprint_difference, run_fingerprint
+    from sml.config import load_params
+    from tests.conftest import PARAMS
+
+    p, meta = load_params(PARAMS), {"train": {"tokens": 10}, "val": {"tokens": 2}}
+    mine = load_mine(ImplConfig(**{**vars(REFERENCE), "attention": "mine"}), solved)
+    before = run_fingerprint(p.model, p.train, "0" * 64, meta, {})
+    after = run_fingerprint(p.model, p.train, "0" * 64, meta, {}, mine)
+    assert fingerprint_difference(before, after).startswith("impl.attention: null -> ")  # another run: starts over
