@@ -30,6 +30,7 @@ from sml.atomic import atomic_open, write_json
 from sml.config import ModelConfig, TrainConfig
 from sml.errors import SMLError
 from sml.model import GPT
+from sml.parts import Mine, check_model_impl
 
 # Which params may change and still resume a checkpoint: a deliberate list, every other key
 # of ``model`` and ``train`` is in the fingerprint (tests/test_train.py checks that every key
@@ -41,12 +42,13 @@ RESUMABLE = {"eval_interval", "eval_iters", "log_interval", "checkpoint_interval
 
 
 def run_fingerprint(model_cfg: ModelConfig, train_cfg: TrainConfig, tokenizer_sha256: str,
-                    data_meta: dict, resolved: dict) -> dict:
+                    data_meta: dict, resolved: dict, mine: Mine | None = None) -> dict:
     """What identifies a run: resuming is allowed only into the same fingerprint.
 
     ``resolved`` holds what ``auto`` turned into and how many processes train:
     ``{"device": "cuda", "dtype": "bfloat16", "nproc": 2}`` (the same params on another
-    machine are another run).
+    machine are another run). ``mine``: the learner's parts, by their files' sha256 (another
+    version of mine/attention.py computes other weights).
     """
     train = {k: v for k, v in dataclasses.asdict(train_cfg).items() if k not in RESUMABLE}
     return {
@@ -54,6 +56,7 @@ def run_fingerprint(model_cfg: ModelConfig, train_cfg: TrainConfig, tokenizer_sh
         "train": train | resolved,
         "tokenizer_sha256": tokenizer_sha256,
         "data": {split: data_meta[split] for split in ("train", "val")},
+        "impl": mine.sha256 if mine is not None else {},
     }
 
 
@@ -136,11 +139,13 @@ def save_weights(path: str | Path, weights: dict, info: dict) -> None:
     save_torch(path, {"model": weights, **info})
 
 
-def load_model(model_dir: str | Path, tokenizer: str | Path, device: torch.device | str = "cpu") -> GPT:
+def load_model(model_dir: str | Path, tokenizer: str | Path, device: torch.device | str = "cpu",
+               mine: "Mine | None" = None) -> GPT:
     """The trained GPT in ``model_dir`` (model.pt + model.json), checked against ``tokenizer``.
 
     A model only makes sense with the tokenizer it was trained with: a different one fails
-    here, with both hashes, instead of producing gibberish later.
+    here, with both hashes, instead of producing gibberish later. Likewise with the parts it
+    was trained with: ``mine`` (the learner's, ``sml/parts.py``) must be the model.json's ``impl``.
     """
     model_dir = Path(model_dir)
     info = model_info(model_dir)
@@ -150,7 +155,8 @@ def load_model(model_dir: str | Path, tokenizer: str | Path, device: torch.devic
             f"{model_dir} was trained with tokenizer sha256 {info['tokenizer_sha256'][:12]}..., but"
             f" {tokenizer} has sha256 {actual[:12]}...: retrain (dvc repro train) or use its tokenizer"
         )
-    model = GPT(info["config"], info["vocab_size"])
+    check_model_impl(info["impl"], mine, model_dir)
+    model = GPT(info["config"], info["vocab_size"], mine)
     weights = load_checkpoint(model_dir / "model.pt", device, if_damaged=RETRAIN)
     try:
         model.load_state_dict(weights)
@@ -164,15 +170,18 @@ RETRAIN = "rerun the train stage (dvc repro -f train: it resumes from its checkp
 
 
 def model_info(model_dir: str | Path) -> dict:
-    """``model.json`` of a trained model: its config, tokenizer hash, metrics, train params and schedule.
+    """``model.json`` of a trained model: its config, tokenizer hash, metrics, train params, schedule, impl.
 
     ``info["config"]`` is the ``ModelConfig`` built from it (checked: a damaged file fails here).
     """
     path = Path(model_dir) / "model.json"
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
+        impl = info.get("impl", {})  # absent: from before impl, every part the reference's
+        if not isinstance(impl, dict) or not set(impl.values()) <= {"reference", "mine"}:
+            raise ValueError(f"impl {impl!r} is not a mapping of parts to 'reference' or 'mine'")
         return info | {"config": ModelConfig(**info["model"]), "vocab_size": int(info["vocab_size"]),
-                       "tokenizer_sha256": str(info["tokenizer_sha256"])}
+                       "tokenizer_sha256": str(info["tokenizer_sha256"]), "impl": impl}
     except FileNotFoundError:
         raise SMLError(f"{path}: no trained model (run the train stage)") from None
     except (ValueError, UnicodeError, KeyError, TypeError, SMLError) as e:  # truncated, garbled, edited

@@ -184,6 +184,23 @@ class PlotConfig:
     layer: int = dataclasses.field(metadata=limits(0, 255))
 
 
+Impl = Literal["reference", "mine"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ImplConfig:
+    """Whose code runs each part: SML's (``reference``) or the learner's ``mine/<part>.py``
+    (``mine``; ``sml/parts.py`` grades and loads it). LEARN.md, "Into the pipeline"."""
+
+    embeddings: Impl
+    attention: Impl
+    heads: Impl
+    layernorm: Impl
+    mlp: Impl
+    block: Impl
+    sampling: Impl
+
+
 @dataclasses.dataclass(frozen=True)
 class Params:
     """All of ``params.yaml``, one attribute per section."""
@@ -195,8 +212,15 @@ class Params:
     evaluate: EvaluateConfig
     sample: SampleConfig
     plot: PlotConfig
+    impl: ImplConfig
 
     def __post_init__(self):
+        if self.impl.layernorm == "mine" and self.model.norm != "layernorm":
+            _fail("impl.layernorm", "mine", f"'reference' with model.norm = {self.model.norm!r}"
+                  " (mine/layernorm.py is a layer norm: set model.norm to layernorm to train with it)")
+        if self.impl.mlp == "mine" and self.model.mlp != "gelu":
+            _fail("impl.mlp", "mine", f"'reference' with model.mlp = {self.model.mlp!r}"
+                  " (mine/mlp.py is the GELU MLP: set model.mlp to gelu to train with it)")
         specials = self.tokenizer.special_tokens
         if self.data.separator and self.data.separator not in specials:
             _fail("data.separator", self.data.separator, f'"" or one of tokenizer.special_tokens {list(specials)}'

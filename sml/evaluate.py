@@ -38,6 +38,7 @@ from sml.device import Runtime, pick_runtime
 from sml.errors import SMLError
 from sml.generate import complete
 from sml.model import GPT
+from sml.parts import Mine
 from sml.tokenizer import Tokenizer
 from sml.tokens import SPLITS, chunks, drop_pages, load_meta, load_tokens
 
@@ -45,15 +46,17 @@ WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*")
 
 
 def evaluate(model_dir: Path, tokenizer: Path, tokens: Path, corpus: Path, cfg: EvaluateConfig,
-             out=None) -> dict:
+             out=None, mine: Mine | None = None) -> dict:
     """Every figure above for the model in ``model_dir``; returns the metrics as a dict.
+
+    ``mine``: the learner's parts (``sml/parts.py``): the model's, and ``pick`` for the samples.
 
     Each figure is printed to ``out`` as soon as it is known (a whole split takes a while).
     """
     out = sys.stdout if out is None else out
     runtime = pick_runtime(cfg.device, "auto", compile=False, key="evaluate")
     tok = Tokenizer.load(tokenizer)
-    model = load_model(model_dir, tokenizer, runtime.device)
+    model = load_model(model_dir, tokenizer, runtime.device, mine)
     meta = load_meta(tokens)
     encoded = meta["train"]["bytes"]
     if not corpus.exists() or corpus.stat().st_size != encoded:  # its words must be the train split's
@@ -80,7 +83,8 @@ def evaluate(model_dir: Path, tokenizer: Path, tokens: Path, corpus: Path, cfg: 
           " bits/char (the floor to beat)", file=out, flush=True)
     samples = []
     for i, prompt in enumerate(cfg.prompts):
-        pieces, _ = complete(model, tok, prompt, cfg.max_new_tokens, cfg.temperature, seed=cfg.seed + i)
+        pieces, _ = complete(model, tok, prompt, cfg.max_new_tokens, cfg.temperature, seed=cfg.seed + i,
+                             pick=mine.pick if mine is not None else None)
         samples.append("".join(pieces))
     s = metrics["samples"] = generation_quality(samples, words_of(sample_lines(corpus, WORD_SAMPLE_BYTES)))
     print(f"evaluate: {len(samples)} samples of {cfg.max_new_tokens} tokens: {s['known_word_share']:.1%} known"

@@ -21,7 +21,7 @@ Left out on purpose: beam search, batching several prompts, repetition penalties
 """
 
 import codecs
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -31,8 +31,14 @@ from sml.tokenizer.tokenizer import replace_surrogates
 
 
 def generate(model: GPT, prompt: list[int], max_new_tokens: int, temperature: float = 1.0,
-             top_k: int = 0, top_p: float = 1.0, seed: int = 0, use_cache: bool = True) -> Iterator[int]:
-    """Yield ``max_new_tokens`` new token ids continuing ``prompt`` (at most block_size ids)."""
+             top_k: int = 0, top_p: float = 1.0, seed: int = 0, use_cache: bool = True,
+             pick: Callable | None = None) -> Iterator[int]:
+    """Yield ``max_new_tokens`` new token ids continuing ``prompt`` (at most block_size ids).
+
+    ``pick``: the rule that chooses each id (default: this module's ``pick``; the learner's
+    with ``impl.sampling: mine``), called as pick(logits (V,), temperature, top_k, top_p, generator).
+    """
+    pick = choose if pick is None else pick
     block_size = model.cfg.block_size
     if not 0 < len(prompt) <= block_size:
         raise ValueError(f"prompt of {len(prompt)} tokens: need 1 to {block_size}")
@@ -60,16 +66,18 @@ def generate(model: GPT, prompt: list[int], max_new_tokens: int, temperature: fl
 
 
 def complete(model: GPT, tok, prompt: str, max_new_tokens: int, temperature: float = 1.0,
-             top_k: int = 0, top_p: float = 1.0, seed: int = 0) -> tuple[Iterator[str], str]:
+             top_k: int = 0, top_p: float = 1.0, seed: int = 0,
+             pick: Callable | None = None) -> tuple[Iterator[str], str]:
     """Continue the text ``prompt``: (an iterator of text pieces as they are generated, a note).
 
     The note says how the prompt was adapted (empty, or longer than the context), or is "".
+    ``pick`` as for ``generate``.
     """
     ids, note = prompt_ids(tok, prompt, model.cfg.block_size)
     stream = TextStream(tok)
 
     def pieces() -> Iterator[str]:
-        for token_id in generate(model, ids, max_new_tokens, temperature, top_k, top_p, seed):
+        for token_id in generate(model, ids, max_new_tokens, temperature, top_k, top_p, seed, pick=pick):
             if text := stream.push(token_id):
                 yield text
         if tail := stream.flush():
@@ -78,13 +86,14 @@ def complete(model: GPT, tok, prompt: str, max_new_tokens: int, temperature: flo
     return pieces(), note
 
 
-def samples_markdown(model: GPT, tok, prompts: list[str], settings: dict, title: str) -> str:
+def samples_markdown(model: GPT, tok, prompts: list[str], settings: dict, title: str,
+                     pick: Callable | None = None) -> str:
     """A markdown page with one sample per prompt (seed + i for the i-th), and the settings."""
     shown = ", ".join(f"{k} {v}" for k, v in settings.items())
     parts = [f"# Samples\n\n{title}; {shown}.\n"]
     for i, prompt in enumerate(prompts):
         prompt = replace_surrogates(prompt)  # as the model reads it, and as UTF-8 can hold it
-        pieces, note = complete(model, tok, prompt, **{**settings, "seed": settings["seed"] + i})
+        pieces, note = complete(model, tok, prompt, **{**settings, "seed": settings["seed"] + i}, pick=pick)
         parts.append(f"## Prompt {i + 1}: {prompt!r}\n" + (f"\n_{note}_\n" if note else "")
                      + "\n```text\n" + prompt + "".join(pieces) + "\n```\n")
     return "\n".join(parts)
@@ -157,3 +166,6 @@ class TextStream:
 
 def _tensor(ids: list[int], device) -> torch.Tensor:
     return torch.tensor([ids], dtype=torch.long, device=device)  # (1, T)
+
+
+choose = pick  # generate's default rule (its ``pick`` argument shadows the name)

@@ -22,6 +22,9 @@ here: ``embed``, ``rope``, ``split_heads``, ``merge_heads``, ``attention``, ``la
 ``mlp``, ``block``. The modules call them, or tests/test_model.py shows that they compute the
 same as the faster way the modules keep (``rope``, ``split_heads``, ``layer_norm``).
 
+With ``GPT(cfg, vocab_size, mine)`` (``sml/parts.py``, ``impl.<part>: mine`` in params.yaml)
+the modules call the learner's functions instead: one line per seam, marked ``# mine:``.
+
 Left out on purpose: sampling strategies (``generate.py``), and any training code.
 """
 
@@ -34,8 +37,9 @@ import torch.nn.functional as F
 
 from sml.config import ModelConfig
 
-if TYPE_CHECKING:  # only for the annotations: the cache is built by generate.py
+if TYPE_CHECKING:  # only for the annotations: the cache is built by generate.py, Mine by parts.py
     from sml.kvcache import KVCache, LayerCache
+    from sml.parts import Mine
 
 INIT_STD = 0.02  # GPT-2's initial weight scale
 
@@ -43,20 +47,22 @@ INIT_STD = 0.02  # GPT-2's initial weight scale
 class GPT(nn.Module):
     """Token embedding -> n_layer Blocks -> norm -> logits over the vocabulary."""
 
-    def __init__(self, cfg: ModelConfig, vocab_size: int):
+    def __init__(self, cfg: ModelConfig, vocab_size: int, mine: "Mine | None" = None):
         super().__init__()
-        self.cfg, self.vocab_size = cfg, vocab_size
+        self.cfg, self.vocab_size, self.mine = cfg, vocab_size, mine
+        self.embed_rows = theirs(mine, "embed", embed)  # mine: token + position rows
         self.wte = nn.Embedding(vocab_size, cfg.n_embd)
         self.wpe = nn.Embedding(cfg.block_size, cfg.n_embd) if cfg.positions == "learned" else None
         if cfg.positions == "sinusoidal":
             # Scaled to the 0.02 that token and learned position embeddings start at: a table
             # of unit sines would drown the tokens (the original paper scaled tokens up instead).
-            table = INIT_STD * sinusoidal_table(cfg.block_size, cfg.n_embd)
+            table = INIT_STD * theirs(mine, "sinusoidal_table", sinusoidal_table)(cfg.block_size, cfg.n_embd)
             self.register_buffer("sinusoid", table, persistent=False)
         self.drop = nn.Dropout(cfg.dropout)
-        rope = Rotary(cfg.n_embd // cfg.n_head, cfg.block_size) if cfg.positions == "rope" else None
-        self.blocks = nn.ModuleList(Block(cfg, rope) for _ in range(cfg.n_layer))
-        self.norm_f = make_norm(cfg)
+        rope = Rotary(cfg.n_embd // cfg.n_head, cfg.block_size, theirs(mine, "rope")) \
+            if cfg.positions == "rope" else None
+        self.blocks = nn.ModuleList(Block(cfg, rope, mine) for _ in range(cfg.n_layer))
+        self.norm_f = make_norm(cfg, mine)
         self.lm_head = nn.Linear(cfg.n_embd, vocab_size, bias=False)
         if cfg.tie_weights:  # one matrix both reads tokens in and scores them out
             self.lm_head.weight = self.wte.weight
@@ -108,7 +114,7 @@ class GPT(nn.Module):
             position_rows = rows(self.sinusoid, positions, T)
         else:  # rope: positions rotate the queries and keys inside attention instead
             position_rows = None
-        return embed(idx, self.wte.weight, position_rows)  # (B, T, C)
+        return self.embed_rows(idx, self.wte.weight, position_rows)  # (B, T, C)
 
     def param_counts(self) -> dict[str, int]:
         """Parameters by component (a tied head counts once, under embeddings)."""
@@ -143,15 +149,16 @@ class GPT(nn.Module):
 class Block(nn.Module):
     """One transformer layer: communicate (attention), then compute (MLP), each a residual."""
 
-    def __init__(self, cfg: ModelConfig, rope: "Rotary | None"):
+    def __init__(self, cfg: ModelConfig, rope: "Rotary | None", mine: "Mine | None" = None):
         super().__init__()
-        self.norm1, self.norm2 = make_norm(cfg), make_norm(cfg)
-        self.attn = CausalSelfAttention(cfg, rope)
-        self.mlp = MLP(cfg)
+        self.norm1, self.norm2 = make_norm(cfg, mine), make_norm(cfg, mine)
+        self.attn = CausalSelfAttention(cfg, rope, mine)
+        self.mlp = MLP(cfg, mine)
+        self.block = theirs(mine, "block", block)  # mine: the two residual branches
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None, mask: torch.Tensor | None = None,
                 cache: "LayerCache | None" = None) -> torch.Tensor:
-        return block(x, lambda h: self.attn(h, positions, mask, cache), self.mlp, self.norm1, self.norm2)
+        return self.block(x, lambda h: self.attn(h, positions, mask, cache), self.mlp, self.norm1, self.norm2)
 
 
 def block(x: torch.Tensor, attend, mlp, norm1, norm2) -> torch.Tensor:
@@ -168,9 +175,12 @@ def block(x: torch.Tensor, attend, mlp, norm1, norm2) -> torch.Tensor:
 class CausalSelfAttention(nn.Module):
     """Each token mixes the values of the tokens before it, weighted by query-key similarity."""
 
-    def __init__(self, cfg: ModelConfig, rope: "Rotary | None"):
+    def __init__(self, cfg: ModelConfig, rope: "Rotary | None", mine: "Mine | None" = None):
         super().__init__()
         self.n_head, self.dropout, self.mode = cfg.n_head, cfg.dropout, cfg.attention
+        self.attend = theirs(mine, "attention")  # mine: in place of sdpa / manual
+        self.split_heads = theirs(mine, "split_heads")  # mine: q, k, v cut into heads
+        self.merge_heads = theirs(mine, "merge_heads", merge_heads)  # mine: the heads side by side
         self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
         self.resid_drop = nn.Dropout(cfg.dropout)
@@ -184,18 +194,23 @@ class CausalSelfAttention(nn.Module):
         if cache is not None:  # the keys and values of earlier tokens come from the cache
             k, v = cache.store(k, v, positions)  # (B, nh, block_size, hs): every slot, filled or not
         dropout = self.dropout if self.training else 0.0
-        if self.mode == "sdpa":
+        if self.attend is not None:
+            y = self.attend(q, k, v, mask, dropout)  # (B, nh, T, hs)
+        elif self.mode == "sdpa":
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=mask is None)
         else:
             y = attention(q, k, v, mask, dropout)  # (B, nh, T, hs)
-        return self.resid_drop(self.proj(merge_heads(y)))  # (B, T, C)
+        return self.resid_drop(self.proj(self.merge_heads(y)))  # (B, T, C)
 
     def project(self, x: torch.Tensor, positions: torch.Tensor | None = None):
         """Queries, keys and values of ``x`` (B, T, C), one set per head, RoPE applied at
         ``positions`` (T,) (default 0..T-1)."""
         B, T, C = x.shape
-        qkv = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head)  # (B, T, 3, nh, hs): q, k, v, head by head
-        qkv = qkv.permute(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
+        if self.split_heads is not None:  # mine: each of q, k, v (B, T, C) -> (B, nh, T, hs)
+            qkv = torch.stack([self.split_heads(t, self.n_head) for t in self.qkv(x).split(C, -1)])  # (3, B, nh, T, hs)
+        else:
+            qkv = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head)  # (B, T, 3, nh, hs): head by head
+            qkv = qkv.permute(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
         q, k, v = qkv.unbind(0)  # 3 x (B, nh, T, hs)
         if self.rope is not None:  # queries and keys rotated in one go: half the small ops
             q, k = self.rope(qkv[:2], positions).unbind(0)
@@ -243,9 +258,10 @@ def attention_weights(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | Non
 class MLP(nn.Module):
     """Per-token computation: widen, apply a nonlinearity, project back."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, mine: "Mine | None" = None):
         super().__init__()
         self.swiglu = cfg.mlp == "swiglu"
+        self.gelu_mlp = theirs(mine, "mlp", mlp)  # mine: the GELU branch
         # SwiGLU has three matrices instead of two: 2/3 the width keeps the parameter count.
         hidden = 4 * cfg.n_embd if not self.swiglu else _round_up(8 * cfg.n_embd // 3, 8)
         self.fc = nn.Linear(cfg.n_embd, 2 * hidden if self.swiglu else hidden, bias=cfg.bias)
@@ -254,7 +270,7 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.swiglu:
-            return self.drop(mlp(x, self.fc.weight, self.fc.bias, self.proj.weight, self.proj.bias))
+            return self.drop(self.gelu_mlp(x, self.fc.weight, self.fc.bias, self.proj.weight, self.proj.bias))
         gate, up = self.fc(x).chunk(2, dim=-1)  # 2 x (B, T, hidden)
         return self.drop(self.proj(F.silu(gate) * up))  # (B, T, C)
 
@@ -280,8 +296,10 @@ class Rotary(nn.Module):
     x * cos + swap_pairs(x) * sin, with the sign folded into the sin table.
     """
 
-    def __init__(self, head_size: int, block_size: int, base: float = 10000.0):
+    def __init__(self, head_size: int, block_size: int, rotate=None, base: float = 10000.0):
         super().__init__()
+        self.rotate = rotate  # mine: their rope(x, positions, base) in place of the tables
+        self.base = base
         inv_freq = base ** (-torch.arange(0, head_size, 2).float() / head_size)  # (hs/2,)
         angles = torch.outer(torch.arange(block_size).float(), inv_freq)  # (block_size, hs/2)
         cos = angles.cos().repeat_interleave(2, dim=-1)  # (block_size, hs): each pair shares an angle
@@ -292,6 +310,8 @@ class Rotary(nn.Module):
     def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
         """Rotate x (..., T, hs) whose T rows sit at ``positions`` (T,) (default 0..T-1)."""
         T = x.size(-2)
+        if self.rotate is not None:
+            return self.rotate(x, torch.arange(T, device=x.device) if positions is None else positions, self.base)
         # The tables are float32; under autocast x is bfloat16/float16, and x * cos would
         # promote it back to float32 (slower attention, twice the memory): keep x's dtype.
         cos = rows(self.cos, positions, T).to(x.dtype)  # (T, hs)
@@ -348,11 +368,29 @@ def rows(table: torch.Tensor, positions: torch.Tensor | None, T: int) -> torch.T
     return table[:T] if positions is None else table.index_select(0, positions)
 
 
-def make_norm(cfg: ModelConfig) -> nn.Module:
+def make_norm(cfg: ModelConfig, mine: "Mine | None" = None) -> nn.Module:
     """LayerNorm (centre and scale) or RMSNorm (scale only: cheaper, as in Llama)."""
     if cfg.norm == "rmsnorm":
         return nn.RMSNorm(cfg.n_embd)
+    if getattr(mine, "layer_norm", None) is not None:
+        return TheirLayerNorm(cfg.n_embd, mine.layer_norm, bias=cfg.bias)
     return nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+
+
+class TheirLayerNorm(nn.LayerNorm):
+    """nn.LayerNorm's weight, bias and eps (the same state_dict keys), the learner's layer_norm."""
+
+    def __init__(self, n_embd: int, layer_norm, bias: bool):
+        super().__init__(n_embd, bias=bias)
+        self.layer_norm = layer_norm
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer_norm(x, self.weight, self.bias, self.eps)  # mine: (B, T, C) -> (B, T, C)
+
+
+def theirs(mine: "Mine | None", name: str, ours=None):
+    """The learner's function ``name`` if ``mine`` has one, else ``ours`` (the reference, or None)."""
+    return getattr(mine, name, None) or ours
 
 
 def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, eps: float = 1e-5) -> torch.Tensor:

@@ -48,6 +48,7 @@ from sml.errors import SMLError
 from sml.memory import check_fits, device_memory, estimate_training_memory, peak_flops
 from sml.model import GPT
 from sml.optim import Optimizers, lr_at, make_optimizer
+from sml.parts import Mine
 from sml.progress import LOG_RETRY, Progress, StopOnCtrlC, Window, log_text, peak_memory_gb
 from sml.resume import resume_run, save_run
 from sml.tokenizer import Tokenizer
@@ -148,8 +149,10 @@ def new_state(cfg: TrainConfig) -> dict:
 
 
 def train(model_cfg: ModelConfig, cfg: TrainConfig, files: TrainFiles,
-          on_step: Callable[[int], None] | None = None, out=None) -> dict:
+          on_step: Callable[[int], None] | None = None, out=None, mine: Mine | None = None) -> dict:
     """Train (or resume) a GPT; write checkpoint, best model, log and metrics. Returns the metrics.
+
+    ``mine``: the learner's parts the model calls (``sml/parts.py``; None: all SML's).
 
     Progress goes to ``out`` (default: sys.stdout as it is when called).
     """
@@ -158,7 +161,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, files: TrainFiles,
                            local_rank=distributed.local_rank())
     env = distributed.start(runtime.device.type)
     try:
-        run = build(model_cfg, cfg, files, runtime, env, out if env.is_main else io.StringIO())
+        run = build(model_cfg, cfg, files, runtime, env, out if env.is_main else io.StringIO(), mine)
         resumed_at = run.step if resume_run(run) else None
         wrap(run)
         print_header(run, resumed_at)
@@ -172,7 +175,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, files: TrainFiles,
 
 
 def build(model_cfg: ModelConfig, cfg: TrainConfig, files: TrainFiles, runtime: Runtime, env: Dist,
-          out) -> Run:
+          out, mine: Mine | None = None) -> Run:
     """The model, optimizer, scaler and this rank's sampler, at step 0."""
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     meta = load_meta(files.tokens)
@@ -182,8 +185,8 @@ def build(model_cfg: ModelConfig, cfg: TrainConfig, files: TrainFiles, runtime: 
     check_splits(tokens, model_cfg.block_size, files.tokens)
     resolved = {"device": runtime.device.type, "dtype": str(runtime.dtype).removeprefix("torch."),
                 "nproc": env.world_size}
-    fingerprint = run_fingerprint(model_cfg, cfg, file_fingerprint(files.tokenizer), meta, resolved)
-    model = GPT(model_cfg, meta["vocab_size"]).to(runtime.device)
+    fingerprint = run_fingerprint(model_cfg, cfg, file_fingerprint(files.tokenizer), meta, resolved, mine)
+    model = GPT(model_cfg, meta["vocab_size"], mine).to(runtime.device)
     if env.rank:  # each rank its own dropout masks and batches (seed + 1 draws the eval batches)
         torch.manual_seed(cfg.seed + 1000 * env.rank)
     sampler = RandomWindows(tokens["train"], model_cfg.block_size, cfg.batch_size, cfg.seed + 1000 * env.rank,
@@ -441,6 +444,7 @@ def finish(run: Run) -> dict:
             "model": asdict(run.model_cfg), "vocab_size": run.model.vocab_size,
             "tokenizer_sha256": run.fingerprint["tokenizer_sha256"], "steps": run.step, "metrics": metrics,
             "train": asdict(run.cfg) | run.fingerprint["train"], "schedule": s["schedule"],
+            "impl": (run.model.mine or Mine()).model_impl(),  # evaluating needs the same parts
         })
         write_text_or_warn(run.files.log, log_text(s["history"]), then=LOG_RETRY)
         write_json(run.files.metrics, metrics)

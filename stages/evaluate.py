@@ -13,6 +13,7 @@ import typer
 from sml.atomic import write_json
 from sml.config import load_params
 from sml.evaluate import evaluate
+from sml.parts import load_mine
 from stages.common import ModelDir, ParamsFile, TokenizerFile, TokensDir, stage
 
 
@@ -26,7 +27,8 @@ def main(
     params: ParamsFile = Path("params.yaml"),
 ) -> None:
     """Evaluate the trained model."""
-    metrics = evaluate(model, tokenizer, tokens, corpus, load_params(params).evaluate)
+    p = load_params(params)
+    metrics = evaluate(model, tokenizer, tokens, corpus, p.evaluate, mine=load_mine(p.impl, params.parent))
     write_json(out, metrics)
     print(f"evaluate: -> {out}")
 

@@ -13,6 +13,7 @@ import typer
 from sml.checkpoint import load_model, model_info
 from sml.config import load_params
 from sml.device import pick_runtime
+from sml.parts import MODEL_PARTS, load_mine
 from sml.plots import plot_all
 from sml.tokenizer import Tokenizer
 from stages.common import ModelDir, ParamsFile, TokenizerFile, stage
@@ -27,11 +28,12 @@ def main(
     params: ParamsFile = Path("params.yaml"),
 ) -> None:
     """Draw the figures."""
-    cfg = load_params(params).plot
+    p = load_params(params)
+    cfg, mine = p.plot, load_mine(p.impl, params.parent, MODEL_PARTS)  # the attention map runs the model
     # The attention figure needs a few forward passes of one sentence: the CPU does that in
     # a blink, and the figures do not depend on which GPU (if any) the machine has.
     runtime = pick_runtime("cpu", "float32", compile=False, key="plot")
-    paths = plot_all(log, load_model(model, tokenizer, runtime.device), model_info(model),
+    paths = plot_all(log, load_model(model, tokenizer, runtime.device, mine), model_info(model),
                      Tokenizer.load(tokenizer), cfg.sentence, cfg.layer, out)
     print(f"plot: {', '.join(p.name for p in paths)} -> {out}")
 

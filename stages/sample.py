@@ -19,6 +19,7 @@ from sml.checkpoint import load_model
 from sml.config import load_params
 from sml.device import pick_runtime
 from sml.generate import complete, samples_markdown
+from sml.parts import load_mine
 from sml.tokenizer import Tokenizer
 from sml.tokenizer.tokenizer import replace_surrogates
 from stages.common import ModelDir, ParamsFile, TokenizerFile, from_params, stage
@@ -42,7 +43,9 @@ def main(
     params: ParamsFile = Path("params.yaml"),
 ) -> None:
     """Write samples for the configured prompts, or stream one for --prompt."""
-    cfg = load_params(params).sample
+    p = load_params(params)
+    cfg, mine = p.sample, load_mine(p.impl, params.parent)  # impl.<part>: mine, graded first
+    pick = mine.pick if mine is not None else None
     settings = {
         "max_new_tokens": cfg.max_new_tokens if max_new_tokens is None else max_new_tokens,
         "temperature": cfg.temperature if temperature is None else temperature,
@@ -52,9 +55,9 @@ def main(
     }
     runtime = pick_runtime(cfg.device, "float32", compile=False, key="sample")  # generation runs in float32
     tok = Tokenizer.load(tokenizer)
-    net = load_model(model, tokenizer, runtime.device)
+    net = load_model(model, tokenizer, runtime.device, mine)
     if prompt is not None:
-        pieces, note = complete(net, tok, prompt, **settings)
+        pieces, note = complete(net, tok, prompt, **settings, pick=pick)
         if note:
             print(f"({note})", file=sys.stderr)
         # A prompt that was not UTF-8 on the command line holds lone surrogates, which
@@ -67,7 +70,7 @@ def main(
             print(piece, end="", flush=True)
         print()
         return
-    write_text(out, samples_markdown(net, tok, list(cfg.prompts), settings, f"Model `{model}`"))
+    write_text(out, samples_markdown(net, tok, list(cfg.prompts), settings, f"Model `{model}`", pick))
     print(f"sample: {len(cfg.prompts)} samples of {settings['max_new_tokens']} tokens -> {out}")
 
 

@@ -41,7 +41,7 @@ def repo(tmp_path_factory) -> Path:
     repo = tmp_path_factory.mktemp("repo")
     for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(ROOT / name, repo / name)
-    for package in ("sml", "stages"):
+    for package in ("sml", "stages", "mine"):  # mine/: the learner's stubs, deps of the model's stages
         shutil.copytree(ROOT / package, repo / package, ignore=shutil.ignore_patterns("__pycache__"))
     corpus = [repo.parent / "tiny.txt", repo.parent / "stories.jsonl.gz"]  # two sources, two formats
     corpus[0].write_text(SONNET * 3 + MIXED, encoding="utf-8")
@@ -185,3 +185,36 @@ def test_a_finished_run_reruns_after_any_train_change_and_after_repro_f(repo):
     output = run([*DVC, "repro", "-f"], repo)
     assert ran(output) == ALL
     assert "up to date" in run([*DVC, "status"], repo)
+
+
+def test_the_learners_parts_train_to_the_references_loss_and_sample(repo):
+    """Every impl key set to mine, with correct parts in mine/: the same run as the reference's."""
+    from sml.parts import MODEL_PARTS, PARTS
+
+    shipped = (repo / "params.yaml").read_text()
+    params = yaml.safe_load(shipped)
+    params["model"]["dropout"] = 0.0  # the learner's attention draws its dropout masks another way
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        run([*DVC, "repro", "train"], repo)
+        reference = json.loads((repo / "artifacts/train_metrics.json").read_text())["val_loss"]
+        for part in PARTS:
+            shutil.copy(ROOT / "tests" / "solutions" / f"{part}.py", repo / "mine" / f"{part}.py")
+        params["impl"] = dict.fromkeys(PARTS, "mine")
+        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        output = run([*DVC, "repro", "sample"], repo)
+        assert ran(output) == ["train", "sample"]
+        assert abs(json.loads((repo / "artifacts/train_metrics.json").read_text())["val_loss"] - reference) < 1e-4
+        assert json.loads((repo / "artifacts/model/model.json").read_text())["impl"] == dict.fromkeys(MODEL_PARTS,
+                                                                                                     "mine")
+        assert "## Prompt 1: 'ROMEO:'" in (repo / "artifacts/samples.md").read_text()
+        params["impl"]["attention"] = "reference"  # the model's record and the params disagree: refused
+        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        result = subprocess.run([sys.executable, "-m", "stages.sample"], cwd=repo, capture_output=True, text=True)
+        assert result.returncode == 1
+        assert result.stderr.strip() == ("error: artifacts/model was trained with impl.attention = 'mine', but"
+                                         " params.yaml says 'reference': set it back, or retrain (dvc repro train)")
+    finally:
+        (repo / "params.yaml").write_text(shipped)
+        for part in PARTS:
+            shutil.copy(ROOT / "mine" / f"{part}.py", repo / "mine" / f"{part}.py")

@@ -59,7 +59,7 @@ def test_every_test_module_reads_params_yaml_through_conftest():
 
 def test_the_suite_passes_after_make_quick(tmp_path):
     repo = tmp_path / "clone"
-    for name in ("sml", "stages", "tests"):
+    for name in ("sml", "stages", "tests", "mine"):
         shutil.copytree(ROOT / name, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("params.yaml", "dvc.yaml", ".dvcignore", ".gitignore", "pyproject.toml", ".dvc/config"):
         (repo / name).parent.mkdir(parents=True, exist_ok=True)
