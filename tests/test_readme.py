@@ -3,8 +3,9 @@
 - `make quick` then `make test` passes, in either order: `make quick` leaves the `cpu`
   preset's values in params.yaml (it is a `dvc exp run -S ...`), and no test may depend on
   them. The suite's readers of params.yaml run again here on a copy of the repository whose
-  params.yaml DVC itself has rewritten the way `make quick` does; all but the slow DVC
-  pipeline tests, whose throwaway repo is shown to get the very same params either way.
+  params.yaml DVC itself has rewritten the way `make quick` does; all but the slow modules
+  that run the stages (pipeline, faults, distributed), whose own params files are shown to be
+  the very same either way.
 - That rewrite changes only the preset's values (params.yaml is laid out the way DVC writes).
 - The README's Python code runs as written.
 """
@@ -27,7 +28,10 @@ TESTS = ROOT / "tests"
 # The modules that read the working copy's params.yaml (through tests/conftest.py).
 READERS = sorted(p.name for p in TESTS.glob("test_*.py")
                  if p.name != Path(__file__).name and re.search(r"\b(PARAMS|params_template)\b", p.read_text()))
-RERUN = [name for name in READERS if name != "test_pipeline.py"]  # see test_the_pipeline_tests_...
+# The slow modules that run the stages write their own params.yaml from the template: they are
+# shown to get the very same one either way (test_the_slow_tests_get_the_same_params_...).
+SLOW = {"test_pipeline.py", "test_faults.py", "test_distributed.py"}
+RERUN = [name for name in READERS if name not in SLOW]
 
 
 def make_quick_params(path: Path) -> None:
@@ -75,7 +79,9 @@ def test_the_suite_passes_after_make_quick(tmp_path):
     assert re.search(r"\d+ passed", result.stdout) and "failed" not in result.stdout
 
 
-def test_the_pipeline_tests_get_the_same_params_after_make_quick(tmp_path):
+def test_the_slow_tests_get_the_same_params_after_make_quick(tmp_path):
+    from tests.test_distributed import distributed_params
+    from tests.test_faults import tiny_params
     from tests.test_pipeline import pipeline_params
 
     corpus = [tmp_path / "tiny.txt", tmp_path / "stories.jsonl"]
@@ -87,6 +93,9 @@ def test_the_pipeline_tests_get_the_same_params_after_make_quick(tmp_path):
     after = yaml.safe_load(quick.read_text(encoding="utf-8"))
     assert after["train"]["max_iters"] == load_preset(PARAMS, "cpu")["train.max_iters"]
     assert pipeline_params(after, corpus) == pipeline_params(params_template(), corpus)
+    assert tiny_params(corpus[0], 300, after) == tiny_params(corpus[0], 300, params_template())
+    assert distributed_params(after, nproc=2) == distributed_params(params_template(), nproc=2)
+    assert after != params_template()  # the preset did change something: the three above could differ
 
 
 @pytest.fixture
