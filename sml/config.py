@@ -192,12 +192,15 @@ class ImplConfig:
     """Whose code runs each part: SML's (``reference``) or the learner's ``mine/<part>.py``
     (``mine``; ``sml/parts.py`` grades and loads it). LEARN.md, "Into the pipeline"."""
 
+    micrograd: Impl  # python -m stages.micrograd (not a DVC stage)
+    bpe: Impl
     embeddings: Impl
     attention: Impl
     heads: Impl
     layernorm: Impl
     mlp: Impl
     block: Impl
+    training: Impl
     sampling: Impl
 
 

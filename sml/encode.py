@@ -62,11 +62,14 @@ def encode_corpus(
     workers: int = 1,
     range_bytes: int = RANGE_BYTES,
     progress: TextIO | None = None,
+    mine_bpe: Path | None = None,
 ) -> dict:
     """Encode ``corpus``/{train,val}.txt into ``out_dir``/{train,val}.bin and meta.json.
 
     ``workers`` processes share the work (1: all in this process); ``progress`` is a stream
-    for a progress line (``sml.meter.Meter``), None for none. Returns the meta dict.
+    for a progress line (``sml.meter.Meter``), None for none. ``mine_bpe``: the learner's
+    mine/bpe.py (``impl.bpe: mine``), whose ``encode_chunk`` each process then runs, in
+    Python. Returns the meta dict.
     """
     corpus, out_dir = Path(corpus), Path(out_dir)
     paths = {split: corpus / f"{split}.txt" for split in SPLITS}
@@ -79,10 +82,11 @@ def encode_corpus(
     dtype = token_dtype(tok.vocab_size)
     meta: dict = {
         "tokenizer": str(tok.pattern_name), "vocab_size": tok.vocab_size, "dtype": dtype.name,
-        "backend": tok.backend_name(backend), "sha256": {},
+        "backend": tok.backend_name(backend) if mine_bpe is None else f"python ({mine_bpe.as_posix()})",
+        "sha256": {},
     }
     (out_dir / "meta.json").unlink(missing_ok=True)
-    job = (tok.to_dict(), special, backend)  # plain data: what each worker builds its encoder from
+    job = (tok.to_dict(), special, backend, mine_bpe)  # plain data: what each worker builds its encoder from
     for split, path in paths.items():
         counts = {"tokens": 0, "chars": 0, "bytes": 0}
         digest = hashlib.sha256()
@@ -191,8 +195,13 @@ def _encoded_ranges(path: Path, ranges: list[tuple[int, int]], job: tuple, worke
 class _RangeEncoder:
     """Encodes one byte range of a corpus file; built once per process."""
 
-    def __init__(self, tokenizer: dict, special: SpecialPolicy, backend: Backend):
+    def __init__(self, tokenizer: dict, special: SpecialPolicy, backend: Backend, mine_bpe: Path | None = None):
         self.tok = Tokenizer.from_dict(tokenizer)
+        if mine_bpe is not None:  # the learner's BPE (graded by the stage already)
+            from sml.grading.core import load
+
+            bpe = load(mine_bpe)
+            self.tok.use(bpe.encode_chunk, bpe.decode)
         self.special, self.backend = special, backend
         self.dtype = token_dtype(self.tok.vocab_size).newbyteorder("<")
 

@@ -16,20 +16,25 @@ pure function of the step, so resuming needs only the step number.
 
 ``clip_grad_norm`` and ``adamw_step`` at the bottom write out, for reading, what the trainer
 takes from PyTorch (``clip_grad_norm_``, ``AdamW``); the trainer keeps PyTorch's (fused, and
-per parameter group), and ``tests/test_optim_written_out.py`` shows the two agree.
+per parameter group), and ``tests/test_optim_written_out.py`` shows the two agree. With
+``impl.training: mine`` it runs the learner's: ``WrittenAdamW`` steps each parameter with
+their ``adamw_step``, and ``lr_at`` takes their schedule.
 """
 
 import inspect
 import math
+from collections.abc import Callable
 
 import torch
 
 from sml.config import TrainConfig
 
 
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> "Optimizers":
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device,
+                   update: Callable | None = None) -> "Optimizers":
     """AdamW over ``model``'s parameters (matrices decayed, vectors not; fused on CUDA), or,
     with ``cfg.optimizer == "muon"``, Muon for the blocks' matrices and AdamW for the rest.
+    ``update``: an ``adamw_step`` (the learner's) for AdamW's parameters, in place of PyTorch's.
 
     Each parameter group carries ``lr_scale``: its learning rate is ``lr_at(step) * lr_scale``.
     """
@@ -41,7 +46,10 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devic
         {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0, "lr_scale": 1.0},
     ]
     fused = device.type == "cuda" and "fused" in inspect.signature(torch.optim.AdamW).parameters
-    parts = [torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused or None)]
+    if update is None:
+        parts = [torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused or None)]
+    else:  # mine
+        parts = [WrittenAdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), update=update)]
     if hidden:
         parts.append(torch.optim.Muon([{"params": hidden, "lr_scale": cfg.muon_lr / cfg.lr}], lr=cfg.muon_lr,
                                       weight_decay=cfg.weight_decay, adjust_lr_fn="match_rms_adamw"))
@@ -78,15 +86,16 @@ class Optimizers:
             part.load_state_dict(state[type(part).__name__])
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
+def lr_at(step: int, cfg: TrainConfig, schedule: Callable | None = None) -> float:
     """Learning rate for optimizer step ``step`` (0-based): linear warmup, then cosine decay.
+    ``schedule``: a ``warmup_cosine`` (the learner's ``lr_at``) in place of ours.
 
     >>> from types import SimpleNamespace as C
     >>> cfg = C(lr=1.0, min_lr=0.1, warmup_iters=10, max_iters=110)
     >>> [round(lr_at(s, cfg), 3) for s in (0, 9, 10, 60, 110)]
     [0.1, 1.0, 1.0, 0.55, 0.1]
     """
-    return warmup_cosine(step, cfg.lr, cfg.min_lr, cfg.warmup_iters, cfg.max_iters)
+    return (schedule or warmup_cosine)(step, cfg.lr, cfg.min_lr, cfg.warmup_iters, cfg.max_iters)
 
 
 def warmup_cosine(step: int, lr: float, min_lr: float, warmup_iters: int, max_iters: int) -> float:
@@ -124,6 +133,34 @@ def lr_curve(train: dict, schedule: list[dict]) -> list[float]:
         cfg = SimpleNamespace(**{**train, "max_iters": segment["max_iters"]})
         lrs.append(lr_at(step, cfg))
     return lrs
+
+
+class WrittenAdamW(torch.optim.Optimizer):
+    """AdamW with the update written out: ``update`` (an ``adamw_step``) moves each parameter.
+
+    What the trainer runs with ``impl.training: mine``, the learner's ``adamw_step`` as
+    ``update``. It keeps the state ``torch.optim.AdamW`` keeps (a step count and the two
+    moments per parameter), so checkpoints save and resume it the same way.
+    """
+
+    def __init__(self, groups: list[dict], lr: float, betas: tuple[float, float], eps: float = 1e-8,
+                 update: Callable | None = None):
+        super().__init__(groups, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": 0.0})
+        self.update = update or adamw_step
+
+    @torch.no_grad()
+    def step(self, closure=None) -> None:
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:  # before its first step: moments of zero
+                    state.update(step=0, exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
+                state["step"] += 1
+                self.update(p, p.grad, state["exp_avg"], state["exp_avg_sq"], state["step"], group["lr"],
+                            beta1, beta2, group["eps"], group["weight_decay"])
 
 
 # ---- the trainer's two library calls, written out (mine/training.py writes these) ------------

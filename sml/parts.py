@@ -1,14 +1,20 @@
 """The learner's parts in the real pipeline: ``impl.<part>: mine`` in params.yaml (LEARN.md).
 
 For each part set to ``mine``, ``load_mine`` grades ``mine/<part>.py`` (``sml.grading``),
-then loads its functions into one ``Mine``: the model (``GPT(cfg, vocab, mine)``) and the
-sampler (``generate(..., pick=mine.pick)``) call a learner's function where it is not None,
-and their own code where it is. A part not written yet stops the stage before any work; a
-part that fails a check trains anyway, after a warning: seeing what a broken part does to
-the loss is an experiment too.
+then loads its functions into one ``Mine``. Each seam calls a learner's function where it
+is not None, and SML's own code where it is:
 
-Left out on purpose: micrograd, bpe and training (not switchable yet: the tokenizer and the
-trainer run SML's code whatever ``mine/`` holds).
+- micrograd: ``python -m stages.micrograd`` builds its MLP from the learner's ``Value``;
+- bpe: train_bpe learns the merges with ``learn_merges``, encode and sample run the
+  tokenizer with ``encode_chunk`` and ``decode`` (``Tokenizer.use``);
+- the model parts: ``GPT(cfg, vocab, mine)``;
+- training: the trainer draws batches with ``get_batch``, takes the loss with
+  ``cross_entropy`` (the model's), clips with ``clip_grad_norm``, updates AdamW's
+  parameters with ``adamw_step`` (``optim.WrittenAdamW``) and schedules with ``lr_at``;
+- sampling: ``generate(..., pick=mine.pick)``.
+
+A part not written yet stops the stage before any work; a part that fails a check runs
+anyway, after a warning: seeing what a broken part does to the loss is an experiment too.
 """
 
 import dataclasses
@@ -23,13 +29,17 @@ from sml.config import ImplConfig
 from sml.errors import SMLError
 
 MODEL_PARTS = ("embeddings", "attention", "heads", "layernorm", "mlp", "block")  # what the model calls
-PARTS = (*MODEL_PARTS, "sampling")
+PARTS = ("micrograd", "bpe", *MODEL_PARTS, "training", "sampling")  # syllabus order
 
 
 @dataclass(frozen=True)
 class Mine:
     """The learner's functions, each None where the reference runs; ``sha256``: their files."""
 
+    Value: type | None = None  # micrograd
+    learn_merges: Callable | None = None  # bpe
+    encode_chunk: Callable | None = None
+    decode: Callable | None = None
     embed: Callable | None = None  # embeddings
     sinusoidal_table: Callable | None = None
     rope: Callable | None = None
@@ -39,8 +49,14 @@ class Mine:
     layer_norm: Callable | None = None  # layernorm
     mlp: Callable | None = None  # mlp
     block: Callable | None = None  # block
+    get_batch: Callable | None = None  # training
+    cross_entropy: Callable | None = None
+    clip_grad_norm: Callable | None = None
+    adamw_step: Callable | None = None
+    lr_at: Callable | None = None
     pick: Callable | None = None  # sampling
     sha256: dict[str, str] = dataclasses.field(default_factory=dict)  # part -> sha256 of mine/<part>.py
+    files: dict[str, Path] = dataclasses.field(default_factory=dict)  # part -> mine/<part>.py
 
     def model_impl(self) -> dict[str, str]:
         """Whose code each model part runs, as model.json records it: {"attention": "mine", ...}."""
@@ -48,17 +64,18 @@ class Mine:
 
 
 def load_mine(impl: ImplConfig, root: Path = Path("."), parts: tuple[str, ...] = PARTS, out=None) -> Mine | None:
-    """Grade and load ``root/mine/<part>.py`` for each of ``parts`` set to ``mine``; None if none is.
+    """Grade and load ``root/mine/<part>.py`` for each of ``parts`` (those a stage runs) set to
+    ``mine``; None if none is.
 
     Raises SMLError (one line) for a part not written yet; prints a warning for one that fails a check.
     """
-    from sml.grading.core import grade, load  # the grader only when a part is the learner's
-
-    out = sys.stderr if out is None else out
     chosen = [part for part in parts if getattr(impl, part) == "mine"]
     if not chosen:
         return None
-    functions, sha256 = {}, {}
+    from sml.grading.core import grade, load  # the grader (and torch) only when a part is the learner's
+
+    out = sys.stderr if out is None else out
+    functions, sha256, files = {}, {}, {}
     for part in chosen:
         path = Path(root) / "mine" / f"{part}.py"
         result = grade(import_module(f"sml.grading.{part}").PART, path)
@@ -71,7 +88,8 @@ def load_mine(impl: ImplConfig, root: Path = Path("."), parts: tuple[str, ...] =
         module = load(path)
         functions |= {name: getattr(module, name) for name in result.part.functions}
         sha256[part] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return Mine(**functions, sha256=sha256)
+        files[part] = path
+    return Mine(**functions, sha256=sha256, files=files)
 
 
 def check_model_impl(recorded: dict | None, mine: Mine | None, model_dir: Path) -> None:

@@ -20,6 +20,11 @@ per token, which turns them into bits/char: a unit that compares across tokenize
 With several processes (``sml.distributed``, torchrun) every rank runs this same loop on
 its own batches; DDP averages the gradients, and rank 0 alone prints and writes files.
 
+With ``impl.training: mine`` (``sml/parts.py``) the learner's functions take each of these
+places: ``get_batch`` (the batches), ``cross_entropy`` (the model's loss, the logged val
+loss's too), ``clip_grad_norm``, ``adamw_step`` (AdamW's parameters; Muon's stay PyTorch's)
+and ``lr_at``. The evaluate stage scores with SML's own loss whatever ``impl`` says.
+
 Left out on purpose: evaluation beyond the loss (``evaluate``), how checkpoints are
 written and resumed (``checkpoint``), and the progress display (``progress``).
 """
@@ -46,7 +51,7 @@ from sml.device import Runtime, pick_runtime, synchronize
 from sml.distributed import Dist
 from sml.errors import SMLError
 from sml.memory import check_fits, device_memory, estimate_training_memory, peak_flops
-from sml.model import GPT
+from sml.model import GPT, theirs
 from sml.optim import Optimizers, lr_at, make_optimizer
 from sml.parts import Mine
 from sml.progress import LOG_RETRY, Progress, StopOnCtrlC, Window, log_text, peak_memory_gb
@@ -97,6 +102,7 @@ class Run:
     out: Any  # where rank 0 prints; other ranks print nowhere
     forward: Callable | None = None  # computes the loss: the model, wrapped in DDP and/or compiled
     ddp: Any = None  # the DistributedDataParallel wrapper when there are several ranks
+    mine: Mine | None = None  # the learner's parts: the model's, and impl.training's functions
     # What the checkpoint carries besides tensors (see ``new_state``).
     state: dict = field(default_factory=dict)
 
@@ -129,7 +135,7 @@ class Run:
     def lr(self) -> float:
         """The learning rate of the next step (before ``lr_scale``)."""
         at = budget.schedule_step(self.step, self.state["clock"], self.cfg.max_iters, self.cfg.time_budget_s)
-        return lr_at(at, self.cfg)
+        return lr_at(at, self.cfg, theirs(self.mine, "lr_at"))  # mine: their schedule
 
 
 def new_state(cfg: TrainConfig) -> dict:
@@ -190,10 +196,11 @@ def build(model_cfg: ModelConfig, cfg: TrainConfig, files: TrainFiles, runtime: 
     if env.rank:  # each rank its own dropout masks and batches (seed + 1 draws the eval batches)
         torch.manual_seed(cfg.seed + 1000 * env.rank)
     sampler = RandomWindows(tokens["train"], model_cfg.block_size, cfg.batch_size, cfg.seed + 1000 * env.rank,
-                            runtime.device)
-    return Run(model_cfg, cfg, files, runtime, env, model, make_optimizer(model, cfg, runtime.device),
+                            runtime.device, theirs(mine, "get_batch"))  # mine: their batches
+    optimizer = make_optimizer(model, cfg, runtime.device, theirs(mine, "adamw_step"))  # mine: their AdamW
+    return Run(model_cfg, cfg, files, runtime, env, model, optimizer,
                torch.amp.GradScaler(runtime.device.type, enabled=runtime.use_scaler), sampler, tokens,
-               meta, fingerprint, out, state=new_state(cfg))
+               meta, fingerprint, out, state=new_state(cfg), mine=mine)
 
 
 def check_splits(tokens: dict, block_size: int, where: Path) -> None:
@@ -361,7 +368,11 @@ def train_step(run) -> torch.Tensor:
         total += loss.detach()
     if cfg.grad_clip > 0:
         run.scaler.unscale_(run.optimizer)  # clip the true gradient, not the scaled one
-        torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
+        clip = theirs(run.mine, "clip_grad_norm")  # mine: their clipping
+        if clip is None:
+            torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
+        else:
+            clip([p.grad for p in run.model.parameters() if p.grad is not None], cfg.grad_clip)
     run.scaler.step(run.optimizer)
     run.scaler.update()
     run.optimizer.zero_grad(set_to_none=True)

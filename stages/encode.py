@@ -1,8 +1,9 @@
 """Stage encode: turn data/corpus/{train,val}.txt into flat token files, on every core.
 
-Reads ``data.special_in_text``; writes ``data/tokens/train.bin``, ``data/tokens/val.bin``
-and ``data/tokens/meta.json`` (token, character and byte counts). ``--workers`` changes
-only the speed, never the ids, so it is an option and not a param.
+Reads ``data.special_in_text`` and ``impl.bpe`` (mine: the learner's ``encode_chunk``);
+writes ``data/tokens/train.bin``, ``data/tokens/val.bin`` and ``data/tokens/meta.json``
+(token, character and byte counts). ``--workers`` changes only the speed, never the ids, so
+it is an option and not a param.
 """
 
 import sys
@@ -14,6 +15,7 @@ import typer
 
 from sml.config import load_params
 from sml.encode import available_cores, encode_corpus
+from sml.parts import load_mine
 from sml.tokenizer import Tokenizer
 from stages.common import ParamsFile, stage
 
@@ -27,11 +29,12 @@ def main(
     params: ParamsFile = Path("params.yaml"),
 ) -> None:
     """Encode the train and val text with the trained tokenizer."""
-    cfg = load_params(params).data
+    p = load_params(params)
+    mine = load_mine(p.impl, params.parent, ("bpe",))  # impl.bpe: mine, graded first
     tok = Tokenizer.load(tokenizer)
     start = time.perf_counter()
-    meta = encode_corpus(corpus, tok, out, cfg.special_in_text, workers=workers or available_cores(),
-                         progress=sys.stdout)
+    meta = encode_corpus(corpus, tok, out, p.data.special_in_text, workers=workers or available_cores(),
+                         progress=sys.stdout, mine_bpe=mine.files["bpe"] if mine is not None else None)
     seconds = time.perf_counter() - start
     for split in ("train", "val"):
         m = meta[split]

@@ -13,7 +13,7 @@ import typer
 from sml.atomic import write_json
 from sml.config import load_params
 from sml.evaluate import evaluate
-from sml.parts import load_mine
+from sml.parts import MODEL_PARTS, load_mine
 from stages.common import ModelDir, ParamsFile, TokenizerFile, TokensDir, stage
 
 
@@ -28,7 +28,8 @@ def main(
 ) -> None:
     """Evaluate the trained model."""
     p = load_params(params)
-    metrics = evaluate(model, tokenizer, tokens, corpus, p.evaluate, mine=load_mine(p.impl, params.parent))
+    mine = load_mine(p.impl, params.parent, (*MODEL_PARTS, "sampling"))  # impl.<part>: mine, graded first
+    metrics = evaluate(model, tokenizer, tokens, corpus, p.evaluate, mine=mine)
     write_json(out, metrics)
     print(f"evaluate: -> {out}")
 

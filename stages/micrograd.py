@@ -5,7 +5,9 @@
 
 Writes, under ``artifacts/micrograd/``: ``decision_boundary.png``, and a small expression's
 computation graph as ``graph.png`` (Graphviz ``dot`` if installed, else matplotlib),
-``graph.txt`` and ``graph.dot``. Not a DVC stage: a lesson to run.
+``graph.txt`` and ``graph.dot``. Not a DVC stage: a lesson to run. With ``impl.micrograd:
+mine`` in params.yaml the MLP is built from the learner's ``Value`` (mine/micrograd.py,
+graded first), and so is the expression it draws.
 """
 
 from pathlib import Path
@@ -13,10 +15,12 @@ from typing import Annotated
 
 import typer
 
-from sml.micrograd import MLP
+from sml.config import load_params
+from sml.micrograd import MLP, Value
 from sml.micrograd.draw import decision_boundary, graph_picture, walkthrough_neuron
 from sml.micrograd.moons import make_moons, train
-from stages.common import stage
+from sml.parts import load_mine
+from stages.common import ParamsFile, stage
 
 
 @stage
@@ -27,15 +31,19 @@ def main(
     lr: Annotated[float, typer.Option(help="Starting learning rate.")] = 1.0,
     seed: Annotated[int, typer.Option(help="Seed of the data and the weights.")] = 0,
     out: Annotated[Path, typer.Option(help="Directory for the pictures.")] = Path("artifacts/micrograd"),
+    params: ParamsFile = Path("params.yaml"),
 ) -> None:
     """Train, report accuracy, and draw."""
+    mine = load_mine(load_params(params).impl, params.parent, ("micrograd",))  # impl.micrograd: mine
+    value = mine.Value if mine is not None else Value
     X, y = make_moons(points, noise=0.1, seed=seed)
-    model = MLP(2, [hidden, hidden, 1], seed=seed)
-    print(f"micrograd: MLP 2-{hidden}-{hidden}-1, {len(model.parameters())} parameters, {points} points")
+    model = MLP(2, [hidden, hidden, 1], seed=seed, value=value)
+    whose = " (mine/micrograd.py's Value)" if mine is not None else ""
+    print(f"micrograd: MLP 2-{hidden}-{hidden}-1{whose}, {len(model.parameters())} parameters, {points} points")
     accuracy = train(model, X, y, steps=steps, lr=lr, log=lambda line: print(f"micrograd: {line}"))
     print(f"micrograd: training accuracy {accuracy:.1%}")
     print(f"micrograd: wrote {decision_boundary(model, X, y, out / 'decision_boundary.png')}")
-    print(f"micrograd: wrote {graph_picture(walkthrough_neuron(), out / 'graph.png')} (and .txt, .dot)")
+    print(f"micrograd: wrote {graph_picture(walkthrough_neuron(value), out / 'graph.png')} (and .txt, .dot)")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from sml.checkpoint import load_model
 from sml.config import load_params
 from sml.device import pick_runtime
 from sml.generate import complete, samples_markdown
-from sml.parts import load_mine
+from sml.parts import MODEL_PARTS, load_mine
 from sml.tokenizer import Tokenizer
 from sml.tokenizer.tokenizer import replace_surrogates
 from stages.common import ModelDir, ParamsFile, TokenizerFile, from_params, stage
@@ -44,7 +44,7 @@ def main(
 ) -> None:
     """Write samples for the configured prompts, or stream one for --prompt."""
     p = load_params(params)
-    cfg, mine = p.sample, load_mine(p.impl, params.parent)  # impl.<part>: mine, graded first
+    cfg, mine = p.sample, load_mine(p.impl, params.parent, (*MODEL_PARTS, "bpe", "sampling"))  # graded first
     pick = mine.pick if mine is not None else None
     settings = {
         "max_new_tokens": cfg.max_new_tokens if max_new_tokens is None else max_new_tokens,
@@ -55,6 +55,8 @@ def main(
     }
     runtime = pick_runtime(cfg.device, "float32", compile=False, key="sample")  # generation runs in float32
     tok = Tokenizer.load(tokenizer)
+    if mine is not None and mine.decode is not None:  # impl.bpe: mine
+        tok.use(mine.encode_chunk, mine.decode)
     net = load_model(model, tokenizer, runtime.device, mine)
     if prompt is not None:
         pieces, note = complete(net, tok, prompt, **settings, pick=pick)

@@ -1,5 +1,6 @@
 """sml/parts.py: the learner's parts in the model and the sampler, graded before they run."""
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from sml.generate import generate
 from sml.model import GPT
 from sml.parts import MODEL_PARTS, PARTS, check_model_impl, load_mine
 from tests.conftest import ROOT, params_template
+from tests.test_train import data  # noqa: F401  (the tiny corpus fixture)
 
 SOLUTIONS = ROOT / "tests" / "solutions"
 ALL_MINE = ImplConfig(**dict.fromkeys(PARTS, "mine"))
@@ -125,3 +127,106 @@ def test_a_checkpoint_resumes_only_with_the_same_learner_files(solved):
     before = run_fingerprint(p.model, p.train, "0" * 64, meta, {})
     after = run_fingerprint(p.model, p.train, "0" * 64, meta, {}, mine)
     assert fingerprint_difference(before, after).startswith("impl.attention: null -> ")  # another run: starts over
+
+
+def only(part: str) -> ImplConfig:
+    return ImplConfig(**{**vars(REFERENCE), part: "mine"})
+
+
+# ---- training: batches, loss, clipping, AdamW and the schedule in the trainer ------------------
+
+def test_the_learners_training_functions_train_as_the_reference_does_and_resume_exactly(solved, data, tmp_path):  # noqa: F811
+    """The same run (the same batches, dropout masks and steps), to float rounding; resumed, bit for bit."""
+    import os
+    import signal
+
+    from sml.checkpoint import load_checkpoint
+    from sml.train import Interrupted
+    from tests.test_train import run
+
+    mine = load_mine(only("training"), solved)
+    calls = {name: 0 for name in ("get_batch", "cross_entropy", "clip_grad_norm", "adamw_step", "lr_at")}
+
+    def counted(name):
+        def call(*args):
+            calls[name] += 1
+            return getattr(mine, name)(*args)
+        return call
+
+    counting = dataclasses.replace(mine, **{name: counted(name) for name in calls})
+    reference, _ = run(data, tmp_path / "reference")
+    theirs, text = run(data, tmp_path / "mine", mine=counting)
+    assert all(calls.values()), calls  # each of the learner's functions ran
+    assert theirs["val_loss"] == pytest.approx(reference["val_loss"], abs=1e-4)
+    weights = [load_checkpoint(tmp_path / d / "model/model.pt") for d in ("reference", "mine")]
+    for name in weights[0]:
+        torch.testing.assert_close(weights[1][name], weights[0][name], atol=1e-4, rtol=1e-3, msg=name)
+
+    def interrupt(step):  # a real Ctrl-C, in the middle of the run
+        if step == 17:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(Interrupted):
+        run(data, tmp_path / "resumed", mine=mine, on_step=interrupt)
+    run(data, tmp_path / "resumed", mine=mine)
+    resumed = load_checkpoint(tmp_path / "resumed/model/model.pt")
+    assert all(torch.equal(resumed[k], weights[1][k]) for k in resumed)  # WrittenAdamW's state resumed
+
+
+def test_the_learners_get_batch_reads_the_token_file_as_it_is(solved):
+    import numpy as np
+
+    from sml.batches import RandomWindows
+
+    mine = load_mine(only("training"), solved)
+    tokens = np.arange(1000, dtype=np.uint16) * 7
+    ours = RandomWindows(tokens, 16, 4, 0, torch.device("cpu"))
+    theirs = RandomWindows(tokens, 16, 4, 0, torch.device("cpu"), mine.get_batch)
+    for _ in range(3):
+        for a, b in zip(ours.next(), theirs.next(), strict=True):
+            assert b.dtype == torch.int64 and torch.equal(a, b)
+
+
+# ---- bpe: merges, encoding and decoding in the tokenizer --------------------------------------
+
+def test_the_learners_bpe_learns_encodes_and_decodes_as_the_tokenizer_does(solved, tmp_path):
+    from sml.encode import encode_corpus
+    from sml.tokenizer import Tokenizer
+    from tests.conftest import MIXED, SONNET
+
+    mine = load_mine(only("bpe"), solved)
+    text = SONNET * 2 + MIXED
+    ours = Tokenizer.train(text, 330, "gpt4")
+    theirs = Tokenizer.train(text, 330, "gpt4", learn=mine.learn_merges)
+    assert theirs.merges == ours.merges and len(ours.merges) == 330 - 257
+    theirs.use(mine.encode_chunk, mine.decode)
+    sample = MIXED + "<|endoftext|>Ünïcödé, 数字 123 🙂"
+    ids = ours.encode(sample, special="allow")
+    assert theirs.encode(sample, special="allow") == ids
+    assert theirs.decode(ids) == ours.decode(ids) == sample
+    assert theirs.decode(ids[:-1]) == ours.decode(ids[:-1])  # a cut character: U+FFFD either way
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "train.txt").write_text(text, encoding="utf-8")
+    (corpus / "val.txt").write_text(MIXED, encoding="utf-8")
+    meta = [encode_corpus(corpus, ours, tmp_path / who, workers=2, range_bytes=1 << 10,
+                          mine_bpe=mine.files["bpe"] if who == "mine" else None) for who in ("ours", "mine")]
+    assert meta[1]["backend"].startswith("python (") and meta[1]["backend"].endswith("mine/bpe.py)")
+    assert meta[0]["sha256"] == meta[1]["sha256"]  # the same token files, from two worker processes
+
+
+# ---- micrograd: the MLP of the lesson, made of the learner's Value ----------------------------
+
+def test_the_learners_value_trains_the_two_moons_mlp_as_the_reference_does(solved):
+    from sml.micrograd import MLP
+    from sml.micrograd.moons import make_moons, train
+
+    mine = load_mine(only("micrograd"), solved)
+    X, y = make_moons(30, seed=0)
+    ours, theirs = MLP(2, [4, 4, 1], seed=0), MLP(2, [4, 4, 1], seed=0, value=mine.Value)
+    accuracies = [train(model, X, y, steps=15) for model in (ours, theirs)]
+    assert type(theirs.parameters()[0]) is mine.Value
+    assert accuracies[0] == accuracies[1]
+    for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
+        assert b.data == pytest.approx(a.data, rel=1e-9, abs=1e-12)

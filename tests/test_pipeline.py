@@ -188,7 +188,8 @@ def test_a_finished_run_reruns_after_any_train_change_and_after_repro_f(repo):
 
 
 def test_the_learners_parts_train_to_the_references_loss_and_sample(repo):
-    """Every impl key set to mine, with correct parts in mine/: the same run as the reference's."""
+    """Every impl key set to mine, with correct parts in mine/: the same run as the reference's (the
+    tokenizer, the token files, the model and its loss), and the micrograd lesson runs with theirs."""
     from sml.parts import MODEL_PARTS, PARTS
 
     shipped = (repo / "params.yaml").read_text()
@@ -203,11 +204,15 @@ def test_the_learners_parts_train_to_the_references_loss_and_sample(repo):
         params["impl"] = dict.fromkeys(PARTS, "mine")
         (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         output = run([*DVC, "repro", "sample"], repo)
-        assert ran(output) == ["train", "sample"]
+        assert ran(output) == ["train_bpe", "encode", "train", "sample"]
+        assert "merges (mine/bpe.py)" in output and "python (mine/bpe.py) backend" in output
         assert abs(json.loads((repo / "artifacts/train_metrics.json").read_text())["val_loss"] - reference) < 1e-4
         assert json.loads((repo / "artifacts/model/model.json").read_text())["impl"] == dict.fromkeys(MODEL_PARTS,
                                                                                                      "mine")
         assert "## Prompt 1: 'ROMEO:'" in (repo / "artifacts/samples.md").read_text()
+        lesson = run([sys.executable, "-m", "stages.micrograd", "--points", "20", "--hidden", "4", "--steps", "5"],
+                     repo)
+        assert "MLP 2-4-4-1 (mine/micrograd.py's Value)" in lesson and "training accuracy" in lesson
         params["impl"]["attention"] = "reference"  # the model's record and the params disagree: refused
         (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         result = subprocess.run([sys.executable, "-m", "stages.sample"], cwd=repo, capture_output=True, text=True)

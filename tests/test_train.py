@@ -165,7 +165,7 @@ def test_a_checkpoint_of_another_run_is_not_resumed(data, tmp_path):
 def test_a_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path, monkeypatch):
     real_lr_at = train_module.lr_at
     monkeypatch.setattr(train_module, "lr_at",
-                        lambda step, cfg: 1e30 if step >= 10 else real_lr_at(step, cfg))
+                        lambda step, cfg, schedule=None: 1e30 if step >= 10 else real_lr_at(step, cfg))
     with pytest.raises(SMLError, match=r"loss is nan at step 15 .* last good checkpoint .* is kept"):
         run(data, tmp_path, dataclasses.replace(TRAIN, grad_clip=0.0))
     saved = json.loads((tmp_path / "ckpt/checkpoint.json").read_text())

@@ -4,6 +4,7 @@ The graph is drawn with Graphviz's ``dot`` when it is installed, else with matpl
 plain-text listing is always written too, so nothing depends on either.
 """
 
+import gc
 import shutil
 import subprocess
 from pathlib import Path
@@ -24,8 +25,11 @@ def decision_boundary(model: MLP, points: np.ndarray, labels: np.ndarray, path: 
     pad = 0.5
     xs = np.linspace(points[:, 0].min() - pad, points[:, 0].max() + pad, steps)
     ys = np.linspace(points[:, 1].min() - pad, points[:, 1].max() + pad, steps)
+    grid = np.empty((steps, steps))
     with paused_gc():
-        grid = np.array([[model([Value(x), Value(y)]).data for x in xs] for y in ys])  # (steps, steps)
+        for row, y in enumerate(ys):
+            grid[row] = [model([model.value(x), model.value(y)]).data for x in xs]
+            gc.collect(0)  # frees graphs with reference cycles (a Value whose closures hold their output)
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     ax.contourf(xs, ys, grid > 0, levels=[-0.5, 0.5, 1.5], colors=["#f4c7a9", "#a9cbe8"], alpha=0.8)
     ax.contour(xs, ys, grid, levels=[0.0], colors="k", linewidths=1)
@@ -37,10 +41,11 @@ def decision_boundary(model: MLP, points: np.ndarray, labels: np.ndarray, path: 
     return _save(fig, path)
 
 
-def walkthrough_neuron() -> Value:
+def walkthrough_neuron(value: type = Value) -> Value:
     """o = tanh(x1*w1 + x2*w2 + b) with the numbers of the chain-rule walkthrough in
-    ``sml/micrograd/__init__.py``, backpropagated: the expression ``stages.micrograd`` draws."""
-    x1, w1, x2, w2, b = (Value(v, label=n) for v, n in ((2.0, "x1"), (-1.5, "w1"), (1.0, "x2"),
+    ``sml/micrograd/__init__.py``, backpropagated: the expression ``stages.micrograd`` draws.
+    ``value``: the number type (the learner's Value with impl.micrograd: mine)."""
+    x1, w1, x2, w2, b = (value(v, label=n) for v, n in ((2.0, "x1"), (-1.5, "w1"), (1.0, "x2"),
                                                          (0.5, "w2"), (1.0, "b")))
     o = (x1 * w1 + x2 * w2 + b).tanh()
     o.label = "o"

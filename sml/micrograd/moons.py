@@ -7,6 +7,8 @@ little L2 on the weights, ``zero_grad``, ``backward``, and a plain gradient step
 Left out on purpose: mini-batches (100 points fit in one step) and any optimizer but SGD.
 """
 
+import gc
+
 import numpy as np
 
 from sml.micrograd.engine import Value, paused_gc
@@ -28,10 +30,11 @@ def make_moons(n_points: int = 100, noise: float = 0.1, seed: int = 0) -> tuple[
 
 def loss_and_accuracy(model: MLP, points: np.ndarray, labels: np.ndarray, l2: float = 1e-4) -> tuple[Value, float]:
     """Mean hinge loss max(0, 1 - y * score) plus ``l2`` * sum of squared weights; and accuracy."""
-    scores = [model([Value(float(a)), Value(float(b))]) for a, b in points]
+    value = model.value  # Value, or the learner's
+    scores = [model([value(float(a)), value(float(b))]) for a, b in points]
     hinge = [(1 - float(y) * s).relu() for y, s in zip(labels, scores, strict=True)]
-    data_loss = sum(hinge, Value(0.0)) * (1.0 / len(hinge))
-    reg = l2 * sum((p * p for p in model.parameters()), Value(0.0))
+    data_loss = sum(hinge, value(0.0)) * (1.0 / len(hinge))
+    reg = l2 * sum((p * p for p in model.parameters()), value(0.0))
     correct = sum((s.data > 0) == (y > 0) for y, s in zip(labels, scores, strict=True))
     return data_loss + reg, correct / len(labels)
 
@@ -49,5 +52,7 @@ def train(model: MLP, points: np.ndarray, labels: np.ndarray, steps: int = 100, 
                 p.data -= step_lr * p.grad
             if log is not None and (step % 10 == 0 or step == steps - 1):
                 log(f"step {step:3d}  loss {loss.data:.4f}  accuracy {accuracy:.0%}")
+            del loss
+            gc.collect(0)  # the young objects only: frees a graph with reference cycles (closures holding their output)
         _, accuracy = loss_and_accuracy(model, points, labels)
     return accuracy

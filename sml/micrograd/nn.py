@@ -4,6 +4,9 @@ A ``Neuron`` computes act(w . x + b); a ``Layer`` is several neurons side by sid
 ``MLP`` stacks layers. Every weight is a ``Value``, so a loss built from the outputs can
 ``backward()`` into all of them, and ``parameters()`` / ``zero_grad()`` work as in PyTorch.
 
+Every class takes ``value``, the number type to build from: ``Value`` here, the learner's
+own ``Value`` with ``impl.micrograd: mine`` (mine/micrograd.py).
+
 Left out on purpose: optimizers (training writes plain gradient descent in full).
 """
 
@@ -27,11 +30,12 @@ class Module:
 class Neuron(Module):
     """act(sum_i w_i x_i + b), with act = tanh, relu, or none (a linear output)."""
 
-    def __init__(self, n_inputs: int, activation: str = "tanh", rng: random.Random | None = None):
+    def __init__(self, n_inputs: int, activation: str = "tanh", rng: random.Random | None = None,
+                 value: type = Value):
         rng = rng or random.Random(0)
         scale = n_inputs**-0.5  # keeps w . x about unit size at the start
-        self.w = [Value(rng.uniform(-1, 1) * scale) for _ in range(n_inputs)]
-        self.b = Value(0.0)
+        self.w = [value(rng.uniform(-1, 1) * scale) for _ in range(n_inputs)]
+        self.b = value(0.0)
         self.activation = activation
 
     def __call__(self, x: list) -> Value:
@@ -49,8 +53,9 @@ class Neuron(Module):
 class Layer(Module):
     """``n_outputs`` neurons, each seeing every input."""
 
-    def __init__(self, n_inputs: int, n_outputs: int, activation: str = "tanh", rng: random.Random | None = None):
-        self.neurons = [Neuron(n_inputs, activation, rng) for _ in range(n_outputs)]
+    def __init__(self, n_inputs: int, n_outputs: int, activation: str = "tanh", rng: random.Random | None = None,
+                 value: type = Value):
+        self.neurons = [Neuron(n_inputs, activation, rng, value) for _ in range(n_outputs)]
 
     def __call__(self, x: list) -> list[Value]:
         return [n(x) for n in self.neurons]
@@ -62,11 +67,13 @@ class Layer(Module):
 class MLP(Module):
     """A multi-layer perceptron: hidden layers with ``activation``, a linear output layer."""
 
-    def __init__(self, n_inputs: int, sizes: list[int], activation: str = "tanh", seed: int = 0):
+    def __init__(self, n_inputs: int, sizes: list[int], activation: str = "tanh", seed: int = 0,
+                 value: type = Value):
         rng = random.Random(seed)
         widths = [n_inputs, *sizes]
+        self.value = value  # what inputs are made of, too
         self.layers = [
-            Layer(widths[i], widths[i + 1], activation if i < len(sizes) - 1 else "linear", rng)
+            Layer(widths[i], widths[i + 1], activation if i < len(sizes) - 1 else "linear", rng, value)
             for i in range(len(sizes))
         ]
 

@@ -30,9 +30,10 @@ it, never a traceback or a tokenizer with silently wrong merges.
 Left out on purpose: the fast bulk encoder (``tiktoken_backend.py``), and training (``train.py``).
 """
 
+import itertools
 import json
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -73,16 +74,30 @@ class Tokenizer:
         self.vocab = _vocab(self.merges)
         self._cache: dict[str, list[int]] = {}
         self._fast = None  # tiktoken's encode_ordinary once built; False if it cannot be
+        self._encode_chunk = self._decode = None  # someone else's BPE (``use``)
+
+    def use(self, encode_chunk: Callable | None = None, decode: Callable | None = None) -> "Tokenizer":
+        """Run BPE with these functions (the learner's, ``impl.bpe: mine``) in place of ours.
+
+        ``encode_chunk(chunk bytes, merges) -> ids`` and ``decode(ids, merges) -> bytes``, as in
+        mine/bpe.py. Encoding then stays in Python (tiktoken would not run them). Returns self.
+        """
+        self._encode_chunk, self._decode = encode_chunk, decode
+        self._cache.clear()
+        if encode_chunk is not None:
+            self._fast = False
+        return self
 
     @classmethod
     def train(
         cls, texts: str | Iterable[str], vocab_size: int, pattern: str = "gpt4",
-        specials: Iterable[str] = ("<|endoftext|>",),
+        specials: Iterable[str] = ("<|endoftext|>",), learn: Callable | None = None,
     ) -> "Tokenizer":
         """Learn a tokenizer of ``vocab_size`` ids (bytes + merges + specials) from ``texts``.
 
         Special-token strings in the corpus are borders that no merge crosses. A corpus too
         small for ``vocab_size`` gives a smaller vocabulary; check ``vocab_size`` after.
+        ``learn``: a ``learn_merges`` (the learner's, ``impl.bpe: mine``) in place of ours.
         """
         specials = list(specials)
         n_merges = vocab_size - 256 - len(specials)
@@ -90,7 +105,7 @@ class Tokenizer:
             raise TokenizerError(f"vocab_size {vocab_size} is below 256 bytes + {len(specials)} specials")
         texts = [texts] if isinstance(texts, str) else texts
         counts = count_chunks(texts, compile_pattern(pattern), special_regex(specials))
-        return cls(learn_merges(counts, n_merges), pattern, specials)
+        return cls([tuple(pair) for pair in (learn or learn_merges)(counts, n_merges)], pattern, specials)
 
     @property
     def vocab_size(self) -> int:
@@ -168,6 +183,8 @@ class Tokenizer:
 
     def _bpe(self, chunk: bytes) -> list[int]:
         """``encode_chunk(chunk, self.merges)``, with the merges' ranks looked up once."""
+        if self._encode_chunk is not None:  # mine
+            return list(self._encode_chunk(chunk, self.merges))
         return _merge_earliest_first(list(chunk), self.ranks)
 
     # ---- decoding -------------------------------------------------------------------------
@@ -175,6 +192,12 @@ class Tokenizer:
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
         """The raw bytes of ``ids`` (special tokens as their UTF-8 text)."""
         vocab, specials = self.vocab, self._special_by_id
+        if self._decode is not None:  # mine: theirs on each run of ordinary ids, the specials as text
+            pieces = []
+            for special, run in itertools.groupby(ids, key=specials.__contains__):
+                run = list(run)
+                pieces += [specials[i].encode() for i in run] if special else [self._decode(run, self.merges)]
+            return b"".join(pieces)
         try:
             return b"".join(vocab[i] if i < len(vocab) else specials[i].encode() for i in ids)
         except (KeyError, IndexError, TypeError) as e:
