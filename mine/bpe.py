@@ -1,6 +1,6 @@
 """Part 2: byte-level BPE, learning merges, encoding a chunk, decoding. LEARN.md, 2. The tokenizer.
 
-Grade it: ``make grade PART=bpe``. The reference to compare with once yours passes:
+Grade it: ``make grade PART=bpe``. Run it: ``dvc exp run -S impl.bpe=mine``. The reference to compare with once yours passes:
 ``learn_merges`` in sml/tokenizer/train.py (the fast one; ``tests/reference_bpe.py`` is the
 textbook loop, the one to write first), ``encode_chunk`` and ``decode`` in
 sml/tokenizer/tokenizer.py.

@@ -1,6 +1,7 @@
 """Part 1: a scalar autograd engine, the Value and its backward pass. LEARN.md, 1. Autograd.
 
-Grade it: ``make grade PART=micrograd``. The reference to compare with once yours passes:
+Grade it: ``make grade PART=micrograd``. Run it: ``impl.micrograd: mine`` in params.yaml, then
+``python -m stages.micrograd``. The reference to compare with once yours passes:
 ``Value`` and ``topological_order`` in sml/micrograd/engine.py.
 
 You write the seven core operations (``+``, ``*``, ``**``, ``exp``, ``log``, ``tanh``,

@@ -15,7 +15,9 @@ def get_batch(tokens: torch.Tensor, starts: torch.Tensor, block_size: int) -> tu
 
     tokens: (N,) int64, the token stream. starts: (B,) int64, where each window begins
         (each start + block_size + 1 <= N: the window and its next token fit).
-    Returns: (x, y), each (B, block_size) int64.
+    Returns: (x, y), each (B, block_size), in the dtype of ``tokens``: int64 here. (The
+        trainer hands in the token file itself, uint16, without a copy, and turns your x and y
+        into int64: slicing and stacking keep the dtype, so the same code serves both.)
 
     What must hold: x[b] is tokens[starts[b] : starts[b] + block_size]; y[b] is the same window
     shifted by one, tokens[starts[b] + 1 : starts[b] + block_size + 1], so that at every

@@ -25,11 +25,11 @@ FIGURES = [("val.bits_per_char", "val bits/char", "{:.4f}"),
 # FIGURES; what is left besides DVC's own columns (_DVC) is params.
 DROP = "|".join([
     r"^Created$",
-    r"^(data|artifacts|sml|stages)/",
+    r"^(data|artifacts|sml|stages|mine)/",
     r"^presets\.",
     r"^(val_loss|val_nats_per_char|val_bits_per_char|train_loss|tokens_per_s|steps|parameters|mfu|model_flops_per_s)$",
     r"^(last_val_loss|last_val_bits_per_char|stopped_early|warmup_seconds|(peak|estimated)_memory_gb|estimated_tensors_gb)$",
-    r"^(train|val)\.(nats_per_token|perplexity|nats_per_char|bits_per_byte|tokens)$",
+    r"^(train|val)\.(nats_per_token|perplexity|nats_per_char|bits_per_byte|tokens|scored_tokens)$",
     r"^bigram_val\.",
     r"^samples\.",
 ])
