@@ -1,9 +1,9 @@
 """Part 2: byte-level BPE, learning merges, encoding a chunk, decoding. LEARN.md, 2. The tokenizer.
 
-Grade it: ``make grade PART=bpe``. Run it: ``dvc exp run -S impl.bpe=mine``. The reference to compare with once yours passes:
-``learn_merges`` in sml/tokenizer/train.py (the fast one; ``tests/reference_bpe.py`` is the
-textbook loop, the one to write first), ``encode_chunk`` and ``decode`` in
-sml/tokenizer/tokenizer.py.
+Grade it: ``make grade PART=bpe``. Run it: ``dvc exp run -S impl.bpe=mine``. The reference
+to compare with once yours passes: ``learn_merges`` in sml/tokenizer/train.py (the fast one;
+``tests/reference_bpe.py`` is the textbook loop, the one to write first), ``encode_chunk``
+and ``decode`` in sml/tokenizer/tokenizer.py.
 
 The text has already been cut into chunks (words with their leading space, numbers,
 punctuation: sml/tokenizer/pretokenize.py), so everything here works on one chunk at a
