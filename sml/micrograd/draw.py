@@ -29,7 +29,7 @@ def decision_boundary(model: MLP, points: np.ndarray, labels: np.ndarray, path: 
     with paused_gc():
         for row, y in enumerate(ys):
             grid[row] = [model([model.value(x), model.value(y)]).data for x in xs]
-            gc.collect(0)  # frees graphs with reference cycles (a Value whose closures hold their output)
+            gc.collect(0)  # a learner's graphs with cycles (see paused_gc)
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     ax.contourf(xs, ys, grid > 0, levels=[-0.5, 0.5, 1.5], colors=["#f4c7a9", "#a9cbe8"], alpha=0.8)
     ax.contour(xs, ys, grid, levels=[0.0], colors="k", linewidths=1)

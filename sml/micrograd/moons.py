@@ -53,6 +53,6 @@ def train(model: MLP, points: np.ndarray, labels: np.ndarray, steps: int = 100, 
             if log is not None and (step % 10 == 0 or step == steps - 1):
                 log(f"step {step:3d}  loss {loss.data:.4f}  accuracy {accuracy:.0%}")
             del loss
-            gc.collect(0)  # the young objects only: frees a graph with reference cycles (closures holding their output)
+            gc.collect(0)  # a learner's graph with cycles (see paused_gc)
         _, accuracy = loss_and_accuracy(model, points, labels)
     return accuracy
