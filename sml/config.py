@@ -103,7 +103,7 @@ class ModelConfig:
     bias: bool
     positions: Literal["learned", "sinusoidal", "rope"]
     norm: Literal["layernorm", "rmsnorm"]
-    mlp: Literal["gelu", "swiglu"]
+    mlp: Literal["gelu", "gelu_tanh", "swiglu"]
     tie_weights: bool
     attention: Literal["sdpa", "manual"]
 

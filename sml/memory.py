@@ -132,7 +132,7 @@ def activation_bytes(cfg: ModelConfig, batch_size: int, dtype: torch.dtype, devi
         left = e if drop or soft != e else 0
         per_tt = soft + mask(soft) + left  # softmax output, [dropout mask], `@ v`'s input
     attn += C * mask(e)  # resid_drop on proj's output
-    if cfg.mlp == "gelu":
+    if cfg.mlp != "swiglu":
         mlp = e * 4 * C * 2  # gelu's input (fc's output) and proj's input (gelu's output), 4C wide
     else:
         with torch.device("meta"):

@@ -7,7 +7,7 @@ Reading order, bottom-up like the data flows:
 The loss is cross-entropy between those scores and the next token, in nats/token.
 
 Variants a learner can switch in params.yaml (``model:``) and compare with ``dvc exp``:
-positions ``learned | sinusoidal | rope``, norm ``layernorm | rmsnorm``, MLP ``gelu | swiglu``,
+positions ``learned | sinusoidal | rope``, norm ``layernorm | rmsnorm``, MLP ``gelu | gelu_tanh | swiglu``,
 weight tying, dropout, biases, and attention ``manual`` (written out step by step) or
 ``sdpa`` (PyTorch's fused kernel; a test shows both agree).
 
@@ -261,15 +261,17 @@ class MLP(nn.Module):
 
     def __init__(self, cfg: ModelConfig, mine: "Mine | None" = None):
         super().__init__()
-        self.swiglu = cfg.mlp == "swiglu"
+        self.swiglu, self.tanh = cfg.mlp == "swiglu", cfg.mlp == "gelu_tanh"
         self.gelu_mlp = theirs(mine, "mlp", mlp)  # mine: the GELU branch
         # SwiGLU has three matrices instead of two: 2/3 the width keeps the parameter count.
-        hidden = 4 * cfg.n_embd if not self.swiglu else _round_up(8 * cfg.n_embd // 3, 8)
+        hidden = 4 * cfg.n_embd if not self.swiglu else swiglu_hidden(cfg.n_embd)
         self.fc = nn.Linear(cfg.n_embd, 2 * hidden if self.swiglu else hidden, bias=cfg.bias)
         self.proj = nn.Linear(hidden, cfg.n_embd, bias=cfg.bias)
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.tanh:  # GPT-2's GELU: 0.5 h (1 + tanh(sqrt(2/pi) (h + 0.044715 h^3))), within 1e-3 of the erf form
+            return self.drop(self.proj(F.gelu(self.fc(x), approximate="tanh")))
         if not self.swiglu:
             return self.drop(self.gelu_mlp(x, self.fc.weight, self.fc.bias, self.proj.weight, self.proj.bias))
         gate, up = self.fc(x).chunk(2, dim=-1)  # 2 x (B, T, hidden)
@@ -407,5 +409,6 @@ def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
     return x_hat * weight if bias is None else x_hat * weight + bias
 
 
-def _round_up(n: int, multiple: int) -> int:
-    return (n + multiple - 1) // multiple * multiple
+def swiglu_hidden(n_embd: int) -> int:
+    """SwiGLU's hidden width: 8/3 of n_embd (2/3 of GELU's 4x, for a third matrix), rounded up to a multiple of 8."""
+    return (8 * n_embd // 3 + 7) // 8 * 8

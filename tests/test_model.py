@@ -119,6 +119,18 @@ def test_swiglu_keeps_the_mlp_about_the_same_size():
     assert 0.9 < swiglu / gelu < 1.1
 
 
+def test_gelu_tanh_is_gpt2s_approximation_and_differs_from_the_exact_form():
+    torch.manual_seed(0)
+    exact = GPT(TINY, 50)
+    tanh = GPT(dataclasses.replace(TINY, mlp="gelu_tanh"), 50)
+    tanh.load_state_dict(exact.state_dict())  # the same weights: only the nonlinearity differs
+    mlp, x = tanh.blocks[0].mlp, 20 * torch.randn(2, 5, 32)  # h of order 1, where the two forms differ most
+    h = x @ mlp.fc.weight.T  # bias false in TINY
+    written = 0.5 * h * (1 + torch.tanh(math.sqrt(2 / math.pi) * (h + 0.044715 * h**3)))
+    torch.testing.assert_close(mlp(x), written @ mlp.proj.weight.T)
+    assert not torch.allclose(mlp(x), exact.blocks[0].mlp(x), atol=1e-7, rtol=0)
+
+
 def test_flops_per_token_follows_the_6n_rule():
     model = GPT(TINY, 50)
     n = model.param_counts()["total"] - model.param_counts().get("position embedding", 0)
