@@ -149,12 +149,7 @@ def load_model(model_dir: str | Path, tokenizer: str | Path, device: torch.devic
     """
     model_dir = Path(model_dir)
     info = model_info(model_dir)
-    actual = file_fingerprint(tokenizer)
-    if info["tokenizer_sha256"] != actual:
-        raise SMLError(
-            f"{model_dir} was trained with tokenizer sha256 {info['tokenizer_sha256'][:12]}..., but"
-            f" {tokenizer} has sha256 {actual[:12]}...: retrain (dvc repro train) or use its tokenizer"
-        )
+    check_tokenizer(info, model_dir, tokenizer)
     check_model_impl(info["impl"], mine, model_dir)
     model = GPT(info["config"], info["vocab_size"], mine)
     weights = load_checkpoint(model_dir / "model.pt", device, if_damaged=RETRAIN)
@@ -164,6 +159,16 @@ def load_model(model_dir: str | Path, tokenizer: str | Path, device: torch.devic
         raise SMLError(f"{model_dir / 'model.pt'} does not fit {model_dir / 'model.json'}"
                        f" ({' '.join(str(e).split())[:200]}): {RETRAIN}") from None
     return model.to(device)
+
+
+def check_tokenizer(info: dict, model_dir: str | Path, tokenizer: str | Path) -> None:
+    """Refuse a tokenizer other than the one the model was trained with (its sha256 in ``info``)."""
+    actual = file_fingerprint(tokenizer)
+    if info["tokenizer_sha256"] != actual:
+        raise SMLError(
+            f"{model_dir} was trained with tokenizer sha256 {info['tokenizer_sha256'][:12]}..., but"
+            f" {tokenizer} has sha256 {actual[:12]}...: retrain (dvc repro train) or use its tokenizer"
+        )
 
 
 RETRAIN = "rerun the train stage (dvc repro -f train: it resumes from its checkpoint)"

@@ -1,0 +1,225 @@
+"""Hugging Face in and out (sml/hf/): an SML model exported loads in transformers with the same
+logits, comes back with the same logits, its tokenizer gives the same ids, and a GPT-2-style
+directory (the hub's layout, with its own token order) imports and samples. All offline: the
+Hugging Face models are built here, small and random."""
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+
+from sml.atomic import write_json
+from sml.checkpoint import file_fingerprint, load_model, save_torch
+from sml.config import ModelConfig
+from sml.errors import SMLError
+from sml.hf import export_model, import_model
+from sml.hf.tokenizer import to_tokenizer_json
+from sml.model import GPT
+from sml.tokenizer import Tokenizer
+from tests.conftest import MIXED, ROOT, SONNET, params_template
+
+transformers = pytest.importorskip("transformers")
+tokenizers = pytest.importorskip("tokenizers")
+
+TINY = ModelConfig(n_layer=2, n_head=4, n_embd=32, block_size=32, dropout=0.0, bias=False,
+                   positions="rope", norm="layernorm", mlp="gelu", tie_weights=True, attention="sdpa")
+# Every SML variant that has a Hugging Face architecture, with and without biases and tying.
+EXPORTABLE = {
+    "gpt2": dict(positions="learned"),
+    "gpt2 gelu_tanh, biases, untied": dict(positions="learned", mlp="gelu_tanh", bias=True, tie_weights=False),
+    "gpt_neox": dict(),
+    "gpt_neox biases, untied": dict(bias=True, tie_weights=False),
+    "llama": dict(norm="rmsnorm", mlp="swiglu"),
+    "llama biases, untied": dict(norm="rmsnorm", mlp="swiglu", bias=True, tie_weights=False),
+}
+# Text a byte-level tokenizer must get right: scripts, emoji sequences, contractions in both
+# cases, long numbers, CRLF, tabs, runs of spaces, combining marks.
+VARIED = ["Hello world! I'm   fine.\n\n", "naïve café résumé — 3,50 €", "東京タワーは高い。", "🙂🚀 👩‍👩‍👧 emoji",
+          "مرحبا بالعالم", "Привет, мир", "DON'T YOU'LL we've they'RE 1234567 3.14159",
+          "\r\n\t tabs\t\tand  spaces   \n",
+          "x\u0301 combining ǅ ß ﬁ", "ROMEO:\nBut soft, what light through yonder window breaks?"]
+
+
+@pytest.fixture(scope="module")
+def tokenizer_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tok")
+    return Tokenizer.train(SONNET * 3 + MIXED, 400, "gpt4").save(out)
+
+
+def sml_model_dir(path, cfg, tokenizer_json, seed=0):
+    """An SML model directory as the train stage writes it, with random (not initial) weights:
+    biases and norm gains far from 0 and 1, so a bias or gain in the wrong place shows."""
+    torch.manual_seed(seed)
+    model = GPT(cfg, Tokenizer.load(tokenizer_json).vocab_size)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith(".bias") or "norm" in name:
+                p.normal_(0.0 if name.endswith(".bias") else 1.0, 0.3)
+    save_torch(path / "model.pt", model.state_dict())
+    write_json(path / "model.json", {"model": dataclasses.asdict(cfg), "vocab_size": model.vocab_size,
+                                     "tokenizer_sha256": file_fingerprint(tokenizer_json), "impl": {}})
+    return model.eval()
+
+
+@pytest.mark.parametrize("variant", EXPORTABLE)
+def test_an_sml_model_round_trips_through_transformers_with_the_same_logits(tmp_path, tokenizer_dir, variant):
+    cfg = dataclasses.replace(TINY, **EXPORTABLE[variant])
+    ours = sml_model_dir(tmp_path, cfg, tokenizer_dir)
+    export_model(tmp_path, tokenizer_dir, tmp_path / "hf")
+    assert (tmp_path / "hf" / "model.safetensors").exists() and not list((tmp_path / "hf").glob("*.bin"))
+
+    theirs = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "hf").eval()
+    hf_tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "hf")
+    assert type(theirs).__name__ == {"gpt2": "GPT2LMHeadModel", "gpt_neox": "GPTNeoXForCausalLM",
+                                     "llama": "LlamaForCausalLM"}[variant.split()[0]]
+    text = "ROMEO:\nShall I compare thee to a summer's day? 東京 🙂"
+    ids = Tokenizer.load(tokenizer_dir).encode(text)
+    assert hf_tok(text)["input_ids"] == ids
+    x = torch.tensor([ids[:32]])
+    with torch.no_grad():
+        expected = ours(x)[0]
+        torch.testing.assert_close(theirs(x).logits, expected, atol=2e-5, rtol=1e-4)
+
+    import_model(tmp_path / "hf", tmp_path / "back")  # and into SML again
+    back = load_model(tmp_path / "back", tmp_path / "back" / "tokenizer" / "tokenizer.json")
+    assert back.cfg == cfg  # bias, tying, variant: all recovered from the export
+    with torch.no_grad():
+        torch.testing.assert_close(back(x)[0], expected, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("pattern", ["gpt2", "gpt4"])
+def test_the_exported_tokenizer_gives_sml_s_ids_on_varied_unicode(pattern):
+    ours = Tokenizer.train(SONNET * 3 + MIXED, 450, pattern, specials=["<|endoftext|>", "<|pad|>"])
+    theirs = tokenizers.Tokenizer.from_str(json.dumps(to_tokenizer_json(ours)))
+    for text in [*VARIED, MIXED, SONNET, "one<|endoftext|>two<|pad|>"]:
+        ids = ours.encode(text, special="allow")
+        assert theirs.encode(text).ids == ids, text
+        assert theirs.decode(ids, skip_special_tokens=False) == text
+
+
+def test_a_tokenizer_whose_merges_spell_one_token_twice_is_refused():
+    ours = Tokenizer([(97, 98), (256, 99), (98, 99), (97, 258)], "gpt2")  # "ab"+"c" and "a"+"bc": both "abc"
+    with pytest.raises(SMLError, match="spell the same bytes"):
+        to_tokenizer_json(ours)
+
+
+@pytest.mark.parametrize("variant, named", [(dict(norm="rmsnorm"), "model.norm = rmsnorm"),
+                                            (dict(mlp="swiglu"), "model.mlp = swiglu")])
+def test_a_variant_without_a_hugging_face_architecture_is_refused(tmp_path, tokenizer_dir, variant, named):
+    sml_model_dir(tmp_path, dataclasses.replace(TINY, **variant), tokenizer_dir)
+    with pytest.raises(SMLError, match=f"{named}.*no Hugging Face architecture"):
+        export_model(tmp_path, tokenizer_dir, tmp_path / "hf")
+
+
+def test_the_export_command_refuses_sinusoidal_positions_in_one_line(tmp_path, tokenizer_dir):
+    sml_model_dir(tmp_path, dataclasses.replace(TINY, positions="sinusoidal"), tokenizer_dir)
+    result = run("hf", "export", "--model", str(tmp_path), "--tokenizer", str(tokenizer_dir),
+                 "--out", str(tmp_path / "hf"))
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
+    assert "model.positions = sinusoidal" in result.stderr and "no Hugging Face architecture" in result.stderr
+    assert not (tmp_path / "hf").exists()
+
+
+def gpt2_style_directory(path, vocab_size=300):
+    """A directory laid out like the hub's ``gpt2``: a GPT2LMHeadModel's weights without the
+    ``transformer.`` prefix and with the causal-mask buffers, and a tokenizer that the
+    ``tokenizers`` library trained GPT-2's way (ByteLevel with its own regex), which numbers
+    its tokens in another order than SML (special token first, bytes in character order)."""
+    hf_tok = tokenizers.Tokenizer(tokenizers.models.BPE())
+    hf_tok.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
+    hf_tok.decoder = tokenizers.decoders.ByteLevel()
+    trainer = tokenizers.trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
+                                             initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet())
+    hf_tok.train_from_iterator([SONNET * 3 + MIXED], trainer)
+    hf_tok.save(str(path / "tokenizer.json"))
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(vocab_size=hf_tok.get_vocab_size(), n_positions=64, n_embd=32, n_layer=2,
+                                     n_head=4, activation_function="gelu_new")
+    model = transformers.GPT2LMHeadModel(config).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "ln_" in name or name.endswith(".bias"):
+                p.normal_(0.0 if name.endswith(".bias") else 1.0, 0.3)
+    model.save_pretrained(path)
+    from safetensors.torch import load_file, save_file
+    tensors = {k.removeprefix("transformer."): v for k, v in load_file(path / "model.safetensors").items()}
+    for i in range(config.n_layer):
+        tensors[f"h.{i}.attn.bias"] = torch.ones(1, 1, 64, 64).tril()
+    save_file(tensors, path / "model.safetensors", metadata={"format": "pt"})
+    return model, hf_tok
+
+
+def test_a_gpt2_style_directory_imports_with_the_same_logits_and_samples(tmp_path):
+    hf_dir = tmp_path / "gpt2"
+    hf_dir.mkdir()
+    theirs, hf_tok = gpt2_style_directory(hf_dir)
+    result = run("hf", "import", str(hf_dir), "--out", str(tmp_path / "sml"))
+    assert result.returncode == 0, result.stderr
+    assert "gpt2" in result.stdout and "2 layers" in result.stdout
+
+    tokenizer = tmp_path / "sml" / "tokenizer" / "tokenizer.json"
+    ours, tok = load_model(tmp_path / "sml", tokenizer), Tokenizer.load(tokenizer)
+    assert ours.cfg.mlp == "gelu_tanh" and ours.cfg.positions == "learned" and ours.cfg.tie_weights
+    text = "Shall I compare thee 東京 🙂?"
+    hf_ids, sml_ids = hf_tok.encode(text).ids, tok.encode(text)
+    assert len(hf_ids) == len(sml_ids) and hf_ids != sml_ids  # the same tokens, numbered differently
+    assert [hf_tok.id_to_token(i) for i in hf_ids] == [hf_tok.id_to_token(i) for i in _hf_ids(tok, hf_tok, sml_ids)]
+    with torch.no_grad():
+        hf_logits = theirs(torch.tensor([hf_ids])).logits[0]
+        sml_logits = ours(torch.tensor([sml_ids]))[0][0]
+    order = _hf_ids(tok, hf_tok, range(tok.vocab_size))  # SML id i is Hugging Face id order[i]
+    torch.testing.assert_close(sml_logits, hf_logits[:, order], atol=2e-5, rtol=1e-4)
+
+    params = params_template()
+    params["impl"] = {k: "reference" for k in params["impl"]}
+    params["sample"]["device"] = "cpu"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = run("sample", "--model", str(tmp_path / "sml"), "--tokenizer", str(tokenizer), "--prompt", "Shall I",
+                 "--max-new-tokens", "8", "--params", str(tmp_path / "params.yaml"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Shall I") and len(result.stdout) > len("Shall I\n")
+
+
+def _hf_ids(tok, hf_tok, sml_ids):
+    """The Hugging Face id of each SML id, found by the token's text (for the test's own check)."""
+    return [hf_tok.token_to_id(s) if (s := next((k for k, v in tok.special_tokens.items() if v == i), None))
+            else hf_tok.token_to_id(_spell(tok.vocab[i])) for i in sml_ids]
+
+
+def _spell(token: bytes) -> str:
+    from sml.hf.tokenizer import spell
+    return spell(token)
+
+
+def test_what_sml_cannot_compute_or_read_is_refused_in_one_line(tmp_path):
+    hf_dir = tmp_path / "gpt2"
+    hf_dir.mkdir()
+    gpt2_style_directory(hf_dir)
+    config = json.loads((hf_dir / "config.json").read_text())
+    (hf_dir / "config.json").write_text(json.dumps(config | {"activation_function": "relu"}))
+    with pytest.raises(SMLError, match="activation_function = 'relu'"):
+        import_model(hf_dir, tmp_path / "out")
+    (hf_dir / "config.json").write_text(json.dumps(config))
+    (hf_dir / "model.safetensors").rename(hf_dir / "pytorch_model.bin")
+    result = run("hf", "import", str(hf_dir), "--out", str(tmp_path / "out"))
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
+    assert "pytorch_model.bin" in result.stderr and "only safetensors" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_llama_with_grouped_query_attention_is_refused_naming_the_key(tmp_path, tokenizer_dir):
+    sml_model_dir(tmp_path, dataclasses.replace(TINY, norm="rmsnorm", mlp="swiglu"), tokenizer_dir)
+    export_model(tmp_path, tokenizer_dir, tmp_path / "hf")
+    config = json.loads((tmp_path / "hf" / "config.json").read_text())
+    (tmp_path / "hf" / "config.json").write_text(json.dumps(config | {"num_key_value_heads": 2}))
+    with pytest.raises(SMLError, match="num_key_value_heads = 2: .*grouped-query"):
+        import_model(tmp_path / "hf", tmp_path / "back")
+
+
+def run(stage, *args):
+    return subprocess.run([sys.executable, "-m", f"stages.{stage}", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
