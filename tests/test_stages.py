@@ -172,3 +172,23 @@ def test_the_first_stages_run_on_several_sources_given_only_through_params(tmp_p
         assert done.returncode == 0, done.stderr
     meta = json.loads((tokens / "meta.json").read_text())
     assert meta["val"]["chars"] == len(MIXED) and meta["train"]["bytes"] == (corpus / "train.txt").stat().st_size
+
+
+def test_sample_streams_from_an_imported_gpt2_style_model(tmp_path):
+    """python -m stages.hf import, then python -m stages.sample on what it wrote (README, Hugging Face)."""
+    pytest.importorskip("transformers")
+    from tests.test_hf import gpt2_style_directory
+
+    (tmp_path / "gpt2").mkdir()
+    gpt2_style_directory(tmp_path / "gpt2")
+    result = run_stage("hf", "import", str(tmp_path / "gpt2"), "--out", str(tmp_path / "sml"))
+    assert result.returncode == 0, result.stderr
+    params = params_template()
+    params["impl"] = {part: "reference" for part in params["impl"]}
+    params["sample"] |= {"device": "cpu", "temperature": 0.8, "top_k": 0, "top_p": 1.0, "seed": 0}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = run_stage("sample", "--model", str(tmp_path / "sml"), "--tokenizer",
+                       str(tmp_path / "sml" / "tokenizer" / "tokenizer.json"), "--prompt", "Shall I",
+                       "--max-new-tokens", "8", "--params", str(tmp_path / "params.yaml"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Shall I") and len(result.stdout) > len("Shall I\n")

@@ -80,6 +80,9 @@ def from_hf(config: dict, tensors: dict[str, torch.Tensor]) -> tuple[ModelConfig
     kind = config.get("model_type")
     if kind not in IMPORT:
         raise SMLError(f"config.json: model_type = {kind!r}: SML imports {', '.join(IMPORT)}")
+    if config.get("quantization_config"):
+        method = config["quantization_config"].get("quant_method", "quantized")
+        raise SMLError(f"config.json: quantization_config ({method}): SML imports float weights, not quantized ones")
     tensors = {k: v.float() for k, v in tensors.items()}
     prefix = PREFIX[kind]
     if not any(k.startswith(prefix) for k in tensors):  # the base model's own file (the hub's gpt2): no prefix
