@@ -52,12 +52,13 @@ def export_model(model_dir: str | Path, tokenizer: str | Path, out: str | Path) 
     eos_id = tok.special_tokens.get(eos)
     config, tensors = to_hf(cfg, info["vocab_size"], load_checkpoint(model_dir / "model.pt", if_damaged=RETRAIN),
                             bos_id=eos_id, eos_id=eos_id)
+    hf_tokenizer = to_tokenizer_json(tok)  # everything is built before the first file is written
     with atomic_open(out / "model.safetensors", "wb") as f:
         f.write(save(tensors, metadata={"format": "pt"}))
     write_json(out / "config.json", config)
     write_json(out / "generation_config.json", {"bos_token_id": eos_id, "eos_token_id": eos_id})
-    write_json(out / "tokenizer.json", to_tokenizer_json(tok))
-    write_json(out / "tokenizer_config.json", tokenizer_config(tok, eos))
+    write_json(out / "tokenizer.json", hf_tokenizer)
+    write_json(out / "tokenizer_config.json", tokenizer_config(eos, cfg.block_size))
     n = sum(t.numel() for t in tensors.values())
     return f"export: {config['architectures'][0]} ({n / 1e6:.2f}M parameters, vocab {info['vocab_size']:,}) -> {out}"
 

@@ -17,8 +17,8 @@ its own regex; GPT-2's files say the same with ``ByteLevel(use_regex=True)``, wh
 SML's ``gpt2`` pattern. Either imports. A tokenizer of another kind (WordPiece, a
 SentencePiece model, byte fallback, a normalizer) has no SML equivalent: refused in one line.
 
-Left out on purpose: the other way of writing GPT-2's tokenizer (vocab.json + merges.txt);
-every Hugging Face model directory of this kind has a tokenizer.json too.
+Left out on purpose: the older way of writing GPT-2's tokenizer (vocab.json + merges.txt);
+the hub's GPT-2 has a tokenizer.json too.
 """
 
 import functools
@@ -73,9 +73,10 @@ def to_tokenizer_json(tok: Tokenizer) -> dict:
     }
 
 
-def tokenizer_config(tok: Tokenizer, eos: str | None) -> dict:
-    """``tokenizer_config.json``: what makes ``AutoTokenizer`` a ``PreTrainedTokenizerFast`` of this file."""
-    return {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 1 << 30,
+def tokenizer_config(eos: str | None, context: int) -> dict:
+    """``tokenizer_config.json``: what makes ``AutoTokenizer`` a ``PreTrainedTokenizerFast`` of
+    tokenizer.json, with the model's context (``block_size``) as its longest input."""
+    return {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": context,
             "clean_up_tokenization_spaces": False, "add_prefix_space": False,
             **({"bos_token": eos, "eos_token": eos} if eos else {})}
 
