@@ -181,7 +181,7 @@ def test_kill_9_at_random_moments_then_a_rerun_ends_as_an_uninterrupted_run(tmp_
     corpus = tmp_path / "source.txt"
     corpus.write_text(SONNET * 6 + MIXED, encoding="utf-8")
     raw = tiny_params(corpus, 300)
-    raw["train"].update(max_iters=1000, checkpoint_interval=7, log_interval=5, eval_interval=50)
+    raw["train"].update(max_iters=400, checkpoint_interval=7, log_interval=5, eval_interval=50)
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     for root in (straight, killed):
         root.mkdir()
