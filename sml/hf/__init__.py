@@ -113,7 +113,7 @@ def _local(source: str | Path) -> Path:
     try:
         return Path(snapshot_download(str(source), allow_patterns=HUB_FILES))
     except Exception as e:  # no network, no such model, a gated one: the hub's own reason, on one line
-        raise SMLError(f"{source}: could not be downloaded from the Hugging Face hub"
+        raise SMLError(f"{source}: no such directory here, and the Hugging Face hub could not give it"
                        f" ({type(e).__name__}: {' '.join(str(e).split())[:160]})") from None
 
 
