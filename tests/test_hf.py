@@ -16,7 +16,7 @@ from sml.checkpoint import file_fingerprint, load_model, save_torch
 from sml.config import ModelConfig
 from sml.errors import SMLError
 from sml.hf import export_model, import_model
-from sml.hf.tokenizer import to_tokenizer_json
+from sml.hf.tokenizer import spell, to_tokenizer_json
 from sml.model import GPT
 from sml.tokenizer import Tokenizer
 from tests.conftest import MIXED, ROOT, SONNET
@@ -178,12 +178,7 @@ def test_a_gpt2_style_directory_imports_with_the_same_logits(tmp_path):
 def _hf_ids(tok, hf_tok, sml_ids):
     """The Hugging Face id of each SML id, found by the token's text (for the test's own check)."""
     return [hf_tok.token_to_id(s) if (s := next((k for k, v in tok.special_tokens.items() if v == i), None))
-            else hf_tok.token_to_id(_spell(tok.vocab[i])) for i in sml_ids]
-
-
-def _spell(token: bytes) -> str:
-    from sml.hf.tokenizer import spell
-    return spell(token)
+            else hf_tok.token_to_id(spell(tok.vocab[i])) for i in sml_ids]
 
 
 def test_what_sml_cannot_compute_or_read_is_refused_in_one_line(tmp_path):
