@@ -246,15 +246,34 @@ def peak_flops(device: torch.device, dtype: torch.dtype) -> tuple[float, str]:
                 return half * 1e12, f"datasheet: {name} dense {_name(dtype)}"
             if dtype == torch.float32 and tf32 is not None and torch.get_float32_matmul_precision() != "highest":
                 return tf32 * 1e12, f"datasheet: {name} dense TF32"
-    n = _matmul_size(device)
-    return _measured_peak(device, dtype, n), f"measured: {n}x{n} {_name(dtype)} matmul"
+    flops, n = _measured_peak(device, dtype)
+    return flops, f"measured: {n}x{n} {_name(dtype)} matmul"
 
 
 @functools.cache
-def _measured_peak(device: torch.device, dtype: torch.dtype, n: int) -> float:
-    """Measured once per process: the best of 10 runs, because one slow run (another process
-    on a shared core, the CPU's clock still rising) would halve the peak and double the MFU."""
-    return measured_matmul_flops(device, dtype, n, repeats=10, budget_s=1.5)
+def _measured_peak(device: torch.device, dtype: torch.dtype) -> tuple[float, int]:
+    """Measured once per process, in well under a second: returns (FLOP/s, the matrix size n).
+
+    n doubles from 256 until one product takes 10 ms (or reaches 2048 on the CPU, 4096 on MPS,
+    8192 on CUDA): big enough to keep the device busy, and small where the dtype is slow (bfloat16
+    on a CPU without bf16 instructions runs ~100x slower than float32: a fixed 2048 took 106 s
+    there). Then the best of up to 10 runs, because one slow run (another process on a shared
+    core, the CPU's clock still rising) would halve the peak and double the MFU.
+    """
+    n = 256
+    while n < _matmul_size(device) and _one_matmul_s(device, dtype, n) < 0.01:
+        n *= 2
+    return measured_matmul_flops(device, dtype, n, repeats=10, budget_s=0.3), n
+
+
+def _one_matmul_s(device: torch.device, dtype: torch.dtype, n: int) -> float:
+    """Seconds of one (n, n) @ (n, n) product (the first call's set-up included: an upper bound)."""
+    a = torch.ones(n, n, device=device, dtype=dtype)
+    synchronize(device)
+    start = time.perf_counter()
+    a @ a
+    synchronize(device)
+    return time.perf_counter() - start
 
 
 def measured_matmul_flops(device: torch.device, dtype: torch.dtype, n: int | None = None,

@@ -1,6 +1,7 @@
 """The memory estimate against what autograd really saves; check_fits; peak FLOP/s; stages.fit."""
 
 import dataclasses
+import re
 
 import pytest
 import torch
@@ -143,8 +144,24 @@ def test_peak_flops_of_a_known_gpu_is_its_datasheet_figure(monkeypatch):
 
 def test_peak_flops_of_the_cpu_is_measured():
     flops, source = peak_flops(torch.device("cpu"), torch.float32)
-    assert flops > 1e8 and source == "measured: 2048x2048 float32 matmul"
+    assert flops > 1e8 and re.fullmatch(r"measured: (256|512|1024|2048)x\1 float32 matmul", source), source
     assert measured_matmul_flops(torch.device("cpu"), torch.float32, n=128, repeats=2) > 1e6
+
+
+@pytest.mark.parametrize("one_product_s, timed, n", [(0.005, [256, 512, 1024], 2048), (0.05, [256], 256)])
+def test_the_measured_matrix_grows_only_while_a_product_is_quick(monkeypatch, one_product_s, timed, n):
+    """bfloat16 on a CPU without bf16 instructions: a 2048x2048 product took 106 s; it stops small."""
+    import sml.memory
+
+    sizes = []
+    monkeypatch.setattr(sml.memory, "_one_matmul_s", lambda device, dtype, size: sizes.append(size) or one_product_s)
+    monkeypatch.setattr(sml.memory, "measured_matmul_flops", lambda device, dtype, size, **kw: float(size))
+    sml.memory._measured_peak.cache_clear()
+    try:
+        assert peak_flops(torch.device("cpu"), torch.bfloat16) == (n, f"measured: {n}x{n} bfloat16 matmul")
+    finally:
+        sml.memory._measured_peak.cache_clear()
+    assert sizes == timed
 
 
 @pytest.fixture
