@@ -2,6 +2,7 @@
 that name the same files in every stage (defaults stay in each command, next to dvc.yaml's)."""
 
 import functools
+import gc
 import os
 import sys
 import traceback
@@ -81,3 +82,15 @@ def stage(fn):
             raise SystemExit(2) from None
 
     return wrapper
+
+
+def run(main) -> None:
+    """``typer.run(main)``, for ``python -m stages.<name>``: parse the command line, run, exit.
+
+    The heap is frozen on the way out: the interpreter's last garbage collection then skips
+    the objects torch made (hundreds of thousands), and the process ends ~0.6 s sooner.
+    """
+    try:
+        typer.run(main)
+    finally:
+        gc.freeze()

@@ -15,7 +15,7 @@ import typer
 from sml.config import SourceConfig, load_params
 from sml.download import fetch
 from sml.sources import Source, build_corpus
-from stages.common import ParamsFile, stage
+from stages.common import ParamsFile, run, stage
 
 
 @stage
@@ -47,4 +47,4 @@ def main(
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    run(main)

@@ -17,7 +17,7 @@ from sml.config import load_params
 from sml.encode import available_cores, encode_corpus
 from sml.parts import load_mine
 from sml.tokenizer import Tokenizer
-from stages.common import ParamsFile, stage
+from stages.common import ParamsFile, run, stage
 
 
 @stage
@@ -47,4 +47,4 @@ def main(
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    run(main)

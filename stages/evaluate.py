@@ -14,7 +14,7 @@ from sml.atomic import write_json
 from sml.config import load_params
 from sml.evaluate import evaluate
 from sml.parts import MODEL_PARTS, load_mine
-from stages.common import ModelDir, ParamsFile, TokenizerFile, TokensDir, stage
+from stages.common import ModelDir, ParamsFile, TokenizerFile, TokensDir, run, stage
 
 
 @stage
@@ -35,4 +35,4 @@ def main(
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    run(main)

@@ -20,7 +20,7 @@ import typer
 
 from sml.compare import reached
 from sml.config import load_preset
-from stages.common import ParamsFile, params_as_written, stage
+from stages.common import ParamsFile, params_as_written, run, stage
 
 
 def _preset_names() -> str:
@@ -92,4 +92,4 @@ def _quiet_first_run_checkout() -> None:
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    run(main)

@@ -18,7 +18,7 @@ import typer
 from sml.config import load_params
 from sml.device import pick_device, pick_dtype
 from sml.memory import check_fits, count_parameters, device_memory, estimate_training_memory
-from stages.common import ParamsFile, stage
+from stages.common import ParamsFile, run, stage
 
 
 @stage
@@ -52,4 +52,4 @@ def main(
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    run(main)

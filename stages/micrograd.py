@@ -20,7 +20,7 @@ from sml.micrograd import MLP, Value
 from sml.micrograd.draw import decision_boundary, graph_picture, walkthrough_neuron
 from sml.micrograd.moons import make_moons, train
 from sml.parts import load_mine
-from stages.common import ParamsFile, stage
+from stages.common import ParamsFile, run, stage
 
 
 @stage
@@ -47,4 +47,4 @@ def main(
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    run(main)

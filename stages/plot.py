@@ -16,7 +16,7 @@ from sml.device import pick_runtime
 from sml.parts import MODEL_PARTS, load_mine
 from sml.plots import plot_all
 from sml.tokenizer import Tokenizer
-from stages.common import ModelDir, ParamsFile, TokenizerFile, stage
+from stages.common import ModelDir, ParamsFile, TokenizerFile, run, stage
 
 
 @stage
@@ -39,4 +39,4 @@ def main(
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    run(main)

@@ -22,7 +22,7 @@ from sml.generate import complete, samples_markdown
 from sml.parts import MODEL_PARTS, load_mine
 from sml.tokenizer import Tokenizer
 from sml.tokenizer.tokenizer import replace_surrogates
-from stages.common import ModelDir, ParamsFile, TokenizerFile, from_params, stage
+from stages.common import ModelDir, ParamsFile, TokenizerFile, from_params, run, stage
 
 
 @stage
@@ -77,4 +77,4 @@ def main(
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    run(main)

@@ -18,8 +18,7 @@ import typer
 from sml import distributed
 from sml.config import load_params
 from sml.parts import MODEL_PARTS, load_mine
-from sml.train import TrainFiles, train
-from stages.common import ParamsFile, TokenizerFile, TokensDir, stage
+from stages.common import ParamsFile, TokenizerFile, TokensDir, run, stage
 
 
 @stage
@@ -39,9 +38,11 @@ def main(
     p = load_params(params)
     if p.train.nproc > 1 and not distributed.launched_by_torchrun():
         raise SystemExit(distributed.launch(p.train.nproc, "stages.train", sys.argv[1:]))
+    from sml.train import TrainFiles, train  # here, not above: the launcher needs none of it (1.5 s of imports)
+
     mine = load_mine(p.impl, params.parent, (*MODEL_PARTS, "training"))  # impl.<part>: mine, graded first
     train(p.model, p.train, TrainFiles(tokens, tokenizer, checkpoint, model, log, metrics), mine=mine)
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    run(main)

@@ -19,7 +19,7 @@ from sml.corpus import check_corpus, sample_lines
 from sml.parts import load_mine
 from sml.tokenizer import Tokenizer
 from sml.tokenizer.pretokenize import compile_pattern, special_regex, stream_pieces
-from stages.common import ParamsFile, stage
+from stages.common import ParamsFile, run, stage
 
 
 @stage
@@ -59,4 +59,4 @@ def main(
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    run(main)
