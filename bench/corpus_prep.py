@@ -247,8 +247,8 @@ def write_sample(text: Path, sample: Path) -> None:
 # ---- measuring one process ---------------------------------------------------------------
 
 
-def measure(argv: list[str], log: Path) -> dict:
-    """Run ``argv`` in the repository root (output to ``log``); its wall seconds and peak memory.
+def measure(argv: list[str], log: Path, cwd: Path = REPO) -> dict:
+    """Run ``argv`` in ``cwd`` (output to ``log``); its wall seconds and peak memory.
 
     Meant to run in a fresh helper process: ``RUSAGE_CHILDREN`` then covers this one
     command (and the workers it waited for), and ``ru_maxrss`` is the biggest of them.
@@ -257,7 +257,7 @@ def measure(argv: list[str], log: Path) -> dict:
     peak = 0
     start = time.perf_counter()
     with open(log, "wb") as out:
-        proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
         while True:
             peak = max(peak, tree_rss_bytes(proc.pid))
             try:

@@ -4,15 +4,19 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import MIXED, ROOT, SONNET
 
 
+@pytest.mark.e2e
 def test_the_gpu_script_runs_every_step_on_the_cpu(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(SONNET * 6 + MIXED, encoding="utf-8")
     out = tmp_path / "figures"
-    done = subprocess.run([sys.executable, "bench/gpu.py", "--device", "cpu", "--tiny", "--corpus", str(corpus),
-                           "--out-dir", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, str(ROOT / "bench/gpu.py"), "--device", "cpu", "--tiny", "--corpus",
+                           str(corpus), "--out-dir", str(out)], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     figures = json.loads((out / "figures.json").read_text())
     for step in ("data", "shipped_run", "compile_off", "resume", "generation"):

@@ -9,16 +9,25 @@ import pytest
 import yaml
 
 from sml.config import ParamsError, load_params, load_preset, parse_params
-from tests.conftest import PARAMS, params_template
+from tests.conftest import TEST_PARAMS, WORKING_PARAMS, params_template
 
-SHIPPED = params_template()
+TEMPLATE = params_template()
 
 
+@pytest.mark.working_copy
 def test_the_params_file_parses():
-    params = load_params(PARAMS)
-    assert params.tokenizer.vocab_size == SHIPPED["tokenizer"]["vocab_size"]
-    assert params.tokenizer.special_tokens == tuple(SHIPPED["tokenizer"]["special_tokens"])
+    """The user's params.yaml, whatever valid values `make quick` or their hand left in it."""
+    written = yaml.safe_load(WORKING_PARAMS.read_text(encoding="utf-8"))
+    params = load_params(WORKING_PARAMS)
+    assert params.tokenizer.vocab_size == written["tokenizer"]["vocab_size"]
+    assert params.tokenizer.special_tokens == tuple(written["tokenizer"]["special_tokens"])
     assert isinstance(params.data.val_fraction, float)
+
+
+def test_the_suites_own_params_parse():
+    """tests/params.yaml has every key (parse_params refuses a missing or unknown one)."""
+    params = load_params(TEST_PARAMS)
+    assert params.model.n_layer == 1 and params.train.device == "cpu" and list(TEMPLATE["presets"]) == ["tiny"]
 
 
 @pytest.mark.parametrize(
@@ -59,7 +68,7 @@ def test_the_params_file_parses():
     ],
 )
 def test_bad_values_fail_with_key_value_and_what_is_allowed(key, value, message):
-    raw = copy.deepcopy(SHIPPED)
+    raw = copy.deepcopy(TEMPLATE)
     section, name = key.split(".")
     if value is None:
         del raw[section][name]
@@ -72,7 +81,7 @@ def test_bad_values_fail_with_key_value_and_what_is_allowed(key, value, message)
 
 
 def test_numbers_written_without_a_dot_are_still_numbers():
-    raw = copy.deepcopy(SHIPPED)
+    raw = copy.deepcopy(TEMPLATE)
     raw["data"]["val_fraction"] = "1e-1"  # PyYAML reads 1e-1 as a string
     assert parse_params(raw).data.val_fraction == 0.1
 
@@ -119,7 +128,7 @@ def line_of(lines: list[str], text: str, after: str = "") -> int:
 
 
 def test_a_key_given_twice_names_both_lines(tmp_path):
-    raw = copy.deepcopy(SHIPPED)
+    raw = copy.deepcopy(TEMPLATE)
     raw["train"]["lr"] = 1e-3
     path, lines = write_params(tmp_path, raw)
     n = line_of(lines, "  lr: 0.001", after="train:")
@@ -131,7 +140,7 @@ def test_a_key_given_twice_names_both_lines(tmp_path):
 
 
 def test_a_section_given_twice_names_both_lines(tmp_path):
-    path, lines = write_params(tmp_path, copy.deepcopy(SHIPPED))
+    path, lines = write_params(tmp_path, copy.deepcopy(TEMPLATE))
     first = line_of(lines, "plot:")
     path.write_text("\n".join([*lines, "plot:", "  layer: 1"]) + "\n")
     with pytest.raises(ParamsError) as e:
@@ -140,7 +149,7 @@ def test_a_section_given_twice_names_both_lines(tmp_path):
 
 
 def test_a_preset_key_given_twice_names_both_lines(tmp_path):
-    raw = copy.deepcopy(SHIPPED)
+    raw = copy.deepcopy(TEMPLATE)
     raw["presets"] = {"cpu": {"model.n_layer": 2, "train.lr": 0.002}}
     path, lines = write_params(tmp_path, raw)
     n = line_of(lines, "    model.n_layer: 2", after="presets:")
@@ -152,7 +161,7 @@ def test_a_preset_key_given_twice_names_both_lines(tmp_path):
 
 
 def test_a_yaml_merge_may_still_be_overridden(tmp_path):
-    raw = {k: v for k, v in copy.deepcopy(SHIPPED).items() if k != "presets"}
+    raw = {k: v for k, v in copy.deepcopy(TEMPLATE).items() if k != "presets"}
     path, lines = write_params(tmp_path, raw)
     presets = ["presets:", "  small: &small", "    model.n_layer: 2",
                "  more:", "    <<: *small", "    model.n_layer: 3"]
@@ -161,7 +170,7 @@ def test_a_yaml_merge_may_still_be_overridden(tmp_path):
 
 
 def test_a_missing_section_says_what_it_holds(tmp_path):
-    raw = copy.deepcopy(SHIPPED)
+    raw = copy.deepcopy(TEMPLATE)
     del raw["plot"]
     path, _ = write_params(tmp_path, raw)
     with pytest.raises(ParamsError) as e:
@@ -185,7 +194,7 @@ def test_a_missing_section_says_what_it_holds(tmp_path):
 )
 def test_the_vocab_floor_counts_the_special_tokens(special, vocab_size, message):
     """One floor, said the same way whatever the value: 256 bytes + the special tokens + 1 merge."""
-    raw = copy.deepcopy(SHIPPED)
+    raw = copy.deepcopy(TEMPLATE)
     raw["tokenizer"].update(special_tokens=special, vocab_size=vocab_size)
     raw["data"]["separator"] = special[0] if special else ""
     if message is None:
@@ -197,7 +206,7 @@ def test_the_vocab_floor_counts_the_special_tokens(special, vocab_size, message)
 
 
 def test_a_missing_vocab_size_states_the_same_rule():
-    raw = copy.deepcopy(SHIPPED)
+    raw = copy.deepcopy(TEMPLATE)
     del raw["tokenizer"]["vocab_size"]
     with pytest.raises(ParamsError, match=re.escape(
             "tokenizer.vocab_size is missing: expected an integer: 256 bytes + 1 per special token + at least 1 merge,"
@@ -207,7 +216,7 @@ def test_a_missing_vocab_size_states_the_same_rule():
 
 def test_yaml_booleans_and_numbers_as_pyyaml_reads_them(tmp_path):
     """YAML 1.1 (PyYAML, DVC): yes/on are true, no/off false; 1e-3 without a dot is still a number."""
-    raw = copy.deepcopy(SHIPPED)
+    raw = copy.deepcopy(TEMPLATE)
     raw["train"].update(lr=0.1, min_lr=1e-4)
     path, lines = write_params(tmp_path, raw)
     text = "\n".join(lines) + "\n"
@@ -233,7 +242,7 @@ def test_yaml_booleans_and_numbers_as_pyyaml_reads_them(tmp_path):
     ],
 )
 def test_odd_yaml_values_fail_in_one_line(tmp_path, text, message):
-    raw = copy.deepcopy(SHIPPED)
+    raw = copy.deepcopy(TEMPLATE)
     path, lines = write_params(tmp_path, raw)
     key = text.split(":")[0]
     n = next(i for i in range(lines.index("train:"), len(lines)) if lines[i].startswith(f"  {key}:"))
@@ -262,7 +271,7 @@ def test_a_file_that_is_not_utf8_says_where_and_what_to_do(tmp_path, data, messa
 
 def test_a_utf8_byte_order_mark_is_fine(tmp_path):
     """Some Windows editors start a UTF-8 file with one; it says nothing about the params."""
-    path, _ = write_params(tmp_path, copy.deepcopy(SHIPPED))
+    path, _ = write_params(tmp_path, copy.deepcopy(TEMPLATE))
     without = load_params(path)
     path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
     assert load_params(path) == without
@@ -272,7 +281,7 @@ def test_a_directory_or_an_unreadable_file_is_one_line(tmp_path, monkeypatch):
     with pytest.raises(ParamsError) as e:
         load_params(tmp_path)
     assert str(e.value) == f"{tmp_path}: cannot be read: Is a directory"
-    path, _ = write_params(tmp_path, copy.deepcopy(SHIPPED))
+    path, _ = write_params(tmp_path, copy.deepcopy(TEMPLATE))
 
     def refuse(self):  # chmod 000 does not stop root, who runs some CI
         raise PermissionError(13, "Permission denied", str(self))
@@ -288,11 +297,13 @@ def test_a_missing_file_says_where_to_run():
         load_params("/nonexistent/params.yaml")
 
 
+@pytest.mark.working_copy
 def test_every_shipped_preset_is_valid_and_loads():
-    for name in SHIPPED.get("presets", {}):
-        overrides = load_preset(PARAMS, name)
+    presets = yaml.safe_load(WORKING_PARAMS.read_text(encoding="utf-8"))["presets"]
+    for name in presets:
+        overrides = load_preset(WORKING_PARAMS, name)
         assert overrides and all("." in key for key in overrides)
-    assert "cpu" in SHIPPED["presets"]
+    assert "cpu" in presets  # make quick's
 
 
 @pytest.mark.parametrize(
@@ -307,7 +318,7 @@ def test_every_shipped_preset_is_valid_and_loads():
     ],
 )
 def test_bad_presets_fail_like_bad_params(preset, message):
-    raw = copy.deepcopy(SHIPPED)
+    raw = copy.deepcopy(TEMPLATE)
     raw["presets"] = {"bad": preset}
     with pytest.raises(ParamsError) as e:
         parse_params(raw)
@@ -325,7 +336,7 @@ def test_bad_presets_fail_like_bad_params(preset, message):
     ],
 )
 def test_a_presets_section_of_the_wrong_shape_is_one_line(tmp_path, presets, message):
-    raw = copy.deepcopy(SHIPPED)
+    raw = copy.deepcopy(TEMPLATE)
     raw["presets"] = presets
     path, _ = write_params(tmp_path, raw)
     for load in (load_params, lambda p: load_params(p, preset="cpu"), lambda p: load_preset(p, "cpu")):
@@ -335,7 +346,7 @@ def test_a_presets_section_of_the_wrong_shape_is_one_line(tmp_path, presets, mes
 
 
 def test_an_empty_presets_section_means_no_presets(tmp_path):
-    raw = copy.deepcopy(SHIPPED)
+    raw = copy.deepcopy(TEMPLATE)
     raw["presets"] = None  # `presets:` with every preset commented out
     path, _ = write_params(tmp_path, raw)
     assert load_params(path) == parse_params({k: v for k, v in raw.items() if k != "presets"})
@@ -344,7 +355,7 @@ def test_an_empty_presets_section_means_no_presets(tmp_path):
 
 
 def test_an_unknown_preset_lists_the_known_ones(tmp_path):
-    raw = copy.deepcopy(SHIPPED)
+    raw = copy.deepcopy(TEMPLATE)
     raw["presets"] = {"cpu": {"train.lr": 0.002}, "tiny": {"model.n_layer": 1}}
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -353,7 +364,7 @@ def test_an_unknown_preset_lists_the_known_ones(tmp_path):
 
 
 def test_load_params_applies_a_preset(tmp_path):
-    raw = copy.deepcopy(SHIPPED)
+    raw = copy.deepcopy(TEMPLATE)
     raw["model"]["n_layer"] = 6
     raw["train"].update(max_iters=5000, warmup_iters=100)
     raw["presets"] = {"small": {"model.n_layer": 4, "train.max_iters": 680}}
@@ -369,10 +380,11 @@ def test_load_params_applies_a_preset(tmp_path):
         load_params(path, preset="small")
 
 
+@pytest.mark.working_copy
 def test_the_working_copy_with_its_own_presets_applied_loads():
-    for name in SHIPPED.get("presets", {}):
-        overrides = load_preset(PARAMS, name)
-        applied = load_params(PARAMS, preset=name)
+    for name in yaml.safe_load(WORKING_PARAMS.read_text(encoding="utf-8"))["presets"]:
+        overrides = load_preset(WORKING_PARAMS, name)
+        applied = load_params(WORKING_PARAMS, preset=name)
         for dotted, value in overrides.items():
             section, key = dotted.split(".")
             got = getattr(getattr(applied, section), key)

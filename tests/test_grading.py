@@ -8,7 +8,7 @@ import pytest
 
 from sml.grading import NAMES, grade, parts
 from sml.grading.core import load
-from tests.conftest import ROOT
+from tests.conftest import ROOT, command
 
 SOLUTIONS = ROOT / "tests" / "solutions"
 BROKEN = sorted(p for p in (SOLUTIONS / "broken").glob("*__*.py") if p.name != "__init__.py")
@@ -25,9 +25,9 @@ def test_every_part_has_a_stub_a_solution_and_its_chapter():
         assert part.checks
 
 
-def test_with_every_stub_unwritten_make_grade_reports_all_to_do():
-    done = subprocess.run([sys.executable, "-m", "sml.grading"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+def test_with_every_stub_unwritten_make_grade_reports_all_to_do(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "sml.grading", "--dir", str(ROOT / "mine")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("[ ]") == len(NAMES), done.stdout
     assert f"0 pass, 0 fail, {len(NAMES)} to do." in done.stdout
@@ -65,12 +65,10 @@ def test_the_mistakes_the_issue_names_each_have_a_broken_version():
 
 def test_make_grade_part_grades_that_part_and_exits_1_on_a_failure(tmp_path):
     shutil.copy(SOLUTIONS / "attention.py", tmp_path / "attention.py")
-    done = subprocess.run([sys.executable, "-m", "sml.grading", "attention", "--dir", str(tmp_path)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    done = command("sml.grading", "attention", "--dir", str(tmp_path))
     assert done.returncode == 0 and "[x]" in done.stdout and "1 pass, 0 fail, 0 to do" in done.stdout, done.stdout
     shutil.copy(SOLUTIONS / "broken" / "attention__no_causal_mask.py", tmp_path / "attention.py")
-    done = subprocess.run([sys.executable, "-m", "sml.grading", "attention", "--dir", str(tmp_path)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    done = command("sml.grading", "attention", "--dir", str(tmp_path))
     assert done.returncode == 1 and "[!]" in done.stdout and "the causal mask is missing" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
 
@@ -91,6 +89,5 @@ def test_an_error_in_the_learners_code_names_their_line(tmp_path):
 
 
 def test_an_unknown_part_is_refused_in_one_line():
-    done = subprocess.run([sys.executable, "-m", "sml.grading", "atention"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+    done = command("sml.grading", "atention")
     assert done.returncode == 2 and "no part atention" in done.stderr and "Traceback" not in done.stderr

@@ -5,8 +5,6 @@ samples: tests/test_stages.py). All offline: the Hugging Face models are built h
 
 import dataclasses
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -19,7 +17,7 @@ from sml.hf import export_model, import_model
 from sml.hf.tokenizer import spell, to_tokenizer_json
 from sml.model import GPT
 from sml.tokenizer import Tokenizer
-from tests.conftest import MIXED, ROOT, SONNET
+from tests.conftest import MIXED, SONNET, command
 
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
@@ -207,5 +205,4 @@ def test_llama_with_grouped_query_attention_is_refused_naming_the_key(tmp_path, 
 
 
 def run(stage, *args):
-    return subprocess.run([sys.executable, "-m", f"stages.{stage}", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+    return command(f"stages.{stage}", *args)  # the real process: tests/test_stages.py, import then sample

@@ -84,8 +84,8 @@ def test_some_characters_are_not_ascii(text_corpus):
 
 
 def test_the_script_refuses_a_gzip_name_without_gz(tmp_path):
-    done = subprocess.run([sys.executable, "bench/make_corpus.py", str(tmp_path / "c.txt"), "--mb", "0.01", "--gzip"],
-                          cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, str(ROOT / "bench/make_corpus.py"), str(tmp_path / "c.txt"), "--mb", "0.01",
+                           "--gzip"], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode != 0 and ".gz" in done.stderr
     assert not (tmp_path / "c.txt").exists()
 
@@ -93,7 +93,7 @@ def test_the_script_refuses_a_gzip_name_without_gz(tmp_path):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_the_process_tree_sampler_sees_a_short_child(tmp_path):
     child = [sys.executable, "-c", "import time; b = bytearray(40_000_000); time.sleep(0.3)"]
-    figures = corpus_prep.measure(child, tmp_path / "log.txt")
+    figures = corpus_prep.measure(child, tmp_path / "log.txt", cwd=tmp_path)
     assert figures["returncode"] == 0
     assert figures["tree_rss_mb"] > 30  # the 40 MB it holds, seen while it sleeps
     assert 0.3 <= figures["seconds"] < 5

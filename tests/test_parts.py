@@ -120,9 +120,9 @@ def test_a_garbled_impl_in_model_json_is_one_line(tmp_path):
 def test_a_checkpoint_resumes_only_with_the_same_learner_files(solved):
     from sml.checkpoint import fingerprint_difference, run_fingerprint
     from sml.config import load_params
-    from tests.conftest import PARAMS
+    from tests.conftest import TEST_PARAMS
 
-    p, meta = load_params(PARAMS), {"train": {"tokens": 10}, "val": {"tokens": 2}}
+    p, meta = load_params(TEST_PARAMS), {"train": {"tokens": 10}, "val": {"tokens": 2}}
     mine = load_mine(ImplConfig(**{**vars(REFERENCE), "attention": "mine"}), solved)
     before = run_fingerprint(p.model, p.train, "0" * 64, meta, {})
     after = run_fingerprint(p.model, p.train, "0" * 64, meta, {}, mine)

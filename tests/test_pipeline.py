@@ -1,4 +1,11 @@
-"""The DVC pipeline in a throwaway git repo on a tiny corpus: what reruns after what change."""
+"""The DVC pipeline in a throwaway git repo on a tiny corpus: what reruns after what change.
+
+The repository is built and reproduced once per test run (``built``, every stage for real);
+each test changes its own copy (``repo``). What reruns after a change is read from ``dvc
+status`` where running the stage would show nothing more: DVC reruns exactly the stages it
+reports changed, and those whose inputs then change. A stage runs for real where the test is
+about what it does (the sample after a temperature change, train resuming, an experiment).
+"""
 
 import gzip
 import json
@@ -12,8 +19,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT, local_sources, params_template
+from tests.conftest import ROOT, built_once, command, local_sources, params_template
 
+pytestmark = pytest.mark.e2e
 DVC = [sys.executable, "-m", "dvc"]
 
 
@@ -33,44 +41,60 @@ def ran(output: str) -> list[str]:
     return re.findall(r"Running stage '(\w+)'", output)
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    """A fresh git + DVC repo holding SML's pipeline, pointed at a tiny local corpus of two files."""
+def stale(repo: Path) -> dict[str, list[str]]:
+    """What `dvc status` says would rerun: stage -> what changed (params keys, or dependency paths)."""
+    status = json.loads(run([*DVC, "status", "--json"], repo).strip().splitlines()[-1])
+    changed = {}
+    for stage, reasons in status.items():
+        for reason in reasons:
+            for path, what in reason.get("changed deps", {}).items():
+                changed.setdefault(stage, []).extend(what if isinstance(what, dict) else [path])
+    return {stage: sorted(what) for stage, what in changed.items()}
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory) -> tuple[Path, str]:
+    """A git + DVC repo holding SML's pipeline, on a tiny local corpus of two files, after one
+    whole `dvc repro` (committed: an experiment needs a commit); and what that repro printed."""
+    repo = built_once(tmp_path_factory, "pipeline", build_repository) / "repo"
+    return repo, (repo.parent / "repro.txt").read_text(encoding="utf-8")
+
+
+def build_repository(root: Path) -> None:
     from tests.conftest import MIXED, SONNET
 
-    repo = tmp_path_factory.mktemp("repo")
+    repo = root / "repo"
+    repo.mkdir(parents=True)
     for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(ROOT / name, repo / name)
     for package in ("sml", "stages", "mine"):  # mine/: the learner's stubs, deps of the model's stages
         shutil.copytree(ROOT / package, repo / package, ignore=shutil.ignore_patterns("__pycache__"))
-    corpus = [repo.parent / "tiny.txt", repo.parent / "stories.jsonl.gz"]  # two sources, two formats
+    corpus = [root / "tiny.txt", root / "stories.jsonl.gz"]  # two sources, two formats
     corpus[0].write_text(SONNET * 3 + MIXED, encoding="utf-8")
     stories = [{"text": f"Story {i}. {SONNET[i * 20 : i * 20 + 300]}"} for i in range(20)]
     corpus[1].write_bytes(gzip.compress("".join(json.dumps(s) + "\n" for s in stories).encode()))
-    params = pipeline_params(params_template(), corpus)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (repo / "params.yaml").write_text(yaml.safe_dump(pipeline_params(corpus), sort_keys=False))
     run(["git", "init", "-q"], repo)
     run([*DVC, "init", "-q"], repo)
     shutil.copy(ROOT / ".dvc" / "config", repo / ".dvc" / "config")
-    return repo
+    (root / "repro.txt").write_text(run([*DVC, "repro"], repo), encoding="utf-8")
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "baseline"], repo)
 
 
-def pipeline_params(template: dict, corpus: list[Path]) -> dict:
-    """The throwaway repo's params.yaml: the template's keys, every value the tests rely on set here.
+@pytest.fixture
+def repo(built, tmp_path) -> Path:
+    """This test's own copy of the built repository (git, DVC's cache and state, every output)."""
+    copy = tmp_path / "repo"
+    shutil.copytree(built[0], copy, symlinks=True)
+    return copy
 
-    tests/test_readme.py checks that a template after `make quick` gives the same result.
-    """
-    params = {section: dict(keys) for section, keys in template.items() if section != "presets"}
-    params["data"].update(sources=local_sources(corpus[0]) + local_sources(*corpus[1:], fmt="jsonl"),
-                          val_sources=[], val_fraction=0.1)
-    params["tokenizer"].update(vocab_size=320, train_bytes=1 << 30)
-    params["model"].update(n_layer=1, n_head=2, n_embd=32, block_size=32, dropout=0.1)
-    params["train"].update(device="cpu", lr=1e-3, min_lr=1e-4, max_iters=20, batch_size=4, eval_interval=10,
-                           eval_iters=2, log_interval=5, checkpoint_interval=10, warmup_iters=2, patience=0,
-                           nproc=1, deterministic=False, time_budget_s=0, dtype="float32")
-    params["evaluate"].update(device="cpu", prompts=["ROMEO:"], max_new_tokens=20, max_tokens=1_000_000)
-    params["sample"].update(device="cpu", prompts=["ROMEO:", ""], max_new_tokens=20, temperature=0.8)
-    params["plot"]["layer"] = 0
+
+def pipeline_params(corpus: list[Path]) -> dict:
+    """The throwaway repo's params.yaml: the suite's own, on the two sources, with a preset."""
+    params = params_template()
+    params["data"].update(sources=local_sources(corpus[0]) + local_sources(*corpus[1:], fmt="jsonl"))
+    params["tokenizer"]["vocab_size"] = 320
     params["presets"] = {"tiny": {"train.lr": 0.004, "model.n_embd": 16}}
     return params
 
@@ -83,10 +107,11 @@ def set_param(repo: Path, section: str, key: str, value) -> None:
 
 
 ALL = ["download", "train_bpe", "encode", "train", "evaluate", "sample", "plot"]
+READ_THE_MODEL = ["evaluate", "sample", "plot"]
 
 
-def test_repro_runs_every_stage_then_nothing(repo):
-    output = run([*DVC, "repro"], repo)
+def test_repro_runs_every_stage_then_nothing(built, repo):
+    output = built[1]
     assert ran(output) == ALL
     assert re.search(r"step +20/20  train \d+\.\d{3} val \d+\.\d{3} bits/char .* s, 0 s left", output)
     assert re.search(r"evaluate: val: scoring all [\d,]+ tokens \.\.\. \d", output)
@@ -98,34 +123,36 @@ def test_repro_runs_every_stage_then_nothing(repo):
                 "artifacts/plots/lr.png", "artifacts/plots/attention.png",
                 "artifacts/plots/token_lengths.png"):
         assert (repo / out).is_file(), out
-    assert ran(run([*DVC, "repro"], repo)) == []
+    assert ran(run([*DVC, "repro"], repo)) == []  # in a copy too: DVC goes by content, not by path
     assert "up to date" in run([*DVC, "status"], repo)
 
 
 def test_vocab_size_reruns_train_bpe_and_what_follows_never_download(repo):
-    run([*DVC, "repro"], repo)
     set_param(repo, "tokenizer", "vocab_size", 330)
-    assert ran(run([*DVC, "repro"], repo)) == ALL[1:]
+    assert stale(repo) == {"train_bpe": ["tokenizer.vocab_size"]}
+    assert ran(run([*DVC, "repro", "encode"], repo)) == ["train_bpe", "encode"]
     assert '"vocab_size": 330' in (repo / "data/tokens/meta.json").read_text()
+    assert list(stale(repo)) == ["train", *READ_THE_MODEL]  # a new tokenizer: everything after it
 
 
 def test_val_fraction_reruns_everything_the_tokenizer_learns_from_the_train_text_alone(repo):
-    run([*DVC, "repro"], repo)
     set_param(repo, "data", "val_fraction", 0.2)
-    assert ran(run([*DVC, "repro"], repo)) == ALL
+    assert stale(repo) == {"download": ["data.val_fraction"]}
+    assert ran(run([*DVC, "repro", "encode"], repo)) == ["download", "train_bpe", "encode"]
+    assert list(stale(repo)) == ["train", *READ_THE_MODEL]
 
 
 def test_sample_temperature_reruns_only_sample(repo):
-    run([*DVC, "repro"], repo)
     set_param(repo, "sample", "temperature", 0.5)
     assert ran(run([*DVC, "repro"], repo)) == ["sample"]
     assert "temperature 0.5" in (repo / "artifacts/samples.md").read_text()
 
 
 def test_train_lr_reruns_train_and_what_reads_the_model(repo):
-    run([*DVC, "repro"], repo)
     set_param(repo, "train", "lr", 0.002)
-    assert ran(run([*DVC, "repro"], repo)) == ["train", "evaluate", "sample", "plot"]
+    assert stale(repo) == {"train": ["train"]}
+    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]  # the rerun itself: the experiment below
+    assert [name for name, spec in stages.items() if "artifacts/model" in spec["deps"]] == READ_THE_MODEL
     shown = run([*DVC, "metrics", "show"], repo)
     for metric in ("val_bits_per_char", "tokens_per_s", "val.bits_per_char", "bigram_val.nats_per_token",
                    "samples.distinct_2"):
@@ -134,12 +161,9 @@ def test_train_lr_reruns_train_and_what_reads_the_model(repo):
 
 
 def test_a_preset_runs_as_a_dvc_experiment_that_exp_show_lists(repo):
-    run([*DVC, "repro"], repo)
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-qm", "baseline"], repo)
     output = run([sys.executable, "-m", "stages.experiment", "tiny", "--name", "tiny-run"], repo)
     assert "-S train.lr=0.004 -S model.n_embd=16" in output
-    assert ran(output) == ["train", "evaluate", "sample", "plot"]
+    assert ran(output) == ["train", *READ_THE_MODEL]  # a change to train: it and what reads the model rerun
     shown = run([*DVC, "exp", "show", "--no-pager", "--csv"], repo)
     row = next(line for line in shown.splitlines() if line.startswith("tiny-run,"))
     assert ",0.004," in row and ",16," in row
@@ -153,73 +177,70 @@ def test_a_preset_runs_as_a_dvc_experiment_that_exp_show_lists(repo):
     assert re.search(r"tiny-run +\d+\.\d{4} +\d+\.\d{4} +\d+ +\d+\.\d  preset tiny$", line), line
 
 
-def test_sample_streams_one_prompt_from_the_command_line(repo):
-    run([*DVC, "repro"], repo)
+def here(repo: Path, monkeypatch, module: str, *args: str):
+    """``python -m <module> ARGS`` in ``repo``, in this process (torch is imported already)."""
+    monkeypatch.chdir(repo)
+    return command(module, *args)
+
+
+def test_sample_streams_one_prompt_from_the_command_line(repo, monkeypatch):
     before = (repo / "artifacts/samples.md").read_text()
-    output = run([sys.executable, "-m", "stages.sample", "--prompt", "ROMEO:", "--temperature", "0",
-                  "--max-new-tokens", "12"], repo)
+    greedy = ["--prompt", "ROMEO:", "--temperature", "0", "--max-new-tokens", "12"]
+    output = run([sys.executable, "-m", "stages.sample", *greedy], repo)
     assert output.startswith("ROMEO:") and len(output) > len("ROMEO:")
-    again = run([sys.executable, "-m", "stages.sample", "--prompt", "ROMEO:", "--temperature", "0",
-                 "--max-new-tokens", "12"], repo)
-    assert again == output  # greedy is deterministic
-    assert "(empty prompt: starting from <|endoftext|>)" in run(
-        [sys.executable, "-m", "stages.sample", "--prompt", "", "--max-new-tokens", "5"], repo)
+    again = here(repo, monkeypatch, "stages.sample", *greedy)
+    assert again.returncode == 0 and again.stdout == output  # greedy is deterministic
+    empty = here(repo, monkeypatch, "stages.sample", "--prompt", "", "--max-new-tokens", "5")
+    assert "(empty prompt: starting from <|endoftext|>)" in empty.stdout + empty.stderr
+    # A prompt that is not UTF-8 (a shell's $'ROMEO\xff:' arrives as a lone surrogate): U+FFFD, no traceback.
+    odd = here(repo, monkeypatch, "stages.sample", "--prompt", "ROMEO\udcff:", "--max-new-tokens", "5")
+    assert odd.returncode == 0 and odd.stdout.startswith("ROMEO\ufffd:")  # (a traceback: exit 2)
     assert (repo / "artifacts/samples.md").read_text() == before  # --prompt writes no file
-    # A prompt that is not UTF-8 (a shell's $'ROMEO\xff:'): read as U+FFFD, never a traceback.
-    odd = run([sys.executable, "-m", "stages.sample", "--prompt", "ROMEO\udcff:", "--max-new-tokens", "5"], repo)
-    assert odd.startswith("ROMEO\ufffd:") and "Traceback" not in odd
 
 
 def test_a_finished_run_reruns_after_any_train_change_and_after_repro_f(repo):
     """Once stuck: DVC deletes train's outputs, the checkpoint is already at max_iters, and
     the stage must still write every output (and leave no temporary file in them)."""
-    run([*DVC, "repro"], repo)
     (repo / "artifacts/model/.model.pt.k1ll3d.tmp").write_bytes(b"half a file")  # a kill -9 left it
     set_param(repo, "train", "log_interval", 10)  # not in the fingerprint: the checkpoint resumes
-    output = run([*DVC, "repro"], repo)
-    assert "train" in ran(output) and "resuming at step 20" in output
+    output = run([*DVC, "repro", "train"], repo)
+    assert ran(output) == ["train"] and "resuming at step 20" in output
     assert not list((repo / "artifacts").rglob("*.tmp"))
-    set_param(repo, "evaluate", "max_new_tokens", 12)  # a change in each of the last two sections too
+    output = run([*DVC, "repro", "--force", "--single-item", "train"], repo)  # what `dvc repro -f` does to train
+    assert ran(output) == ["train"] and "resuming at step 20" in output
+    for out in ("model/model.pt", "model/model.json", "train_log.tsv", "train_metrics.json"):
+        assert (repo / "artifacts" / out).is_file(), out
+
+
+def test_a_change_in_evaluate_or_plot_reruns_that_stage_alone(repo):
+    set_param(repo, "evaluate", "max_new_tokens", 12)
     set_param(repo, "plot", "layer", 1)
-    assert ran(run([*DVC, "repro"], repo)) == ["evaluate", "plot"]
-    output = run([*DVC, "repro", "-f"], repo)
-    assert ran(output) == ALL
-    assert "up to date" in run([*DVC, "status"], repo)
+    assert stale(repo) == {"evaluate": ["evaluate"], "plot": ["plot"]}
 
 
-def test_the_learners_parts_train_to_the_references_loss_and_sample(repo):
+def test_the_learners_parts_train_to_the_references_loss_and_sample(built, repo, monkeypatch):
     """Every impl key set to mine, with correct parts in mine/: the same run as the reference's (the
     tokenizer, the token files, the model and its loss), and the micrograd lesson runs with theirs."""
     from sml.parts import MODEL_PARTS, PARTS
 
-    shipped = (repo / "params.yaml").read_text()
-    params = yaml.safe_load(shipped)
-    params["model"]["dropout"] = 0.0  # the learner's attention draws its dropout masks another way
+    reference = json.loads((built[0] / "artifacts/train_metrics.json").read_text())["val_loss"]  # dropout 0
+    for part in PARTS:
+        shutil.copy(ROOT / "tests" / "solutions" / f"{part}.py", repo / "mine" / f"{part}.py")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["impl"] = dict.fromkeys(PARTS, "mine")
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    try:
-        run([*DVC, "repro", "train"], repo)
-        reference = json.loads((repo / "artifacts/train_metrics.json").read_text())["val_loss"]
-        for part in PARTS:
-            shutil.copy(ROOT / "tests" / "solutions" / f"{part}.py", repo / "mine" / f"{part}.py")
-        params["impl"] = dict.fromkeys(PARTS, "mine")
-        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-        output = run([*DVC, "repro", "sample"], repo)
-        assert ran(output) == ["train_bpe", "encode", "train", "sample"]
-        assert "merges (mine/bpe.py)" in output and "python (mine/bpe.py) backend" in output
-        assert abs(json.loads((repo / "artifacts/train_metrics.json").read_text())["val_loss"] - reference) < 1e-4
-        assert json.loads((repo / "artifacts/model/model.json").read_text())["impl"] == dict.fromkeys(MODEL_PARTS,
-                                                                                                     "mine")
-        assert "## Prompt 1: 'ROMEO:'" in (repo / "artifacts/samples.md").read_text()
-        lesson = run([sys.executable, "-m", "stages.micrograd", "--points", "20", "--hidden", "4", "--steps", "5"],
-                     repo)
-        assert "MLP 2-4-4-1 (mine/micrograd.py's Value)" in lesson and "training accuracy" in lesson
-        params["impl"]["attention"] = "reference"  # the model's record and the params disagree: refused
-        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-        result = subprocess.run([sys.executable, "-m", "stages.sample"], cwd=repo, capture_output=True, text=True)
-        assert result.returncode == 1
-        assert result.stderr.strip() == ("error: artifacts/model was trained with impl.attention = 'mine', but"
-                                         " params.yaml says 'reference': set it back, or retrain (dvc repro train)")
-    finally:
-        (repo / "params.yaml").write_text(shipped)
-        for part in PARTS:
-            shutil.copy(ROOT / "mine" / f"{part}.py", repo / "mine" / f"{part}.py")
+    output = run([*DVC, "repro", "sample"], repo)
+    assert ran(output) == ["train_bpe", "encode", "train", "sample"]
+    assert "merges (mine/bpe.py)" in output and "python (mine/bpe.py) backend" in output
+    assert abs(json.loads((repo / "artifacts/train_metrics.json").read_text())["val_loss"] - reference) < 1e-4
+    assert json.loads((repo / "artifacts/model/model.json").read_text())["impl"] == dict.fromkeys(MODEL_PARTS,
+                                                                                                 "mine")
+    assert "## Prompt 1: 'ROMEO:'" in (repo / "artifacts/samples.md").read_text()
+    lesson = here(repo, monkeypatch, "stages.micrograd", "--points", "20", "--hidden", "4", "--steps", "5").stdout
+    assert "MLP 2-4-4-1 (mine/micrograd.py's Value)" in lesson and "training accuracy" in lesson
+    params["impl"]["attention"] = "reference"  # the model's record and the params disagree: refused
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    result = here(repo, monkeypatch, "stages.sample")
+    assert result.returncode == 1
+    assert result.stderr.strip() == ("error: artifacts/model was trained with impl.attention = 'mine', but"
+                                     " params.yaml says 'reference': set it back, or retrain (dvc repro train)")

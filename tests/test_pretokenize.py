@@ -38,7 +38,7 @@ tricky_text = st.lists(
 
 
 @pytest.mark.parametrize("pattern", ["gpt2", "gpt4"])
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(text=tricky_text, piece_chars=st.integers(1, 12))
 def test_streaming_gives_the_ids_of_the_whole_text(pattern, text, piece_chars):
     tok = _tokenizers[pattern]
@@ -55,7 +55,7 @@ _tokenizers = {
 
 
 @pytest.mark.parametrize("pattern", ["gpt2", "gpt4"])
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=800, deadline=None)
 @given(text=tricky_text)
 def test_the_backward_search_finds_the_cut_the_forward_rule_does(pattern, text):
     from sml.tokenizer.pretokenize import _last_safe_cut_forward, last_safe_cut
@@ -66,7 +66,7 @@ def test_the_backward_search_finds_the_cut_the_forward_rule_does(pattern, text):
 
 
 @pytest.mark.parametrize("pattern", ["gpt2", "gpt4"])
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(head=tricky_text, text=tricky_text, special=st.booleans())
 def test_a_cut_found_in_a_window_from_the_middle_of_a_text_is_safe_in_the_whole_text(pattern, head, text, special):
     """What encode's ranges rely on: a window read from just after a line break, with no idea

@@ -18,9 +18,9 @@ from sml.optim import lr_at
 from sml.progress import LOG_COLUMNS
 from sml.tokenizer import Tokenizer
 from sml.train import Interrupted, TrainFiles, train
-from tests.conftest import PARAMS
+from tests.conftest import TEST_PARAMS
 
-SHIPPED = load_params(PARAMS)  # for its keys: every value the tests rely on is set below
+SHIPPED = load_params(TEST_PARAMS)  # for its keys: every value the tests rely on is set below
 MODEL = dataclasses.replace(SHIPPED.model, n_layer=2, n_head=2, n_embd=32, block_size=32, dropout=0.1)
 TRAIN = dataclasses.replace(
     SHIPPED.train, device="cpu", dtype="float32", compile=False, deterministic=False, nproc=1, batch_size=8,
