@@ -164,16 +164,16 @@ def topological_order(root: Value) -> list[Value]:
     ['a', '*', '+']
     """
     order: list[Value] = []
-    visited: set[int] = set()
+    visited: set[Value] = set()  # by identity: a Value defines no __eq__
     stack: list[tuple[Value, bool]] = [(root, False)]
     while stack:
         node, inputs_done = stack.pop()
         if inputs_done:
             order.append(node)
-        elif id(node) not in visited:
-            visited.add(id(node))
+        elif node not in visited:
+            visited.add(node)
             stack.append((node, True))
-            stack.extend((child, False) for child in reversed(node._prev) if id(child) not in visited)
+            stack.extend((child, False) for child in reversed(node._prev) if child not in visited)
     return order
 
 
