@@ -7,6 +7,7 @@ reports changed, and those whose inputs then change. A stage runs for real where
 about what it does (the sample after a temperature change, train resuming, an experiment).
 """
 
+import contextlib
 import gzip
 import json
 import os
@@ -42,8 +43,12 @@ def ran(output: str) -> list[str]:
 
 
 def stale(repo: Path) -> dict[str, list[str]]:
-    """What `dvc status` says would rerun: stage -> what changed (params keys, or dependency paths)."""
-    status = json.loads(run([*DVC, "status", "--json"], repo).strip().splitlines()[-1])
+    """What `dvc status` says would rerun: stage -> what changed (params keys, or dependency paths).
+    Asked through DVC's Python API, the same call as the command's, without starting a process."""
+    from dvc.repo import Repo
+
+    with contextlib.chdir(repo), Repo() as dvc:  # (stages are named relative to where one stands)
+        status = dvc.status()
     changed = {}
     for stage, reasons in status.items():
         for reason in reasons:
@@ -186,7 +191,7 @@ def here(repo: Path, monkeypatch, module: str, *args: str):
 def test_sample_streams_one_prompt_from_the_command_line(repo, monkeypatch):
     before = (repo / "artifacts/samples.md").read_text()
     greedy = ["--prompt", "ROMEO:", "--temperature", "0", "--max-new-tokens", "12"]
-    output = run([sys.executable, "-m", "stages.sample", *greedy], repo)
+    output = here(repo, monkeypatch, "stages.sample", *greedy).stdout  # (the stage's process: the tests above)
     assert output.startswith("ROMEO:") and len(output) > len("ROMEO:")
     again = here(repo, monkeypatch, "stages.sample", *greedy)
     assert again.returncode == 0 and again.stdout == output  # greedy is deterministic
