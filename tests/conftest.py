@@ -65,9 +65,12 @@ def pytest_unconfigure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """The end-to-end tests first, in their own order: with pytest-xdist's work stealing, the
-    quick tests then fill the cores while the long ones run, instead of a long one running last."""
-    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)  # a stable sort
+    """The longest first: the tests on the shared pipeline (whose build is the longest wait), then
+    the other end-to-end tests, then the rest, each in its own order (a stable sort). With
+    pytest-xdist's work stealing the quick tests then fill the cores while the long ones run,
+    instead of a long one running last on one core."""
+    items.sort(key=lambda item: 0 if "built" in getattr(item, "fixturenames", ()) else
+               1 if item.get_closest_marker("e2e") else 2)
 
 
 # Guarded: collecting the tests (importing their modules), and each test, by its node id.

@@ -132,6 +132,7 @@ def damage(path: Path, how: str, other: Path) -> None:
 CASES = [(a, how, stage) for a, stages in READERS.items() for how in DAMAGE for stage in stages]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("artifact", "how", "stage"), CASES, ids=["-".join(c) for c in CASES])
 def test_a_damaged_artifact_is_one_line_or_harmless(runs, tmp_path, artifact, how, stage):
     original, other = runs
@@ -163,6 +164,7 @@ def test_damage_cases_cover_every_reader():
     assert {s for stages in READERS.values() for s in stages} == set(STAGES) - {"download"}
 
 
+@pytest.mark.e2e
 def test_a_damaged_checkpoint_is_kept_and_the_rerun_after_deleting_it_trains(runs, tmp_path):
     case = tmp_path / "run"
     shutil.copytree(runs[0], case)

@@ -25,6 +25,7 @@ def test_every_part_has_a_stub_a_solution_and_its_chapter():
         assert part.checks
 
 
+@pytest.mark.e2e
 def test_with_every_stub_unwritten_make_grade_reports_all_to_do(tmp_path):
     done = subprocess.run([sys.executable, "-m", "sml.grading", "--dir", str(ROOT / "mine")], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)

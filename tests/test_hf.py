@@ -4,6 +4,7 @@ directory (the hub's layout, with its own token order) imports with the same log
 samples: tests/test_stages.py). All offline: the Hugging Face models are built here, small and random."""
 
 import dataclasses
+import importlib.util
 import json
 
 import pytest
@@ -19,8 +20,16 @@ from sml.model import GPT
 from sml.tokenizer import Tokenizer
 from tests.conftest import MIXED, SONNET, command
 
-transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
+if importlib.util.find_spec("transformers") is None:
+    pytest.skip("transformers is not installed (pip install -e '.[dev]')", allow_module_level=True)
+
+
+def transformers():
+    """The transformers package, imported by the first test that needs it (2 s that collecting
+    every test module need not wait for)."""
+    return importlib.import_module("transformers")
+
 
 TINY = ModelConfig(n_layer=2, n_head=4, n_embd=32, block_size=32, dropout=0.0, bias=False,
                    positions="rope", norm="layernorm", mlp="gelu", tie_weights=True, attention="sdpa")
@@ -69,8 +78,8 @@ def test_an_sml_model_round_trips_through_transformers_with_the_same_logits(tmp_
     export_model(tmp_path, tokenizer_dir, tmp_path / "hf")
     assert (tmp_path / "hf" / "model.safetensors").exists() and not list((tmp_path / "hf").glob("*.bin"))
 
-    theirs = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "hf").eval()
-    hf_tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "hf")
+    theirs = transformers().AutoModelForCausalLM.from_pretrained(tmp_path / "hf").eval()
+    hf_tok = transformers().AutoTokenizer.from_pretrained(tmp_path / "hf")
     assert type(theirs).__name__ == {"gpt2": "GPT2LMHeadModel", "gpt_neox": "GPTNeoXForCausalLM",
                                      "llama": "LlamaForCausalLM"}[variant.split()[0]]
     text = "ROMEO:\nShall I compare thee to a summer's day? 東京 🙂"
@@ -134,9 +143,9 @@ def gpt2_style_directory(path, vocab_size=300):
     hf_tok.train_from_iterator([SONNET * 3 + MIXED], trainer)
     hf_tok.save(str(path / "tokenizer.json"))
     torch.manual_seed(0)
-    config = transformers.GPT2Config(vocab_size=hf_tok.get_vocab_size(), n_positions=64, n_embd=32, n_layer=2,
+    config = transformers().GPT2Config(vocab_size=hf_tok.get_vocab_size(), n_positions=64, n_embd=32, n_layer=2,
                                      n_head=4, activation_function="gelu_new")
-    model = transformers.GPT2LMHeadModel(config).eval()
+    model = transformers().GPT2LMHeadModel(config).eval()
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "ln_" in name or name.endswith(".bias"):

@@ -138,6 +138,7 @@ def test_pictures_and_text(tmp_path):
     assert boundary.read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.e2e
 def test_the_command_trains_and_draws(tmp_path):
     """The lesson's command trains what ``train`` trains (learning itself: the two-moons test above)."""
     result = subprocess.run(

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -404,6 +405,7 @@ def one_line(e: ParamsError, path: Path) -> str:
     return message
 
 
+@pytest.mark.e2e
 def test_a_stage_command_prints_one_error_line_and_exits_1(tmp_path):
     path = tmp_path / "params.yaml"
 

@@ -123,6 +123,7 @@ def trained(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.e2e
 def test_the_readme_python_runs_as_written(trained, capsys):
     blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), re.S)
     assert len(blocks) >= 2  # the tokenizer, and the trained model

@@ -29,6 +29,7 @@ def params_file(tmp_path, corpus_file):
     return path
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("stage", ["download", "train_bpe", "encode"])
 def test_bad_params_print_one_line_and_exit_1(tmp_path, params_file, stage):
     text = params_file.read_text().replace("vocab_size: 300", "vocab_size: lots")
@@ -41,6 +42,7 @@ def test_bad_params_print_one_line_and_exit_1(tmp_path, params_file, stage):
     assert "vocab_size = 'lots'" in lines[0] or "val_fraction = 2" in lines[0]
 
 
+@pytest.mark.e2e
 def test_missing_inputs_name_the_file_and_the_stage_to_run(tmp_path, params_file):
     result = run_stage("encode", "--corpus", str(tmp_path / "none.txt"),
                        "--tokenizer", str(tmp_path / "tok"), "--params", str(params_file))
@@ -49,6 +51,7 @@ def test_missing_inputs_name_the_file_and_the_stage_to_run(tmp_path, params_file
         " file; rerun the train_bpe stage (dvc repro train_bpe, or python -m stages.train_bpe)"
 
 
+@pytest.mark.e2e
 def test_train_bpe_imports_neither_torch_nor_numpy(tmp_path, params_file, corpus_file):
     code = (
         "import runpy, sys\n"
@@ -65,6 +68,7 @@ def test_train_bpe_imports_neither_torch_nor_numpy(tmp_path, params_file, corpus
     assert (tmp_path / "tok" / "tokenizer.json").exists() and (tmp_path / "tok" / "vocab.txt").exists()
 
 
+@pytest.mark.e2e
 def test_help_says_what_an_option_falls_back_to_and_lists_the_presets(tmp_path):
     params = params_template()
     params["presets"]["small"] = {"model.n_layer": 2}
@@ -139,6 +143,7 @@ def test_an_unexpected_error_is_one_line_and_exit_2_and_sml_debug_shows_the_trac
     assert isinstance(debug.exception, KeyError)  # raised, so its traceback shows
 
 
+@pytest.mark.e2e
 def test_the_first_stages_run_on_several_sources_given_only_through_params(tmp_path):
     """download -> train_bpe -> encode on plain text, gzipped JSON lines and a val source of
     their own, one of them unpinned: the download stage prints the line that pins it."""
