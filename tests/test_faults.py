@@ -24,7 +24,7 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from tests.conftest import MIXED, ROOT, SONNET, local_sources, params_template
+from tests.conftest import MIXED, ROOT, SONNET, built_once, local_sources, params_template
 
 STAGES = ("download", "train_bpe", "encode", "train", "evaluate", "sample", "plot")
 
@@ -106,11 +106,14 @@ def make_run(root: Path, text: str, vocab_size: int) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def runs(tmp_path_factory):
-    base = tmp_path_factory.mktemp("faults")
-    return (make_run(base / "a", SONNET * 6 + MIXED, 300),
-            make_run(base / "b", (SONNET[::-1] + MIXED) * 4, 280))  # another run, to swap files with
+    def build(base: Path) -> None:
+        make_run(base / "a", SONNET * 6 + MIXED, 300)
+        make_run(base / "b", (SONNET[::-1] + MIXED) * 4, 280)  # another run, to swap files with
+
+    base = built_once(tmp_path_factory, "faults", build)
+    return base / "a", base / "b"
 
 
 def damage(path: Path, how: str, other: Path) -> None:
