@@ -75,12 +75,9 @@ def invoke(stage: str, *args: str):
     return CliRunner().invoke(app, list(args), env={"COLUMNS": "250"})
 
 
-def tiny_params(corpus: Path, vocab_size: int, template: dict | None = None) -> dict:
-    """A tiny run's params.yaml: ``template`` (the working copy's) with every value the tests rely on set.
-
-    tests/test_readme.py checks that a template after `make quick` gives the same result.
-    """
-    raw = {section: dict(keys) for section, keys in (template or params_template()).items() if section != "presets"}
+def tiny_params(corpus: Path, vocab_size: int) -> dict:
+    """A tiny run's params.yaml: the suite's own, on ``corpus``, with every value the tests rely on set."""
+    raw = params_template()
     raw["data"].update(sources=local_sources(corpus), val_sources=[], val_fraction=0.1)
     raw["tokenizer"].update(vocab_size=vocab_size, train_bytes=1 << 30)
     raw["model"].update(n_layer=1, n_head=2, n_embd=32, block_size=32, dropout=0.1)

@@ -66,6 +66,7 @@ def built(tmp_path_factory) -> tuple[Path, str]:
 
 
 def build_repository(root: Path) -> None:
+    """Lay out the repository under ``root`` (its corpus beside it), reproduce it and commit."""
     from tests.conftest import MIXED, SONNET
 
     repo = root / "repo"
