@@ -20,11 +20,9 @@ import time
 from pathlib import Path
 
 import pytest
-import typer
 import yaml
-from typer.testing import CliRunner
 
-from tests.conftest import MIXED, ROOT, SONNET, built_once, local_sources, params_template
+from tests.conftest import MIXED, ROOT, SONNET, built_once, command, local_sources, params_template
 
 STAGES = ("download", "train_bpe", "encode", "train", "evaluate", "sample", "plot")
 
@@ -70,9 +68,8 @@ ON_PURPOSE = {
 
 
 def invoke(stage: str, *args: str):
-    app = typer.Typer()
-    app.command()(importlib.import_module(f"stages.{stage}").main)
-    return CliRunner().invoke(app, list(args), env={"COLUMNS": "250"})
+    """``python -m stages.<stage> ARGS`` in this process."""
+    return command(f"stages.{stage}", *args)
 
 
 def tiny_params(corpus: Path, vocab_size: int) -> dict:
@@ -98,7 +95,7 @@ def make_run(root: Path, text: str, vocab_size: int) -> Path:
     with contextlib.chdir(root):
         for stage in STAGES:
             result = invoke(stage)
-            assert result.exit_code == 0, (stage, result.output, result.stderr)
+            assert result.returncode == 0, (stage, result.stdout, result.stderr)
     # best.pt is what the run exports: keep the case where it and the last step differ for later
     return root
 
@@ -144,15 +141,15 @@ def test_a_damaged_artifact_is_one_line_or_harmless(runs, tmp_path, artifact, ho
     with contextlib.chdir(case):
         result = invoke(stage)
     lines = result.stderr.strip().splitlines()
-    assert result.exit_code in (0, 1), f"exit {result.exit_code}: {result.stderr}{result.output}"
+    assert result.returncode in (0, 1), f"exit {result.returncode}: {result.stderr}{result.stdout}"
     if (artifact, how, stage) in ON_PURPOSE:
-        assert result.exit_code == 0 and "starting at step 0" in result.output + result.stderr or how == "deleted"
+        assert result.returncode == 0 and "starting at step 0" in result.stdout + result.stderr or how == "deleted"
         return
-    if result.exit_code == 0:
+    if result.returncode == 0:
         assert (artifact, how, stage) in UNDETECTABLE, f"{how} {artifact} accepted silently by {stage}"
     else:
         assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-        assert "Traceback" not in result.stderr + result.output
+        assert "Traceback" not in result.stderr + result.stdout
         named = Path(artifact).name in lines[0] or Path(artifact).parent.name in lines[0]
         assert named, f"the message does not name {artifact}: {lines[0]}"
     assert (target.read_bytes() if target.exists() else None) == before  # left for the user to look at
@@ -171,10 +168,10 @@ def test_a_damaged_checkpoint_is_kept_and_the_rerun_after_deleting_it_trains(run
     damage(case / "artifacts/checkpoint/checkpoint.pt", "garbled", None)
     with contextlib.chdir(case):
         first = invoke("train")
-        assert first.exit_code == 1 and "delete artifacts/checkpoint to start the run over" in first.stderr
+        assert first.returncode == 1 and "delete artifacts/checkpoint to start the run over" in first.stderr
         shutil.rmtree("artifacts/checkpoint")  # what the message says
         again = invoke("train")
-    assert again.exit_code == 0, again.stderr
+    assert again.returncode == 0, again.stderr
 
 
 @pytest.mark.e2e
@@ -191,7 +188,7 @@ def test_kill_9_at_random_moments_then_a_rerun_ends_as_an_uninterrupted_run(tmp_
         (root / "params.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
         with contextlib.chdir(root):
             for stage in ("download", "train_bpe", "encode"):
-                assert invoke(stage).exit_code == 0
+                assert invoke(stage).returncode == 0
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     assert subprocess.run([sys.executable, "-m", "stages.train"], cwd=straight, env=env,
                           capture_output=True, timeout=300).returncode == 0

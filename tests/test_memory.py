@@ -5,9 +5,7 @@ import re
 
 import pytest
 import torch
-import typer
 import yaml
-from typer.testing import CliRunner
 
 from sml.config import ModelConfig
 from sml.errors import SMLError
@@ -21,8 +19,7 @@ from sml.memory import (
     peak_flops,
 )
 from sml.model import GPT
-from stages import fit
-from tests.conftest import params_template
+from tests.conftest import command, params_template
 
 TINY = ModelConfig(n_layer=2, n_head=2, n_embd=48, block_size=32, dropout=0.0, bias=False, positions="rope",
                    norm="layernorm", mlp="gelu", tie_weights=True, attention="sdpa")
@@ -178,21 +175,19 @@ def params_file(tmp_path):
 
 def run_fit(*args: str):
     """``python -m stages.fit ARGS``, in this process (no second torch import)."""
-    app = typer.Typer()
-    app.command()(fit.main)
-    return CliRunner().invoke(app, list(args), env={"COLUMNS": "250"})
+    return command("stages.fit", *args)
 
 
 def test_fit_on_a_16_gb_card(params_file):
     result = run_fit("--params", str(params_file), "--memory-gb", "16")
-    assert result.exit_code == 0, result.stderr
+    assert result.returncode == 0, result.stderr
     assert "12.19M parameters" in result.stdout and "32,768 tokens/step" in result.stdout
     assert "estimated peak 3.29 GB" in result.stdout and "of 16 GB on a 16 GB card" in result.stdout
 
 
 def test_fit_refuses_a_card_far_too_small(params_file):
     result = run_fit("--params", str(params_file), "--memory-gb", "0.01")
-    assert result.exit_code == 1
+    assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: training needs about 3.29 GB")
     assert "train.batch_size" in lines[0]

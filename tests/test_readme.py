@@ -74,7 +74,7 @@ def test_the_working_copy_tests_pass_after_make_quick_and_a_hand_edit(tmp_path, 
     repo = tmp_path / "clone"
     for name in ("sml", "stages", "tests", "mine"):
         shutil.copytree(ROOT / name, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("params.yaml", "dvc.yaml", "README.md", "LEARN.md", "pyproject.toml"):
+    for name in ("params.yaml", "pyproject.toml"):  # pyproject.toml: pytest's settings
         shutil.copy(ROOT / name, repo / name)
     params = repo / "params.yaml"
     make_quick_params(params)
