@@ -261,19 +261,9 @@ def _measured_peak(device: torch.device, dtype: torch.dtype) -> tuple[float, int
     core, the CPU's clock still rising) would halve the peak and double the MFU.
     """
     n = 256
-    while n < _matmul_size(device) and _one_matmul_s(device, dtype, n) < 0.01:
+    while n < _matmul_size(device) and 2 * n**3 / measured_matmul_flops(device, dtype, n, repeats=1) < 0.01:
         n *= 2
     return measured_matmul_flops(device, dtype, n, repeats=10, budget_s=0.3), n
-
-
-def _one_matmul_s(device: torch.device, dtype: torch.dtype, n: int) -> float:
-    """Seconds of one (n, n) @ (n, n) product (the first call's set-up included: an upper bound)."""
-    a = torch.ones(n, n, device=device, dtype=dtype)
-    synchronize(device)
-    start = time.perf_counter()
-    a @ a
-    synchronize(device)
-    return time.perf_counter() - start
 
 
 def measured_matmul_flops(device: torch.device, dtype: torch.dtype, n: int | None = None,

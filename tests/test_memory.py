@@ -151,8 +151,14 @@ def test_the_measured_matrix_grows_only_while_a_product_is_quick(monkeypatch, on
     import sml.memory
 
     sizes = []
-    monkeypatch.setattr(sml.memory, "_one_matmul_s", lambda device, dtype, size: sizes.append(size) or one_product_s)
-    monkeypatch.setattr(sml.memory, "measured_matmul_flops", lambda device, dtype, size, **kw: float(size))
+
+    def measured(device, dtype, size, repeats, budget_s=0.5):  # one product: a probe taking one_product_s
+        if repeats == 1:
+            sizes.append(size)
+            return 2 * size**3 / one_product_s
+        return float(size)
+
+    monkeypatch.setattr(sml.memory, "measured_matmul_flops", measured)
     sml.memory._measured_peak.cache_clear()
     try:
         assert peak_flops(torch.device("cpu"), torch.bfloat16) == (n, f"measured: {n}x{n} bfloat16 matmul")
