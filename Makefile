@@ -33,7 +33,7 @@ sample: $(STAMP)
 
 PART ?=
 grade: $(STAMP)
-	$(BIN)/python -m sml.grading $(PART)
+	$(BIN)/python -m sml.learn $(PART)
 
 bench: $(STAMP)
 	$(BIN)/python bench/tokenizer.py

@@ -209,10 +209,10 @@ def one(spec_path: Path) -> None:
     """Prepare (or reuse) the data for this recipe's vocab, train on the budget, score the whole val split."""
     import io
 
-    from sml.checkpoint import load_model
-    from sml.device import pick_runtime
+    from sml.data.tokens import load_meta, load_tokens
     from sml.evaluate import loss_units, split_loss
-    from sml.tokens import load_meta, load_tokens
+    from sml.run.checkpoint import load_model
+    from sml.run.device import pick_runtime
     from sml.train import TrainFiles, train
 
     spec = json.loads(spec_path.read_text())
@@ -239,8 +239,8 @@ def one(spec_path: Path) -> None:
 
 def prepare(corpus: Path, params, data: Path) -> Path:
     """Corpus split, tokenizer and token files as the download, train_bpe and encode stages make them."""
-    from sml.encode import encode_corpus
-    from sml.sources import Source, build_corpus
+    from sml.data.encode import encode_corpus
+    from sml.data.sources import Source, build_corpus
     from sml.tokenizer import Tokenizer
 
     if (data / "tokens" / "meta.json").exists():

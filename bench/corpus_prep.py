@@ -9,10 +9,10 @@ vocab 4096, ``tokenizer.train_bytes`` 100 MB) and runs, each as its own process 
 repository root, with every output in a work folder W:
 
 1. download: the corpus (a local path, sha256 "": not pinned) into W as train.txt and val.txt;
-2. train_bpe on the train text (at most ``train_bytes`` of it, ``sml.corpus.sample_lines``);
+2. train_bpe on the train text (at most ``train_bytes`` of it, ``sml.data.corpus.sample_lines``);
 3. encode with 1 worker, then with every core (``os.cpu_count()``): the speed-up is
    measured against its own single-process baseline, in the same run;
-4. evaluate's data work: the token files loaded and checked (``sml.tokens.load_tokens``),
+4. evaluate's data work: the token files loaded and checked (``sml.data.tokens.load_tokens``),
    ``sml.evaluate.bigram_loss`` over them (memory maps)
    and the known-word set read from a bounded sample of the train text;
 5. the baseline, Hugging Face ``tokenizers`` in one process: a byte-level BPE trained to
@@ -72,9 +72,9 @@ CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8
 # process: argv = the tokens folder, the train text.
 EVALUATE_DATA = """
 import sys
-from sml.corpus import sample_lines
+from sml.data.corpus import sample_lines
 from sml.evaluate import WORD_SAMPLE_BYTES, bigram_loss, words_of
-from sml.tokens import load_meta, load_tokens
+from sml.data.tokens import load_meta, load_tokens
 tokens, text = sys.argv[1:3]
 train, val = load_tokens(tokens, "train"), load_tokens(tokens, "val")  # checked, as the stage loads them
 loss = bigram_loss(train, val, load_meta(tokens)["vocab_size"])
@@ -237,8 +237,8 @@ def ensure_corpus(mb: float) -> Path:
 
 
 def write_sample(text: Path, sample: Path) -> None:
-    """The lines train_bpe trains on (``sml.corpus.sample_lines``), as a file for HF."""
-    from sml.corpus import sample_lines  # only here: the helper and HF processes import no sml
+    """The lines train_bpe trains on (``sml.data.corpus.sample_lines``), as a file for HF."""
+    from sml.data.corpus import sample_lines  # only here: the helper and HF processes import no sml
 
     with open(sample, "w", encoding="utf-8", newline="") as f:
         f.writelines(sample_lines(text, TRAIN_BYTES))

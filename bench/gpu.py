@@ -39,13 +39,13 @@ os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # before CUDA start
 
 import torch  # noqa: E402
 
-from sml.checkpoint import load_checkpoint, load_model  # noqa: E402
 from sml.config import load_params  # noqa: E402
-from sml.device import synchronize  # noqa: E402
-from sml.download import fetch  # noqa: E402
-from sml.encode import encode_corpus  # noqa: E402
+from sml.data.download import fetch  # noqa: E402
+from sml.data.encode import encode_corpus  # noqa: E402
+from sml.data.sources import Source, build_corpus  # noqa: E402
 from sml.kvcache import KVCache  # noqa: E402
-from sml.sources import Source, build_corpus  # noqa: E402
+from sml.run.checkpoint import load_checkpoint, load_model  # noqa: E402
+from sml.run.device import synchronize  # noqa: E402
 from sml.tokenizer import Tokenizer  # noqa: E402
 from sml.train import Interrupted, TrainFiles, train  # noqa: E402
 

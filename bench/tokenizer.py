@@ -34,7 +34,7 @@ import yaml
 from hf_train_bpe import train as hf_train  # bench/ is on sys.path when this runs as a script
 
 from sml.config import load_params
-from sml.download import MIRROR_ENV, find_in_mirror
+from sml.data.download import MIRROR_ENV, find_in_mirror
 from sml.tokenizer import Tokenizer
 from sml.tokenizer.pretokenize import compile_pattern, special_regex, split_special
 

@@ -24,10 +24,10 @@ import torch
 
 from sml.batches import RandomWindows
 from sml.config import load_params
-from sml.device import Runtime, cpu_has_fast_bf16, pick_device, synchronize
-from sml.memory import measured_matmul_flops
 from sml.model import GPT
 from sml.optim import make_optimizer
+from sml.run.device import Runtime, cpu_has_fast_bf16, pick_device, synchronize
+from sml.run.memory import measured_matmul_flops
 from sml.train import train_step
 
 REPO = Path(__file__).resolve().parent.parent

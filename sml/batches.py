@@ -4,7 +4,7 @@ A batch is ``batch_size`` windows of ``block_size + 1`` consecutive tokens taken
 offsets; the input is each window's first ``block_size`` tokens and the target the same
 window shifted by one: at every position the model learns to predict the next token.
 
-Tokens stay in a memory map (``sml.tokens.load_tokens``): only the windows drawn are read,
+Tokens stay in a memory map (``sml.data.tokens.load_tokens``): only the windows drawn are read,
 so a corpus larger than RAM trains the same way. The offsets come from a private
 ``torch.Generator`` whose state goes into each checkpoint, so a resumed run draws exactly
 the batches an uninterrupted run would have drawn.

@@ -27,7 +27,7 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
-from sml.errors import SMLError
+from sml.run.errors import SMLError
 
 
 class ParamsError(SMLError):
@@ -190,7 +190,7 @@ Impl = Literal["reference", "mine"]
 @dataclasses.dataclass(frozen=True)
 class ImplConfig:
     """Whose code runs each part: SML's (``reference``) or the learner's ``mine/<part>.py``
-    (``mine``; ``sml/parts.py`` grades and loads it). LEARN.md, "Into the pipeline"."""
+    (``mine``; ``sml/learn/mine.py`` grades and loads it). LEARN.md, "Into the pipeline"."""
 
     micrograd: Impl  # python -m stages.micrograd (not a DVC stage)
     bpe: Impl

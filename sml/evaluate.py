@@ -31,16 +31,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sml.checkpoint import load_model
 from sml.config import EvaluateConfig
-from sml.corpus import sample_lines
-from sml.device import Runtime, pick_runtime
-from sml.errors import SMLError
+from sml.data.corpus import sample_lines
+from sml.data.tokens import SPLITS, chunks, drop_pages, load_meta, load_tokens
 from sml.generate import complete
+from sml.learn.mine import Mine
 from sml.model import GPT
-from sml.parts import Mine
+from sml.run.checkpoint import load_model
+from sml.run.device import Runtime, pick_runtime
+from sml.run.errors import SMLError
 from sml.tokenizer import Tokenizer
-from sml.tokens import SPLITS, chunks, drop_pages, load_meta, load_tokens
 
 WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*")
 
@@ -49,7 +49,7 @@ def evaluate(model_dir: Path, tokenizer: Path, tokens: Path, corpus: Path, cfg: 
              out=None, mine: Mine | None = None) -> dict:
     """Every figure above for the model in ``model_dir``; returns the metrics as a dict.
 
-    ``mine``: the learner's parts (``sml/parts.py``): the model's, and ``pick`` for the samples.
+    ``mine``: the learner's parts (``sml/learn/mine.py``): the model's, and ``pick`` for the samples.
 
     Each figure is printed to ``out`` as soon as it is known (a whole split takes a while).
     """

@@ -22,7 +22,7 @@ here: ``embed``, ``rope``, ``split_heads``, ``merge_heads``, ``attention``, ``la
 ``mlp``, ``block``. The modules call them, or tests/test_model.py shows that they compute the
 same as the faster way the modules keep (``rope``, ``split_heads``, ``layer_norm``).
 
-With ``GPT(cfg, vocab_size, mine)`` (``sml/parts.py``, ``impl.<part>: mine`` in params.yaml)
+With ``GPT(cfg, vocab_size, mine)`` (``sml/learn/mine.py``, ``impl.<part>: mine`` in params.yaml)
 the modules call the learner's functions instead: one line per seam, marked ``# mine:``.
 
 Left out on purpose: sampling strategies (``generate.py``), and any training code.
@@ -39,7 +39,7 @@ from sml.config import ModelConfig
 
 if TYPE_CHECKING:  # only for the annotations: the cache is built by generate.py, Mine by parts.py
     from sml.kvcache import KVCache, LayerCache
-    from sml.parts import Mine
+    from sml.learn.mine import Mine
 
 INIT_STD = 0.02  # GPT-2's initial weight scale
 

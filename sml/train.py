@@ -17,10 +17,10 @@ checkpoint is written, so a rerun resumes.
 Losses are in nats/token (natural log). ``meta.json`` of the token files gives characters
 per token, which turns them into bits/char: a unit that compares across tokenizers.
 
-With several processes (``sml.distributed``, torchrun) every rank runs this same loop on
+With several processes (``sml.run.distributed``, torchrun) every rank runs this same loop on
 its own batches; DDP averages the gradients, and rank 0 alone prints and writes files.
 
-With ``impl.training: mine`` (``sml/parts.py``) the learner's functions take each of these
+With ``impl.training: mine`` (``sml/learn/mine.py``) the learner's functions take each of these
 places: ``get_batch`` (the batches), ``cross_entropy`` (the model's loss, the logged val
 loss's too), ``clip_grad_norm``, ``adamw_step`` (AdamW's parameters; Muon's stay PyTorch's)
 and ``lr_at``. The evaluate stage scores with SML's own loss whatever ``impl`` says.
@@ -42,22 +42,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from sml import budget, distributed
-from sml.atomic import write_json, write_text_or_warn
 from sml.batches import RandomWindows
-from sml.checkpoint import file_fingerprint, load_checkpoint, run_fingerprint, save_torch, save_weights
 from sml.config import ModelConfig, TrainConfig
-from sml.device import Runtime, pick_runtime, synchronize
-from sml.distributed import Dist
-from sml.errors import SMLError
-from sml.memory import check_fits, device_memory, estimate_training_memory, peak_flops
+from sml.data.tokens import check_vocab_size, load_meta, load_tokens
+from sml.learn.mine import Mine
 from sml.model import GPT, theirs
 from sml.optim import Optimizers, lr_at, make_optimizer
-from sml.parts import Mine
-from sml.progress import LOG_RETRY, Progress, StopOnCtrlC, Window, log_text, peak_memory_gb
-from sml.resume import resume_run, save_run
+from sml.run import budget, distributed
+from sml.run.atomic import write_json, write_text_or_warn
+from sml.run.checkpoint import file_fingerprint, load_checkpoint, run_fingerprint, save_torch, save_weights
+from sml.run.device import Runtime, pick_runtime, synchronize
+from sml.run.distributed import Dist
+from sml.run.errors import SMLError
+from sml.run.memory import check_fits, device_memory, estimate_training_memory, peak_flops
+from sml.run.progress import LOG_RETRY, Progress, StopOnCtrlC, Window, log_text, peak_memory_gb
+from sml.run.resume import resume_run, save_run
 from sml.tokenizer import Tokenizer
-from sml.tokens import check_vocab_size, load_meta, load_tokens
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,7 @@ class Run:
 
     @property
     def out_of_time(self) -> bool:
-        """The time budget (``train.time_budget_s``) is spent: see ``sml.budget``."""
+        """The time budget (``train.time_budget_s``) is spent: see ``sml.run.budget``."""
         return budget.out_of_time(self.state["clock"], self.step, self.cfg.time_budget_s)
 
     @property
@@ -146,7 +146,7 @@ def new_state(cfg: TrainConfig) -> dict:
     see ``resume.resume_run``). ``best``: the best val loss, its step, and how many
     evaluations have not beaten it. Seconds count training steps only, not evaluations;
     ``warmup_s`` is each session's first step (compilation), left out of tokens/s and of
-    the time budget. ``clock``: the training seconds the time budget counts (``sml.budget``).
+    the time budget. ``clock``: the training seconds the time budget counts (``sml.run.budget``).
     """
     return {"step": 0, "elapsed_s": 0.0, "warmup_s": 0.0, "timed_steps": 0, "timed_s": 0.0, "history": [],
             "window": {"steps": 0, "loss": 0.0, "timed_steps": 0, "seconds": 0.0},
@@ -158,7 +158,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, files: TrainFiles,
           on_step: Callable[[int], None] | None = None, out=None, mine: Mine | None = None) -> dict:
     """Train (or resume) a GPT; write checkpoint, best model, log and metrics. Returns the metrics.
 
-    ``mine``: the learner's parts the model calls (``sml/parts.py``; None: all SML's).
+    ``mine``: the learner's parts the model calls (``sml/learn/mine.py``; None: all SML's).
 
     Progress goes to ``out`` (default: sys.stdout as it is when called).
     """

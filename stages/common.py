@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from sml.errors import SMLError
+from sml.run.errors import SMLError
 
 ParamsFile = Annotated[Path, typer.Option(help="The parameters file.")]
 

@@ -1,8 +1,8 @@
 """Stage download: fetch the corpus's sources and write it as data/corpus/{train,val}.txt.
 
 Reads ``data.sources``, ``data.val_sources``, ``data.val_fraction``, ``data.text_field`` and
-``data.separator``. Each source is checked against its sha256 (``sml/download.py``: a mirror,
-the download cache, resumable HTTP), then its documents are joined (``sml/sources.py``).
+``data.separator``. Each source is checked against its sha256 (``sml/data/download.py``: a mirror,
+the download cache, resumable HTTP), then its documents are joined (``sml/data/sources.py``).
 Honours ``SML_DATA_MIRROR`` (a directory searched for a file with that sha256 first).
 """
 
@@ -13,8 +13,8 @@ from typing import Annotated
 import typer
 
 from sml.config import SourceConfig, load_params
-from sml.download import fetch
-from sml.sources import Source, build_corpus
+from sml.data.download import fetch
+from sml.data.sources import Source, build_corpus
 from stages.common import ParamsFile, run, stage
 
 

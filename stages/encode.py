@@ -14,8 +14,8 @@ from typing import Annotated
 import typer
 
 from sml.config import load_params
-from sml.encode import available_cores, encode_corpus
-from sml.parts import load_mine
+from sml.data.encode import available_cores, encode_corpus
+from sml.learn.mine import load_mine
 from sml.tokenizer import Tokenizer
 from stages.common import ParamsFile, run, stage
 

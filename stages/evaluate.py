@@ -10,10 +10,10 @@ from typing import Annotated
 
 import typer
 
-from sml.atomic import write_json
 from sml.config import load_params
 from sml.evaluate import evaluate
-from sml.parts import MODEL_PARTS, load_mine
+from sml.learn.mine import MODEL_PARTS, load_mine
+from sml.run.atomic import write_json
 from stages.common import ModelDir, ParamsFile, TokenizerFile, TokensDir, run, stage
 
 

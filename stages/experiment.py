@@ -18,8 +18,8 @@ from typing import Annotated
 
 import typer
 
-from sml.compare import reached
 from sml.config import load_preset
+from sml.run.compare import reached
 from stages.common import ParamsFile, params_as_written, run, stage
 
 

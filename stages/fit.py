@@ -1,4 +1,4 @@
-"""Will training fit? The memory estimate of ``sml/memory.py`` for params.yaml, without training.
+"""Will training fit? The memory estimate of ``sml/run/memory.py`` for params.yaml, without training.
 
     python -m stages.fit                     # the shipped params, on the device train.device picks
     python -m stages.fit --preset cpu        # a preset's shape
@@ -16,8 +16,8 @@ import torch
 import typer
 
 from sml.config import load_params
-from sml.device import pick_device, pick_dtype
-from sml.memory import check_fits, count_parameters, device_memory, estimate_training_memory
+from sml.run.device import pick_device, pick_dtype
+from sml.run.memory import check_fits, count_parameters, device_memory, estimate_training_memory
 from stages.common import ParamsFile, run, stage
 
 

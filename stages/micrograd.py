@@ -16,10 +16,10 @@ from typing import Annotated
 import typer
 
 from sml.config import load_params
+from sml.learn.mine import load_mine
 from sml.micrograd import MLP, Value
 from sml.micrograd.draw import decision_boundary, graph_picture, walkthrough_neuron
 from sml.micrograd.moons import make_moons, train
-from sml.parts import load_mine
 from stages.common import ParamsFile, run, stage
 
 

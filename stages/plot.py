@@ -10,11 +10,11 @@ from typing import Annotated
 
 import typer
 
-from sml.checkpoint import load_model, model_info
 from sml.config import load_params
-from sml.device import pick_runtime
-from sml.parts import MODEL_PARTS, load_mine
-from sml.plots import plot_all
+from sml.learn.mine import MODEL_PARTS, load_mine
+from sml.run.checkpoint import load_model, model_info
+from sml.run.device import pick_runtime
+from sml.run.plots import plot_all
 from sml.tokenizer import Tokenizer
 from stages.common import ModelDir, ParamsFile, TokenizerFile, run, stage
 

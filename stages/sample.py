@@ -14,12 +14,12 @@ from typing import Annotated
 
 import typer
 
-from sml.atomic import write_text
-from sml.checkpoint import load_model
 from sml.config import load_params
-from sml.device import pick_runtime
 from sml.generate import complete, samples_markdown
-from sml.parts import MODEL_PARTS, load_mine
+from sml.learn.mine import MODEL_PARTS, load_mine
+from sml.run.atomic import write_text
+from sml.run.checkpoint import load_model
+from sml.run.device import pick_runtime
 from sml.tokenizer import Tokenizer
 from sml.tokenizer.tokenizer import replace_surrogates
 from stages.common import ModelDir, ParamsFile, TokenizerFile, from_params, run, stage

@@ -4,7 +4,7 @@
     python -m stages.show -A              # experiments of every commit
     python -m stages.show --sort-by val.bits_per_char
 
-One line per experiment (``sml/compare.py``): whole-split val and train bits/char, seconds
+One line per experiment (``sml/run/compare.py``): whole-split val and train bits/char, seconds
 of training, and the params that differ from the commit the experiment started from.
 Other arguments go to ``dvc exp show``; plain ``dvc exp show`` still shows every column.
 Not a pipeline stage: it only reads what the stages recorded.
@@ -13,7 +13,7 @@ Not a pipeline stage: it only reads what the stages recorded.
 import subprocess
 import sys
 
-from sml.compare import DROP, experiments_table
+from sml.run.compare import DROP, experiments_table
 from stages.common import params_as_written
 
 

@@ -15,9 +15,9 @@ from typing import Annotated
 
 import typer
 
-from sml import distributed
 from sml.config import load_params
-from sml.parts import MODEL_PARTS, load_mine
+from sml.learn.mine import MODEL_PARTS, load_mine
+from sml.run import distributed
 from stages.common import ParamsFile, TokenizerFile, TokensDir, run, stage
 
 

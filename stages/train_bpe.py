@@ -1,7 +1,7 @@
 """Stage train_bpe: learn the byte-level BPE tokenizer from the corpus.
 
 Reads ``tokenizer.vocab_size``, ``tokenizer.pattern``, ``tokenizer.special_tokens`` and
-``tokenizer.train_bytes`` (a bigger corpus is sampled: ``sml.corpus.sample_lines``);
+``tokenizer.train_bytes`` (a bigger corpus is sampled: ``sml.data.corpus.sample_lines``);
 writes ``artifacts/tokenizer/tokenizer.json`` and ``artifacts/tokenizer/vocab.txt``. With
 ``impl.bpe: mine`` the merges are the learner's ``learn_merges``'s (mine/bpe.py, graded first).
 This path imports no torch and no numpy (but the grader does): it must start as fast as the
@@ -15,8 +15,8 @@ from typing import Annotated
 import typer
 
 from sml.config import load_params
-from sml.corpus import check_corpus, sample_lines
-from sml.parts import load_mine
+from sml.data.corpus import check_corpus, sample_lines
+from sml.learn.mine import load_mine
 from sml.tokenizer import Tokenizer
 from sml.tokenizer.pretokenize import compile_pattern, special_regex, stream_pieces
 from stages.common import ParamsFile, run, stage

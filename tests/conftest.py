@@ -227,8 +227,8 @@ def corpus_file(tmp_path):
 def encode_text_file(corpus: Path, tok, out: Path, val_fraction: float = 0.1, **kwargs) -> dict:
     """Encode one text file as the pipeline does: split into train/val text (the download stage,
     into ``out``'s sibling ``<name>_text/``), then encode that into ``out``. Returns meta.json's dict."""
-    from sml.encode import encode_corpus
-    from sml.sources import Source, build_corpus
+    from sml.data.encode import encode_corpus
+    from sml.data.sources import Source, build_corpus
 
     text_dir = out.with_name(out.name + "_text")
     build_corpus([Source(corpus, "text", "data.sources[0]")], [], text_dir, val_fraction)

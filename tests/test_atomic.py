@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-import sml.atomic as atomic
-from sml.atomic import atomic_open, write_json, write_text, write_text_or_warn
+import sml.run.atomic as atomic
+from sml.run.atomic import atomic_open, write_json, write_text, write_text_or_warn
 
 REAL_REPLACE = os.replace
 

@@ -13,10 +13,10 @@ import types
 
 import pytest
 
-import sml.progress as progress_module
+import sml.run.progress as progress_module
 import sml.train as train_module
 from sml.optim import lr_at
-from sml.progress import LOG_COLUMNS
+from sml.run.progress import LOG_COLUMNS
 from sml.train import Interrupted
 from tests.test_train import TRAIN, data, run  # noqa: F401 (data: the fixture)
 

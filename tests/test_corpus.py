@@ -2,8 +2,8 @@
 
 import pytest
 
-from sml.corpus import iter_lines, sample_lines
-from sml.errors import SMLError
+from sml.data.corpus import iter_lines, sample_lines
+from sml.run.errors import SMLError
 
 
 def sections(tmp_path, n=26, lines=400):

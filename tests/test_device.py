@@ -10,11 +10,11 @@ import pytest
 import torch
 import yaml
 
-import sml.device as device_module
+import sml.run.device as device_module
 from sml.config import EvaluateConfig
-from sml.device import Runtime, pick_device, pick_dtype, pick_runtime
-from sml.errors import SMLError
 from sml.evaluate import evaluate
+from sml.run.device import Runtime, pick_device, pick_dtype, pick_runtime
+from sml.run.errors import SMLError
 from tests.conftest import params_template
 
 

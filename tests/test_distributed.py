@@ -16,9 +16,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import yaml
 
-from sml.checkpoint import load_checkpoint
-from sml.device import Runtime
 from sml.model import GPT
+from sml.run.checkpoint import load_checkpoint
+from sml.run.device import Runtime
 from sml.train import train_step
 from tests.conftest import params_template
 from tests.test_train import MODEL, TRAIN, data  # noqa: F401  (data: the tiny corpus fixture)
@@ -143,8 +143,8 @@ def test_a_two_process_run_trains_is_interrupted_and_resumes_exactly(data, tmp_p
 
 
 def test_more_processes_than_gpus_is_one_line(monkeypatch):
-    from sml import distributed
-    from sml.errors import SMLError
+    from sml.run import distributed
+    from sml.run.errors import SMLError
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
@@ -153,8 +153,8 @@ def test_more_processes_than_gpus_is_one_line(monkeypatch):
 
 
 def test_several_processes_on_an_apple_gpu_is_one_line(monkeypatch):
-    from sml import distributed
-    from sml.errors import SMLError
+    from sml.run import distributed
+    from sml.run.errors import SMLError
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from sml import download
-from sml.download import ChecksumMismatch, DownloadError, cache_path, fetch
+from sml.data import download
+from sml.data.download import ChecksumMismatch, DownloadError, cache_path, fetch
 
 TEXT = b"First Citizen:\nBefore we proceed any further, hear me speak.\n" * 20
 SHA = hashlib.sha256(TEXT).hexdigest()

@@ -6,11 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import sml.encode
-from sml.encode import cut_ranges, encode_corpus
-from sml.errors import SMLError
+import sml.data.encode
+from sml.data.encode import cut_ranges, encode_corpus
+from sml.data.tokens import load_meta, load_tokens, token_dtype
+from sml.run.errors import SMLError
 from sml.tokenizer import Tokenizer
-from sml.tokens import load_meta, load_tokens, token_dtype
 from tests.conftest import MIXED, SONNET
 
 EOT = "<|endoftext|>"
@@ -48,7 +48,7 @@ STORIES = "".join(f"Once upon a time, story {i} began.\r\n\n   It  ended{'!' * (
 
 @pytest.mark.parametrize("special", ["allow", "text"])
 def test_parallel_and_serial_give_the_ids_of_one_encode_of_the_whole_text(tmp_path, tok, monkeypatch, special):
-    monkeypatch.setattr(sml.encode, "SERIAL_BELOW", 0)  # workers even for a small file
+    monkeypatch.setattr(sml.data.encode, "SERIAL_BELOW", 0)  # workers even for a small file
     corpus = write_splits(tmp_path / "c", STORIES, SONNET)
     ranges = cut_ranges(corpus / "train.txt", tok, special, 2_000)
     assert len(ranges) > 20  # many cuts, each at a safe place
@@ -85,7 +85,7 @@ def test_progress_counts_every_byte(tmp_path, tok, monkeypatch):
     import io
 
     seen = []
-    monkeypatch.setattr(sml.encode.Meter, "add", lambda self, n: seen.append(n))
+    monkeypatch.setattr(sml.data.encode.Meter, "add", lambda self, n: seen.append(n))
     corpus = write_splits(tmp_path / "c", STORIES, SONNET)
     encode_corpus(corpus, tok, tmp_path / "t", range_bytes=4_000, progress=io.StringIO())
     assert len(seen) > 5 and sum(seen) == len(STORIES.encode()) + len(SONNET.encode())
@@ -129,7 +129,7 @@ def test_a_missing_split_names_the_stage_to_run(tmp_path, tok):
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_bad_byte_deep_in_the_corpus_is_reported_at_its_place_in_the_file(tmp_path, tok, monkeypatch, workers):
-    monkeypatch.setattr(sml.encode, "SERIAL_BELOW", 0)
+    monkeypatch.setattr(sml.data.encode, "SERIAL_BELOW", 0)
     line = "Shall I compare thee to a summer's day? — café\n"  # 47 characters, 50 bytes
     corpus = write_splits(tmp_path / "c", "", SONNET)
     (corpus / "train.txt").write_bytes((line * 400).encode() + b"ROMEO\xff:\n" + (line * 10).encode())
@@ -141,7 +141,7 @@ def test_a_bad_byte_deep_in_the_corpus_is_reported_at_its_place_in_the_file(tmp_
 
 @pytest.mark.parametrize("block_bytes", [1, 2, 3, 4, 7, 1 << 20])
 def test_finding_the_bad_byte_does_not_depend_on_the_block_size(tmp_path, block_bytes):
-    from sml.corpus import not_utf8_where
+    from sml.data.corpus import not_utf8_where
 
     path = tmp_path / "c.txt"
     path.write_bytes("é東👩\n".encode() * 3 + b"ab\xe6\x9dx")  # a character cut short, then more text

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from sml.device import Runtime
 from sml.evaluate import bigram_loss, generation_quality, loss_units, split_loss, text_loss, words_of
 from sml.model import GPT
+from sml.run.device import Runtime
 from sml.tokenizer import Tokenizer
 from tests.test_model import TINY
 

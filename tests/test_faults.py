@@ -213,7 +213,7 @@ def test_kill_9_at_random_moments_then_a_rerun_ends_as_an_uninterrupted_run(tmp_
     done = subprocess.run([sys.executable, "-m", "stages.train"], cwd=killed, env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    from sml.checkpoint import load_checkpoint
+    from sml.run.checkpoint import load_checkpoint
 
     a = load_checkpoint(straight / "artifacts/model/model.pt")
     b = load_checkpoint(killed / "artifacts/model/model.pt")
@@ -226,8 +226,8 @@ def test_kill_9_at_random_moments_then_a_rerun_ends_as_an_uninterrupted_run(tmp_
 @pytest.mark.parametrize("dataclass_field", dataclasses.fields(importlib.import_module("sml.config").TrainConfig),
                          ids=lambda f: f.name)
 def test_every_train_key_is_deliberately_resumable_or_in_the_fingerprint(dataclass_field):
-    from sml.checkpoint import RESUMABLE, run_fingerprint
     from sml.config import load_params
+    from sml.run.checkpoint import RESUMABLE, run_fingerprint
     from tests.conftest import TEST_PARAMS
 
     p = load_params(TEST_PARAMS)

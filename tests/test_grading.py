@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from sml.grading import NAMES, grade, parts
-from sml.grading.core import load
+from sml.learn.core import grade, load, parts
+from sml.learn.mine import PARTS as NAMES
 from tests.conftest import ROOT, command
 
 SOLUTIONS = ROOT / "tests" / "solutions"
@@ -27,7 +27,7 @@ def test_every_part_has_a_stub_a_solution_and_its_chapter():
 
 @pytest.mark.e2e
 def test_with_every_stub_unwritten_make_grade_reports_all_to_do(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "sml.grading", "--dir", str(ROOT / "mine")], cwd=tmp_path,
+    done = subprocess.run([sys.executable, "-m", "sml.learn", "--dir", str(ROOT / "mine")], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("[ ]") == len(NAMES), done.stdout
@@ -66,10 +66,10 @@ def test_the_mistakes_the_issue_names_each_have_a_broken_version():
 
 def test_make_grade_part_grades_that_part_and_exits_1_on_a_failure(tmp_path):
     shutil.copy(SOLUTIONS / "attention.py", tmp_path / "attention.py")
-    done = command("sml.grading", "attention", "--dir", str(tmp_path))
+    done = command("sml.learn", "attention", "--dir", str(tmp_path))
     assert done.returncode == 0 and "[x]" in done.stdout and "1 pass, 0 fail, 0 to do" in done.stdout, done.stdout
     shutil.copy(SOLUTIONS / "broken" / "attention__no_causal_mask.py", tmp_path / "attention.py")
-    done = command("sml.grading", "attention", "--dir", str(tmp_path))
+    done = command("sml.learn", "attention", "--dir", str(tmp_path))
     assert done.returncode == 1 and "[!]" in done.stdout and "the causal mask is missing" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
 
@@ -90,5 +90,5 @@ def test_an_error_in_the_learners_code_names_their_line(tmp_path):
 
 
 def test_an_unknown_part_is_refused_in_one_line():
-    done = command("sml.grading", "atention")
+    done = command("sml.learn", "atention")
     assert done.returncode == 2 and "no part atention" in done.stderr and "Traceback" not in done.stderr

@@ -10,13 +10,13 @@ import json
 import pytest
 import torch
 
-from sml.atomic import write_json
-from sml.checkpoint import file_fingerprint, load_model, save_torch
 from sml.config import ModelConfig
-from sml.errors import SMLError
 from sml.hf import export_model, import_model
 from sml.hf.tokenizer import spell, to_tokenizer_json
 from sml.model import GPT
+from sml.run.atomic import write_json
+from sml.run.checkpoint import file_fingerprint, load_model, save_torch
+from sml.run.errors import SMLError
 from sml.tokenizer import Tokenizer
 from tests.conftest import MIXED, SONNET, command
 

@@ -8,8 +8,9 @@ import torch
 import yaml
 
 from sml.config import ModelConfig
-from sml.errors import SMLError
-from sml.memory import (
+from sml.model import GPT
+from sml.run.errors import SMLError
+from sml.run.memory import (
     activation_bytes,
     check_fits,
     count_parameters,
@@ -18,7 +19,6 @@ from sml.memory import (
     measured_matmul_flops,
     peak_flops,
 )
-from sml.model import GPT
 from tests.conftest import command, params_template
 
 TINY = ModelConfig(n_layer=2, n_head=2, n_embd=48, block_size=32, dropout=0.0, bias=False, positions="rope",
@@ -148,7 +148,7 @@ def test_peak_flops_of_the_cpu_is_measured():
 @pytest.mark.parametrize("one_product_s, timed, n", [(0.005, [256, 512, 1024], 2048), (0.05, [256], 256)])
 def test_the_measured_matrix_grows_only_while_a_product_is_quick(monkeypatch, one_product_s, timed, n):
     """bfloat16 on a CPU without bf16 instructions: a 2048x2048 product took 106 s; it stops small."""
-    import sml.memory
+    import sml.run.memory
 
     sizes = []
 
@@ -158,12 +158,12 @@ def test_the_measured_matrix_grows_only_while_a_product_is_quick(monkeypatch, on
             return 2 * size**3 / one_product_s
         return float(size)
 
-    monkeypatch.setattr(sml.memory, "measured_matmul_flops", measured)
-    sml.memory._measured_peak.cache_clear()
+    monkeypatch.setattr(sml.run.memory, "measured_matmul_flops", measured)
+    sml.run.memory._measured_peak.cache_clear()
     try:
         assert peak_flops(torch.device("cpu"), torch.bfloat16) == (n, f"measured: {n}x{n} bfloat16 matmul")
     finally:
-        sml.memory._measured_peak.cache_clear()
+        sml.run.memory._measured_peak.cache_clear()
     assert sizes == timed
 
 

@@ -1,4 +1,4 @@
-"""sml/parts.py: the learner's parts in the model and the sampler, graded before they run."""
+"""sml/learn/mine.py: the learner's parts in the model and the sampler, graded before they run."""
 
 import dataclasses
 import shutil
@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from sml.config import ImplConfig, ModelConfig, parse_params
-from sml.errors import SMLError
 from sml.generate import generate
+from sml.learn.mine import MODEL_PARTS, PARTS, check_model_impl, load_mine
 from sml.model import GPT
-from sml.parts import MODEL_PARTS, PARTS, check_model_impl, load_mine
+from sml.run.errors import SMLError
 from tests.conftest import ROOT, params_template
 from tests.test_train import data  # noqa: F401  (the tiny corpus fixture)
 
@@ -109,7 +109,7 @@ def test_a_garbled_impl_in_model_json_is_one_line(tmp_path):
     import dataclasses
     import json
 
-    from sml.checkpoint import model_info
+    from sml.run.checkpoint import model_info
 
     (tmp_path / "model.json").write_text(json.dumps({"model": dataclasses.asdict(config("rope")), "vocab_size": 50,
                                                      "tokenizer_sha256": "0" * 64, "impl": "mine"}))
@@ -118,8 +118,8 @@ def test_a_garbled_impl_in_model_json_is_one_line(tmp_path):
 
 
 def test_a_checkpoint_resumes_only_with_the_same_learner_files(solved):
-    from sml.checkpoint import fingerprint_difference, run_fingerprint
     from sml.config import load_params
+    from sml.run.checkpoint import fingerprint_difference, run_fingerprint
     from tests.conftest import TEST_PARAMS
 
     p, meta = load_params(TEST_PARAMS), {"train": {"tokens": 10}, "val": {"tokens": 2}}
@@ -140,7 +140,7 @@ def test_the_learners_training_functions_train_as_the_reference_does_and_resume_
     import os
     import signal
 
-    from sml.checkpoint import load_checkpoint
+    from sml.run.checkpoint import load_checkpoint
     from sml.train import Interrupted
     from tests.test_train import run
 
@@ -190,7 +190,7 @@ def test_the_learners_get_batch_reads_the_token_file_as_it_is(solved):
 # ---- bpe: merges, encoding and decoding in the tokenizer --------------------------------------
 
 def test_the_learners_bpe_learns_encodes_and_decodes_as_the_tokenizer_does(solved, tmp_path):
-    from sml.encode import encode_corpus
+    from sml.data.encode import encode_corpus
     from sml.tokenizer import Tokenizer
     from tests.conftest import MIXED, SONNET
 

@@ -227,7 +227,7 @@ def test_a_change_in_evaluate_or_plot_reruns_that_stage_alone(repo):
 def test_the_learners_parts_train_to_the_references_loss_and_sample(built, repo, monkeypatch):
     """Every impl key set to mine, with correct parts in mine/: the same run as the reference's (the
     tokenizer, the token files, the model and its loss), and the micrograd lesson runs with theirs."""
-    from sml.parts import MODEL_PARTS, PARTS
+    from sml.learn.mine import MODEL_PARTS, PARTS
 
     reference = json.loads((built[0] / "artifacts/train_metrics.json").read_text())["val_loss"]  # dropout 0
     for part in PARTS:

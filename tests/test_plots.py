@@ -5,7 +5,7 @@ import dataclasses
 import torch
 
 from sml.model import GPT
-from sml.plots import plot_all
+from sml.run.plots import plot_all
 from sml.tokenizer import Tokenizer
 from tests.conftest import SONNET
 from tests.test_model import TINY
@@ -39,7 +39,7 @@ def test_the_lr_curve_starts_at_step_1_and_follows_a_longer_run():
 
 
 def test_a_budgeted_runs_lr_is_drawn_from_its_log_rows():
-    from sml.plots import lr_figure
+    from sml.run.plots import lr_figure
 
     rows = [{"step": 5.0, "lr": 1e-3}, {"step": 10.0, "lr": 5e-4}, {"step": 12.0, "lr": 1e-4}]
     schedule = {"lr": 1e-3, "min_lr": 1e-4, "warmup_iters": 2, "max_iters": 1000}

@@ -98,8 +98,8 @@ def trained(tmp_path, monkeypatch):
     import io
 
     from sml.config import load_params
-    from sml.encode import encode_corpus
-    from sml.sources import Source, build_corpus
+    from sml.data.encode import encode_corpus
+    from sml.data.sources import Source, build_corpus
     from sml.tokenizer import Tokenizer
     from sml.train import TrainFiles, train
     from tests.conftest import MIXED, SONNET, TEST_PARAMS

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-import sml.sources
-from sml.errors import SMLError
-from sml.sources import Source, build_corpus
+import sml.data.sources
+from sml.data.sources import Source, build_corpus
+from sml.run.errors import SMLError
 from tests.conftest import MIXED, SONNET
 
 EOT = "<|endoftext|>"
@@ -51,7 +51,7 @@ def test_no_separator_and_other_text_field(tmp_path):
 
 @pytest.mark.parametrize("block_bytes", [1, 3, 7, 1 << 20])
 def test_val_fraction_splits_the_joined_text_on_a_character(tmp_path, monkeypatch, block_bytes):
-    monkeypatch.setattr(sml.sources, "BLOCK_BYTES", block_bytes)  # borders inside multi-byte characters
+    monkeypatch.setattr(sml.data.sources, "BLOCK_BYTES", block_bytes)  # borders inside multi-byte characters
     text = MIXED + SONNET
     written = build_corpus([text_source(tmp_path / "a.txt", text)], [], tmp_path / "out", val_fraction=0.1)
     split_at = int(len(text) * 0.9)  # nanoGPT's convention, by characters

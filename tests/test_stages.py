@@ -105,6 +105,14 @@ def project_imports(module: str, seen: set[str] | None = None) -> set[str]:
     return seen
 
 
+def docstring_only(path: Path) -> bool:
+    """A package's __init__.py that holds only its docstring (no code a stage could run)."""
+    import ast
+
+    body = ast.parse(path.read_text(encoding="utf-8")).body
+    return path.name == "__init__.py" and all(isinstance(n, ast.Expr) for n in body)
+
+
 @pytest.mark.parametrize("stage", yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
 def test_every_module_a_stage_imports_is_one_of_its_dependencies(stage):
     """Otherwise a change to that module would not rerun the stage: DVC only sees deps."""
@@ -116,7 +124,7 @@ def test_every_module_a_stage_imports_is_one_of_its_dependencies(stage):
              else str((ROOT / m.replace(".", "/") / "__init__.py").relative_to(ROOT))
              for m in project_imports(module)}
     missing = sorted(f for f in files if f not in deps and not any(f.startswith(d.rstrip("/") + "/") for d in deps)
-                     and f not in ("stages/__init__.py", "sml/__init__.py"))
+                     and not docstring_only(ROOT / f))
     assert not missing, f"dvc.yaml: stage {stage} imports {missing} but does not list them in deps"
 
 

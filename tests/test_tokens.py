@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import sml.tokens as tokens_module
-from sml.errors import SMLError
+import sml.data.tokens as tokens_module
+from sml.data.tokens import check_vocab_size, load_meta, load_tokens
+from sml.run.errors import SMLError
 from sml.tokenizer import Tokenizer
-from sml.tokens import check_vocab_size, load_meta, load_tokens
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +218,7 @@ def test_another_runs_meta_json_is_caught_by_the_token_counts_too(run, runs):
 def test_pages_read_from_a_token_file_are_given_back(tmp_path):
     """A scan of a memory-mapped file would otherwise leave the whole file in the process's
     resident memory: load_tokens' id check reads every page, and a 2 GB split would stay."""
-    from sml.tokens import drop_pages
+    from sml.data.tokens import drop_pages
 
     def file_backed_mb() -> float:
         line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("RssFile:"))

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 import sml.train as train_module
-from sml.checkpoint import load_checkpoint, load_model
 from sml.config import load_params
-from sml.errors import SMLError
 from sml.optim import lr_at
-from sml.progress import LOG_COLUMNS
+from sml.run.checkpoint import load_checkpoint, load_model
+from sml.run.errors import SMLError
+from sml.run.progress import LOG_COLUMNS
 from sml.tokenizer import Tokenizer
 from sml.train import Interrupted, TrainFiles, train
 from tests.conftest import TEST_PARAMS
@@ -296,9 +296,9 @@ def test_an_interrupted_run_keeps_its_best_so_far(data, tmp_path, monkeypatch):
 
 
 def test_a_small_val_split_is_scored_whole(data, tmp_path):
-    from sml.device import pick_runtime
+    from sml.data.tokens import load_tokens
     from sml.evaluate import split_loss
-    from sml.tokens import load_tokens
+    from sml.run.device import pick_runtime
 
     metrics, _ = run(data, tmp_path, dataclasses.replace(TRAIN, max_iters=5))
     val = load_tokens(data / "tokens", "val")
@@ -309,7 +309,7 @@ def test_a_small_val_split_is_scored_whole(data, tmp_path):
 
 
 def test_the_fingerprint_and_model_json_record_what_auto_resolved_to(data, tmp_path):
-    from sml.device import cpu_has_fast_bf16
+    from sml.run.device import cpu_has_fast_bf16
 
     _, text = run(data, tmp_path, dataclasses.replace(TRAIN, max_iters=5, device="auto", dtype="auto"))
     dtype = "bfloat16" if cpu_has_fast_bf16() else "float32"
@@ -344,17 +344,17 @@ def test_the_first_step_is_left_out_of_tokens_per_s(data, tmp_path, monkeypatch)
 
 
 def test_a_log_file_that_cannot_be_replaced_is_a_warning_not_a_lost_run(data, tmp_path, monkeypatch, capsys):
-    import sml.atomic
+    import sml.run.atomic
 
-    real = sml.atomic.os.replace
+    real = sml.run.atomic.os.replace
 
     def locked(src, dst):  # the log open in a program that locks it (Windows)
         if str(dst).endswith("log.tsv"):
             raise PermissionError(13, "Permission denied")
         return real(src, dst)
 
-    monkeypatch.setattr(sml.atomic, "RETRY_WAITS_S", (0.0,))
-    monkeypatch.setattr(sml.atomic.os, "replace", locked)
+    monkeypatch.setattr(sml.run.atomic, "RETRY_WAITS_S", (0.0,))
+    monkeypatch.setattr(sml.run.atomic.os, "replace", locked)
     metrics, _ = run(data, tmp_path)
     assert metrics["steps"] == 30 and (tmp_path / "model" / "model.pt").exists()
     err = capsys.readouterr().err
@@ -365,12 +365,12 @@ def test_a_log_file_that_cannot_be_replaced_is_a_warning_not_a_lost_run(data, tm
 def test_a_checkpoint_loads_onto_the_cpu_whatever_device_the_run_uses(data, tmp_path, monkeypatch):
     """On CUDA the old code loaded the checkpoint onto the GPU and then handed the sampler's
     CPU generator a CUDA tensor (TypeError). Resuming must ask for CPU tensors."""
-    import sml.checkpoint
+    import sml.run.checkpoint
 
     run(data, tmp_path, dataclasses.replace(TRAIN, max_iters=10))
     asked = []
-    real = sml.checkpoint.torch.load
-    monkeypatch.setattr(sml.checkpoint.torch, "load",
+    real = sml.run.checkpoint.torch.load
+    monkeypatch.setattr(sml.run.checkpoint.torch, "load",
                         lambda *a, **k: asked.append(k.get("map_location")) or real(*a, **k))
     run(data, tmp_path, dataclasses.replace(TRAIN, max_iters=20))
     assert asked and all(str(where) == "cpu" for where in asked)
@@ -396,7 +396,7 @@ def test_a_second_ctrl_c_stops_at_once_without_saving(data, tmp_path):
 
 
 def test_under_torchrun_one_ctrl_c_delivered_twice_counts_once():
-    from sml.progress import StopOnCtrlC
+    from sml.run.progress import StopOnCtrlC
 
     with StopOnCtrlC(merge_s=1.0) as ctrl_c:
         os.kill(os.getpid(), signal.SIGINT)

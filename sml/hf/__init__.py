@@ -25,12 +25,12 @@ from pathlib import Path
 
 import torch
 
-from sml.atomic import atomic_open, write_json
-from sml.checkpoint import RETRAIN, check_tokenizer, file_fingerprint, load_checkpoint, model_info, save_torch
-from sml.errors import SMLError
 from sml.hf.tokenizer import from_tokenizer_json, to_tokenizer_json, tokenizer_config
 from sml.hf.weights import from_hf, to_hf
 from sml.model import GPT
+from sml.run.atomic import atomic_open, write_json
+from sml.run.checkpoint import RETRAIN, check_tokenizer, file_fingerprint, load_checkpoint, model_info, save_torch
+from sml.run.errors import SMLError
 from sml.tokenizer import Tokenizer
 
 HUB_FILES = ["config.json", "model.safetensors", "model.safetensors.index.json", "tokenizer.json"]

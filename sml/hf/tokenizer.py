@@ -24,7 +24,7 @@ the hub's GPT-2 has a tokenizer.json too.
 import functools
 from pathlib import Path
 
-from sml.errors import SMLError
+from sml.run.errors import SMLError
 from sml.tokenizer import Tokenizer
 from sml.tokenizer.pretokenize import PATTERNS
 from sml.tokenizer.tiktoken_backend import mergeable_ranks

@@ -33,8 +33,8 @@ import math
 import torch
 
 from sml.config import ModelConfig
-from sml.errors import SMLError
 from sml.model import swiglu_hidden
+from sml.run.errors import SMLError
 
 ROPE_BASE = 10000.0  # sml.model.Rotary's
 LAYERNORM_EPS = 1e-5  # nn.LayerNorm's default, which SML uses

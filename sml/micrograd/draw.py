@@ -15,9 +15,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from sml.atomic import write_text  # noqa: E402
 from sml.micrograd.engine import Value, paused_gc, topological_order  # noqa: E402
 from sml.micrograd.nn import MLP  # noqa: E402
+from sml.run.atomic import write_text  # noqa: E402
 
 
 def decision_boundary(model: MLP, points: np.ndarray, labels: np.ndarray, path: Path, steps: int = 50) -> Path:

@@ -39,8 +39,8 @@ from typing import Literal
 
 import regex
 
-from sml.atomic import write_json, write_text
-from sml.errors import SMLError
+from sml.run.atomic import write_json, write_text
+from sml.run.errors import SMLError
 from sml.tokenizer.pretokenize import PATTERNS, compile_pattern, special_regex, split_special
 from sml.tokenizer.train import count_chunks, learn_merges, merge_pair
 

@@ -26,11 +26,11 @@ from typing import Any
 
 import torch
 
-from sml.atomic import atomic_open, write_json
 from sml.config import ModelConfig, TrainConfig
-from sml.errors import SMLError
+from sml.learn.mine import Mine, check_model_impl
 from sml.model import GPT
-from sml.parts import Mine, check_model_impl
+from sml.run.atomic import atomic_open, write_json
+from sml.run.errors import SMLError
 
 # Which params may change and still resume a checkpoint: a deliberate list, every other key
 # of ``model`` and ``train`` is in the fingerprint (tests/test_train.py checks that every key
@@ -145,7 +145,7 @@ def load_model(model_dir: str | Path, tokenizer: str | Path, device: torch.devic
 
     A model only makes sense with the tokenizer it was trained with: a different one fails
     here, with both hashes, instead of producing gibberish later. Likewise with the parts it
-    was trained with: ``mine`` (the learner's, ``sml/parts.py``) must be the model.json's ``impl``.
+    was trained with: ``mine`` (the learner's, ``sml/learn/mine.py``) must be the model.json's ``impl``.
     """
     model_dir = Path(model_dir)
     info = model_info(model_dir)

@@ -14,7 +14,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sml.grading.core import Mismatch, Part, check
+from sml.learn.core import Mismatch, Part, check
 from sml.micrograd.engine import Value as Reference
 
 REL, ABS = 1e-9, 1e-12  # both engines compute in float64: only rounding may differ

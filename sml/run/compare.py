@@ -121,7 +121,7 @@ def reached(artifacts: Path, wall_s: float) -> str:
     101.2 s of training at 6,100 tokens/s;
     2 min 55 s in all
     """
-    from sml.progress import duration
+    from sml.run.progress import duration
 
     try:
         train = json.loads((artifacts / "train_metrics.json").read_text(encoding="utf-8"))

@@ -9,7 +9,7 @@ swapped, RoPE's halves layout instead of SML's interleaved pairs.
 
 import torch
 
-from sml.grading.core import Mismatch, Part, backward_both, check, close, same_shape
+from sml.learn.core import Mismatch, Part, backward_both, check, close, same_shape
 from sml.model import embed as reference_embed
 from sml.model import rope as reference_rope
 from sml.model import sinusoidal_table as reference_table

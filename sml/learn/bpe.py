@@ -12,7 +12,7 @@ is graded on its own, whichever the learner writes first.
 
 from collections.abc import Callable
 
-from sml.grading.core import Mismatch, Part, check
+from sml.learn.core import Mismatch, Part, check
 from sml.tokenizer.pretokenize import compile_pattern
 from sml.tokenizer.tokenizer import decode as reference_decode
 from sml.tokenizer.tokenizer import encode_chunk as reference_encode

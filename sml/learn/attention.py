@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from sml.grading.core import Mismatch, Part, backward_both, check, close, same_shape
+from sml.learn.core import Mismatch, Part, backward_both, check, close, same_shape
 from sml.model import attention as reference
 
 B, NH, T, HS = 2, 3, 6, 4  # batch, heads, positions, head size

@@ -11,7 +11,7 @@ from unittest import mock
 
 import torch
 
-from sml.grading.core import Mismatch, Part, backward_both, check, close
+from sml.learn.core import Mismatch, Part, backward_both, check, close
 from sml.model import layer_norm as reference
 
 B, T, C = 2, 4, 6  # batch, positions, channels (C small: C - 1 instead of C shows)

@@ -13,7 +13,7 @@ import codecs
 from collections.abc import Iterator
 from pathlib import Path
 
-from sml.errors import SMLError
+from sml.run.errors import SMLError
 
 
 def sample_lines(path: str | Path, max_bytes: int, places: int = 64) -> Iterator[str]:

@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from sml.device import Runtime
+from sml.run.device import Runtime
 
 # train_loss and val_loss are in nats/token (what the optimizer sees); the *_bits_per_char
 # columns are the same losses per character of text, the unit every chart and table uses.

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 import torch
 
 from sml.config import ModelConfig
-from sml.device import synchronize
-from sml.errors import SMLError
 from sml.model import GPT, MLP
+from sml.run.device import synchronize
+from sml.run.errors import SMLError
 
 CUDA_RUNTIME_BYTES = 500_000_000  # CUDA context + cuBLAS workspace + allocator slack: ~0.3-1 GB, a rough constant
 TIGHT, REFUSE = 0.9, 1.0  # share of the device: above TIGHT say so; refuse only above REFUSE (estimates are rough)

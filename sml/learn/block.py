@@ -10,7 +10,7 @@ pre-norm, the norms swapped, the MLP reading the block's input, x changed in pla
 import torch
 
 from sml.config import ModelConfig
-from sml.grading.core import Mismatch, Part, backward_both, check, close, same_shape
+from sml.learn.core import Mismatch, Part, backward_both, check, close, same_shape
 from sml.model import Block
 from sml.model import block as reference
 

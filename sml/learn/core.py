@@ -189,3 +189,12 @@ def backward_both(got: torch.Tensor, want: torch.Tensor, what: str, hint: str = 
 def _where(index: torch.Tensor, dims: Sequence[str]) -> str:
     names = list(dims) + [f"axis {i}" for i in range(len(dims), len(index))]
     return ", ".join(f"{name} {int(i)}" for name, i in zip(names, index, strict=False)) or "the value"
+
+
+def parts() -> list[Part]:
+    """Every part, in LEARN.md's order (``sml.learn.mine.PARTS``)."""
+    from importlib import import_module
+
+    from sml.learn.mine import PARTS
+
+    return [import_module(f"sml.learn.{name}").PART for name in PARTS]

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
-from sml.errors import SMLError
+from sml.run.errors import SMLError
 
 
 @dataclass(frozen=True)

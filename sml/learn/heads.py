@@ -8,7 +8,7 @@ compares with ``sml.model.split_heads`` / ``merge_heads`` on a small seeded tens
 
 import torch
 
-from sml.grading.core import Mismatch, Part, check, close, same_shape
+from sml.learn.core import Mismatch, Part, check, close, same_shape
 from sml.model import merge_heads as reference_merge
 from sml.model import split_heads as reference_split
 

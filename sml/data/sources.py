@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-from sml.atomic import atomic_open
-from sml.corpus import not_utf8_where
-from sml.errors import SMLError
+from sml.run.atomic import atomic_open
+from sml.data.corpus import not_utf8_where
+from sml.run.errors import SMLError
 from sml.tokenizer.tokenizer import replace_surrogates
 
 Format = Literal["text", "jsonl"]

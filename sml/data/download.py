@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TextIO
 
-from sml.errors import SMLError
-from sml.meter import Meter
+from sml.run.errors import SMLError
+from sml.data.meter import Meter
 
 MIRROR_ENV = "SML_DATA_MIRROR"
 USER_AGENT = "sml-download"
@@ -178,7 +178,7 @@ def _from_url(url: str, cache: Path, mirror: str, progress: TextIO | None, tried
         if actual == tried.sha256:
             return Fetched(cache, f"{cache} (already there)", actual)
         cache.unlink()  # the bytes of another pin (the pin or the server's file changed): fetch again
-    part_path = cache.with_name(cache.name + ".part")  # not ".NAME.*.tmp": sml/atomic.py deletes those
+    part_path = cache.with_name(cache.name + ".part")  # not ".NAME.*.tmp": sml/run/atomic.py deletes those
     meter = Meter(f"download {_url_basename(url)}", None, progress)
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)

@@ -1,11 +1,12 @@
-"""``python -m sml.grading [PART ...]``: grade the learner's parts in mine/ (``make grade``)."""
+"""``python -m sml.learn [PART ...]``: grade the learner's parts in mine/ (``make grade``)."""
 
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from sml.grading import NAMES, grade, parts
+from sml.learn.core import grade, parts
+from sml.learn.mine import PARTS as NAMES
 
 MARKS = {"pass": "[x]", "todo": "[ ]", "fail": "[!]"}
 

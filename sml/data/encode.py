@@ -1,6 +1,6 @@
 """Encoding the corpus: train.txt and val.txt into flat token files, on every core.
 
-The download stage wrote the two splits as text (``sml/sources.py``); each becomes a file of
+The download stage wrote the two splits as text (``sml/data/sources.py``); each becomes a file of
 ids. A big file is cut into ranges of about ``range_bytes`` at safe places, the ranges
 are encoded by worker processes at the same time, and their ids are written in order.
 
@@ -35,14 +35,14 @@ from typing import TextIO
 
 import numpy as np
 
-from sml.atomic import atomic_open, write_json
-from sml.corpus import not_utf8_where
-from sml.errors import SMLError
-from sml.meter import Meter
+from sml.run.atomic import atomic_open, write_json
+from sml.data.corpus import not_utf8_where
+from sml.run.errors import SMLError
+from sml.data.meter import Meter
 from sml.tokenizer import Tokenizer
 from sml.tokenizer.pretokenize import last_safe_cut, stream_pieces
 from sml.tokenizer.tokenizer import Backend, SpecialPolicy, TokenizerError
-from sml.tokens import SPLITS, token_dtype
+from sml.data.tokens import SPLITS, token_dtype
 
 MIN_SPLIT_TOKENS = 2  # one token to predict from, one to predict
 RANGE_BYTES = 32 << 20  # what one worker encodes at a time, at most
@@ -67,7 +67,7 @@ def encode_corpus(
     """Encode ``corpus``/{train,val}.txt into ``out_dir``/{train,val}.bin and meta.json.
 
     ``workers`` processes share the work (1: all in this process); ``progress`` is a stream
-    for a progress line (``sml.meter.Meter``), None for none. ``mine_bpe``: the learner's
+    for a progress line (``sml.data.meter.Meter``), None for none. ``mine_bpe``: the learner's
     mine/bpe.py (``impl.bpe: mine``), whose ``encode_chunk`` each process then runs, in
     Python. Returns the meta dict.
     """
@@ -198,7 +198,7 @@ class _RangeEncoder:
     def __init__(self, tokenizer: dict, special: SpecialPolicy, backend: Backend, mine_bpe: Path | None = None):
         self.tok = Tokenizer.from_dict(tokenizer)
         if mine_bpe is not None:  # the learner's BPE (graded by the stage already)
-            from sml.grading.core import load
+            from sml.learn.core import load
 
             bpe = load(mine_bpe)
             self.tok.use(bpe.encode_chunk, bpe.decode)

@@ -11,7 +11,7 @@ verdict.
 import torch
 
 from sml.generate import pick as reference
-from sml.grading.core import Mismatch, Part, check
+from sml.learn.core import Mismatch, Part, check
 
 PROBS = torch.tensor([0.04, 0.30, 0.02, 0.20, 0.15, 0.12, 0.07, 0.10])  # at temperature 1
 LOGITS = PROBS.log()  # (V,)

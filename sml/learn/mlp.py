@@ -10,7 +10,7 @@ a None bias that crashes.
 import torch
 import torch.nn.functional as F
 
-from sml.grading.core import Mismatch, Part, backward_both, check, close, same_shape
+from sml.learn.core import Mismatch, Part, backward_both, check, close, same_shape
 from sml.model import mlp as reference
 
 B, T, C = 2, 3, 4  # batch, positions, channels

@@ -18,8 +18,8 @@ import dataclasses
 
 import torch
 
-from sml.checkpoint import fingerprint_difference, load_checkpoint, save_checkpoint
 from sml.optim import lr_at
+from sml.run.checkpoint import fingerprint_difference, load_checkpoint, save_checkpoint
 
 
 def save_run(run) -> None:
@@ -88,7 +88,7 @@ def resume_run(run) -> bool:
     run.state.update(state["run"])
     if longer:
         run.state["schedule"] = [*run.state["schedule"], {"from_step": step, "max_iters": cfg.max_iters}]
-        run.state["clock"]["spent"] = False  # the new length decides (sml.budget.out_of_time)
+        run.state["clock"]["spent"] = False  # the new length decides (sml.run.budget.out_of_time)
     return True
 
 

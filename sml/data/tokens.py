@@ -6,7 +6,7 @@ counts of tokens, characters and UTF-8 bytes per split, and each file's sha256. 
 turn a loss in nats/token into nats/char, bits/char and bits/byte: units that compare
 across tokenizers.
 
-Written by ``sml/encode.py``; read by training and evaluation as memory maps, so a corpus
+Written by ``sml/data/encode.py``; read by training and evaluation as memory maps, so a corpus
 larger than RAM costs only the windows actually read.
 
 Reading checks the files before anyone trusts them, since a broken token file would
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sml.errors import SMLError
+from sml.run.errors import SMLError
 
 SPLITS = ("train", "val")
 RERUN = "rerun the encode stage (dvc repro encode, or python -m stages.encode)"

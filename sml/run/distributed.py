@@ -25,7 +25,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from sml.errors import SMLError
+from sml.run.errors import SMLError
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def start(device_type: str) -> Dist:
     if device_type == "mps":  # neither NCCL nor gloo reduces tensors on an Apple GPU
         raise SMLError(f"{env.world_size} processes on MPS: an Apple GPU trains in one process; set"
                        " train.nproc: 1 (or train.device: cpu to try several CPU processes)")
-    # Each process has already taken its GPU, cuda:<local_rank> (sml.device.pick_runtime).
+    # Each process has already taken its GPU, cuda:<local_rank> (sml.run.device.pick_runtime).
     dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
     return env
 

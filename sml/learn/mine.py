@@ -1,6 +1,6 @@
 """The learner's parts in the real pipeline: ``impl.<part>: mine`` in params.yaml (LEARN.md).
 
-For each part set to ``mine``, ``load_mine`` grades ``mine/<part>.py`` (``sml.grading``),
+For each part set to ``mine``, ``load_mine`` grades ``mine/<part>.py`` (``sml.learn``),
 then loads its functions into one ``Mine``. Each seam calls a learner's function where it
 is not None, and SML's own code where it is:
 
@@ -26,7 +26,7 @@ from importlib import import_module
 from pathlib import Path
 
 from sml.config import ImplConfig
-from sml.errors import SMLError
+from sml.run.errors import SMLError
 
 MODEL_PARTS = ("embeddings", "attention", "heads", "layernorm", "mlp", "block")  # what the model calls
 PARTS = ("micrograd", "bpe", *MODEL_PARTS, "training", "sampling")  # syllabus order
@@ -72,13 +72,13 @@ def load_mine(impl: ImplConfig, root: Path = Path("."), parts: tuple[str, ...] =
     chosen = [part for part in parts if getattr(impl, part) == "mine"]
     if not chosen:
         return None
-    from sml.grading.core import grade, load  # the grader (and torch) only when a part is the learner's
+    from sml.learn.core import grade, load  # the grader (and torch) only when a part is the learner's
 
     out = sys.stderr if out is None else out
     functions, sha256, files = {}, {}, {}
     for part in chosen:
         path = Path(root) / "mine" / f"{part}.py"
-        result = grade(import_module(f"sml.grading.{part}").PART, path)
+        result = grade(import_module(f"sml.learn.{part}").PART, path)
         if result.status == "todo":
             todo = ", ".join(f + "()" for f in result.todo) or "it"
             raise SMLError(f"params.yaml: impl.{part} = 'mine', but mine/{part}.py is not written yet"

@@ -14,7 +14,7 @@ import math
 import torch
 
 from sml.batches import RandomWindows
-from sml.grading.core import Mismatch, Part, check, close, same_shape
+from sml.learn.core import Mismatch, Part, check, close, same_shape
 from sml.loss import cross_entropy as reference_loss
 from sml.optim import adamw_step as reference_adamw_step
 from sml.optim import warmup_cosine

@@ -20,10 +20,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import torch  # noqa: E402
 
-from sml.atomic import atomic_open  # noqa: E402
-from sml.errors import SMLError  # noqa: E402
 from sml.model import GPT, attention_weights  # noqa: E402
 from sml.optim import lr_curve  # noqa: E402
+from sml.run.atomic import atomic_open  # noqa: E402
+from sml.run.errors import SMLError  # noqa: E402
 from sml.tokenizer.tokenizer import Tokenizer, render_bytes  # noqa: E402
 
 
