@@ -9,9 +9,9 @@ so a corpus larger than RAM trains the same way. The offsets come from a private
 ``torch.Generator`` whose state goes into each checkpoint, so a resumed run draws exactly
 the batches an uninterrupted run would have drawn.
 
-With ``impl.training: mine`` the learner's ``get_batch`` cuts the windows at the same
-offsets (mine/training.py): it is handed the memory map itself as a tensor, in the token
-file's dtype (uint16, or uint32 for a vocabulary over 65,536), and its x and y become int64.
+``get_batch`` cuts the windows at the drawn offsets (the learner's with ``impl.training:
+mine``, through ``sml/parts.py``): it is handed the memory map itself as a tensor, in the
+token file's dtype (uint16, or uint32 for a vocabulary over 65,536), and its x and y become int64.
 """
 
 import warnings
@@ -25,28 +25,22 @@ class RandomWindows:
     """Draws (x, y) batches of shape (batch_size, block_size) from a 1-D token array."""
 
     def __init__(self, tokens: np.ndarray, block_size: int, batch_size: int, seed: int,
-                 device: torch.device, get_batch: Callable | None = None):
+                 device: torch.device, cut: Callable | None = None):
         if len(tokens) <= block_size:
             raise ValueError(f"{len(tokens)} tokens cannot fill one window of {block_size} + 1")
         self.tokens, self.block_size, self.batch_size = tokens, block_size, batch_size
         self.device = device
         self.generator = torch.Generator().manual_seed(seed)
-        self._offsets = np.arange(block_size + 1)  # (T+1,)
-        self.get_batch = get_batch  # mine: (tokens, starts, block_size) -> (x, y)
-        if get_batch is not None:
-            with warnings.catch_warnings():  # a read-only map: nothing writes through the tensor
-                warnings.simplefilter("ignore", UserWarning)
-                self.stream = torch.from_numpy(np.asarray(tokens))  # (N,), no copy
+        self.cut = cut or get_batch  # (tokens, starts, block_size) -> (x, y): parts.get_batch
+        with warnings.catch_warnings():  # a read-only map: nothing writes through the tensor
+            warnings.simplefilter("ignore", UserWarning)
+            self.stream = torch.from_numpy(np.asarray(tokens))  # (N,), no copy
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The next batch: inputs and targets, (B, T) int64 each, on the device."""
         starts = torch.randint(len(self.tokens) - self.block_size, (self.batch_size,), generator=self.generator)
-        if self.get_batch is not None:  # mine
-            x, y = self.get_batch(self.stream, starts, self.block_size)
-            return self._to_device(x.to(torch.int64)), self._to_device(y.to(torch.int64))
-        windows = self.tokens[starts.numpy()[:, None] + self._offsets]  # (B, T+1), one fancy-index read
-        batch = self._to_device(torch.from_numpy(windows.astype(np.int64)))
-        return batch[:, :-1], batch[:, 1:]  # (B, T), (B, T)
+        x, y = self.cut(self.stream, starts, self.block_size)
+        return self._to_device(x.to(torch.int64)), self._to_device(y.to(torch.int64))
 
     def _to_device(self, batch: torch.Tensor) -> torch.Tensor:
         if self.device.type == "cuda":  # pinned memory lets the copy overlap with compute
@@ -59,3 +53,15 @@ class RandomWindows:
     def load_state_dict(self, state: dict) -> None:
         # The generator is a CPU one: its state must be a CPU byte tensor, wherever it was loaded.
         self.generator.set_state(state["generator"].cpu())
+
+
+def get_batch(tokens: torch.Tensor, starts: torch.Tensor, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and targets (B, block_size) each, in the dtype of ``tokens`` (N,): the window at each
+    start (B,), and the same window shifted by one.
+
+    >>> x, y = get_batch(torch.arange(10), torch.tensor([0, 5]), 3)
+    >>> x.tolist(), y.tolist()
+    ([[0, 1, 2], [5, 6, 7]], [[1, 2, 3], [6, 7, 8]])
+    """
+    windows = tokens[starts[:, None] + torch.arange(block_size + 1)]  # (B, T+1): one gather, only these tokens read
+    return windows[:, :-1], windows[:, 1:]  # (B, T), (B, T)

@@ -49,7 +49,8 @@ def evaluate(model_dir: Path, tokenizer: Path, tokens: Path, corpus: Path, cfg: 
              out=None, mine: Mine | None = None) -> dict:
     """Every figure above for the model in ``model_dir``; returns the metrics as a dict.
 
-    ``mine``: the learner's parts (``sml/learn/mine.py``): the model's, and ``pick`` for the samples.
+    ``mine``: the learner's parts (``sml/learn/mine.py``): the model's, and ``pick`` for the samples
+    (the model carries them: ``model.parts``).
 
     Each figure is printed to ``out`` as soon as it is known (a whole split takes a while).
     """
@@ -83,8 +84,7 @@ def evaluate(model_dir: Path, tokenizer: Path, tokens: Path, corpus: Path, cfg: 
           " bits/char (the floor to beat)", file=out, flush=True)
     samples = []
     for i, prompt in enumerate(cfg.prompts):
-        pieces, _ = complete(model, tok, prompt, cfg.max_new_tokens, cfg.temperature, seed=cfg.seed + i,
-                             pick=mine.pick if mine is not None else None)
+        pieces, _ = complete(model, tok, prompt, cfg.max_new_tokens, cfg.temperature, seed=cfg.seed + i)
         samples.append("".join(pieces))
     s = metrics["samples"] = generation_quality(samples, words_of(sample_lines(corpus, WORD_SAMPLE_BYTES)))
     print(f"evaluate: {len(samples)} samples of {cfg.max_new_tokens} tokens: {s['known_word_share']:.1%} known"

@@ -35,10 +35,10 @@ def generate(model: GPT, prompt: list[int], max_new_tokens: int, temperature: fl
              pick: Callable | None = None) -> Iterator[int]:
     """Yield ``max_new_tokens`` new token ids continuing ``prompt`` (at most block_size ids).
 
-    ``pick``: the rule that chooses each id (default: this module's ``pick``; the learner's
-    with ``impl.sampling: mine``), called as pick(logits (V,), temperature, top_k, top_p, generator).
+    ``pick``: the rule that chooses each id (default: the model's ``parts.pick``, this module's
+    ``pick`` unless ``impl.sampling: mine``), called as pick(logits (V,), temperature, top_k, top_p, generator).
     """
-    pick = choose if pick is None else pick
+    pick = model.parts.pick if pick is None else pick
     block_size = model.cfg.block_size
     if not 0 < len(prompt) <= block_size:
         raise ValueError(f"prompt of {len(prompt)} tokens: need 1 to {block_size}")
@@ -167,5 +167,3 @@ class TextStream:
 def _tensor(ids: list[int], device) -> torch.Tensor:
     return torch.tensor([ids], dtype=torch.long, device=device)  # (1, T)
 
-
-choose = pick  # generate's default rule (its ``pick`` argument shadows the name)

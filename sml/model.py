@@ -17,13 +17,12 @@ V vocabulary size.
 Generation (``generate.py``) passes a ``KVCache`` (``kvcache.py``): each layer keeps the keys
 and values of the tokens seen so far, so a new token costs one position, not the whole context.
 
-The parts a learner rebuilds in ``mine/`` (LEARN.md) are also plain functions on tensors
-here: ``embed``, ``rope``, ``split_heads``, ``merge_heads``, ``attention``, ``layer_norm``,
-``mlp``, ``block``. The modules call them, or tests/test_model.py shows that they compute the
-same as the faster way the modules keep (``rope``, ``split_heads``, ``layer_norm``).
-
-With ``GPT(cfg, vocab_size, mine)`` (``sml/learn/mine.py``, ``impl.<part>: mine`` in params.yaml)
-the modules call the learner's functions instead: one line per seam, marked ``# mine:``.
+The modules hold the weights; what they compute is plain functions on tensors, below them:
+``embed``, ``sinusoidal_table``, ``rope``, ``split_heads``, ``merge_heads``, ``attention``,
+``layer_norm``, ``mlp``, ``block``. The modules call them through ``parts`` (``sml/parts.py``),
+one record whose fields are these functions, so a learner's own (``impl.<part>: mine``) can
+take any one's place. Where PyTorch has a fused kernel for the same thing (attention,
+layer norm) the record's default is that kernel; tests/test_model.py shows both agree.
 
 Left out on purpose: sampling strategies (``generate.py``), and any training code.
 """
@@ -37,33 +36,31 @@ import torch.nn.functional as F
 
 from sml.config import ModelConfig
 
-if TYPE_CHECKING:  # only for the annotations: the cache is built by generate.py, Mine by parts.py
+if TYPE_CHECKING:  # only for the annotations: the cache is built by generate.py
     from sml.kvcache import KVCache, LayerCache
-    from sml.learn.mine import Mine
+    from sml.parts import Parts
 
 INIT_STD = 0.02  # GPT-2's initial weight scale
+ROPE_BASE = 10000.0  # RoPE's base: pair i turns by base^(-2i / hs) radians per position
 
 
 class GPT(nn.Module):
     """Token embedding -> n_layer Blocks -> norm -> logits over the vocabulary."""
 
-    def __init__(self, cfg: ModelConfig, vocab_size: int, mine: "Mine | None" = None):
+    def __init__(self, cfg: ModelConfig, vocab_size: int, parts: "Parts | None" = None):
         super().__init__()
-        self.cfg, self.vocab_size, self.mine = cfg, vocab_size, mine
-        self.embed_rows = theirs(mine, "embed", embed)  # mine: token + position rows
-        self.cross_entropy = theirs(mine, "cross_entropy", F.cross_entropy)  # mine: the loss (impl.training)
+        parts = parts or reference_parts(cfg)
+        self.cfg, self.vocab_size, self.parts = cfg, vocab_size, parts
         self.wte = nn.Embedding(vocab_size, cfg.n_embd)
         self.wpe = nn.Embedding(cfg.block_size, cfg.n_embd) if cfg.positions == "learned" else None
         if cfg.positions == "sinusoidal":
             # Scaled to the 0.02 that token and learned position embeddings start at: a table
             # of unit sines would drown the tokens (the original paper scaled tokens up instead).
-            table = INIT_STD * theirs(mine, "sinusoidal_table", sinusoidal_table)(cfg.block_size, cfg.n_embd)
+            table = INIT_STD * parts.sinusoidal_table(cfg.block_size, cfg.n_embd)
             self.register_buffer("sinusoid", table, persistent=False)
         self.drop = nn.Dropout(cfg.dropout)
-        rope = Rotary(cfg.n_embd // cfg.n_head, cfg.block_size, theirs(mine, "rope")) \
-            if cfg.positions == "rope" else None
-        self.blocks = nn.ModuleList(Block(cfg, rope, mine) for _ in range(cfg.n_layer))
-        self.norm_f = make_norm(cfg, mine)
+        self.blocks = nn.ModuleList(Block(cfg, parts) for _ in range(cfg.n_layer))
+        self.norm_f = make_norm(cfg, parts)
         self.lm_head = nn.Linear(cfg.n_embd, vocab_size, bias=False)
         if cfg.tie_weights:  # one matrix both reads tokens in and scores them out
             self.lm_head.weight = self.wte.weight
@@ -101,7 +98,7 @@ class GPT(nn.Module):
         logits = self.lm_head(self.norm_f(x))  # (B, T, V)
         if targets is None:
             return logits, None
-        loss = self.cross_entropy(logits.view(B * T, -1).float(), targets.reshape(B * T))  # (B*T, V) vs (B*T,)
+        loss = self.parts.cross_entropy(logits.view(B * T, -1).float(), targets.reshape(B * T))  # (B*T, V) vs (B*T,)
         return logits, loss
 
     def embed(self, idx: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
@@ -115,7 +112,7 @@ class GPT(nn.Module):
             position_rows = rows(self.sinusoid, positions, T)
         else:  # rope: positions rotate the queries and keys inside attention instead
             position_rows = None
-        return self.embed_rows(idx, self.wte.weight, position_rows)  # (B, T, C)
+        return self.parts.embed(idx, self.wte.weight, position_rows)  # (B, T, C)
 
     def param_counts(self) -> dict[str, int]:
         """Parameters by component (a tied head counts once, under embeddings)."""
@@ -150,12 +147,13 @@ class GPT(nn.Module):
 class Block(nn.Module):
     """One transformer layer: communicate (attention), then compute (MLP), each a residual."""
 
-    def __init__(self, cfg: ModelConfig, rope: "Rotary | None", mine: "Mine | None" = None):
+    def __init__(self, cfg: ModelConfig, parts: "Parts | None" = None):
         super().__init__()
-        self.norm1, self.norm2 = make_norm(cfg, mine), make_norm(cfg, mine)
-        self.attn = CausalSelfAttention(cfg, rope, mine)
-        self.mlp = MLP(cfg, mine)
-        self.block = theirs(mine, "block", block)  # mine: the two residual branches
+        parts = parts or reference_parts(cfg)
+        self.norm1, self.norm2 = make_norm(cfg, parts), make_norm(cfg, parts)
+        self.attn = CausalSelfAttention(cfg, parts)
+        self.mlp = MLP(cfg, parts)
+        self.block = parts.block  # the two residual branches
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None, mask: torch.Tensor | None = None,
                 cache: "LayerCache | None" = None) -> torch.Tensor:
@@ -176,16 +174,13 @@ def block(x: torch.Tensor, attend, mlp, norm1, norm2) -> torch.Tensor:
 class CausalSelfAttention(nn.Module):
     """Each token mixes the values of the tokens before it, weighted by query-key similarity."""
 
-    def __init__(self, cfg: ModelConfig, rope: "Rotary | None", mine: "Mine | None" = None):
+    def __init__(self, cfg: ModelConfig, parts: "Parts | None" = None):
         super().__init__()
-        self.n_head, self.dropout, self.mode = cfg.n_head, cfg.dropout, cfg.attention
-        self.attend = theirs(mine, "attention")  # mine: in place of sdpa / manual
-        self.split_heads = theirs(mine, "split_heads")  # mine: q, k, v cut into heads
-        self.merge_heads = theirs(mine, "merge_heads", merge_heads)  # mine: the heads side by side
+        self.n_head, self.dropout, self.parts = cfg.n_head, cfg.dropout, parts or reference_parts(cfg)
+        self.rope = cfg.positions == "rope"
         self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
         self.resid_drop = nn.Dropout(cfg.dropout)
-        self.rope = rope
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None, mask: torch.Tensor | None = None,
                 cache: "LayerCache | None" = None) -> torch.Tensor:
@@ -194,35 +189,21 @@ class CausalSelfAttention(nn.Module):
         q, k, v = self.project(x, positions)  # 3 x (B, nh, T, hs)
         if cache is not None:  # the keys and values of earlier tokens come from the cache
             k, v = cache.store(k, v, positions)  # (B, nh, block_size, hs): every slot, filled or not
-        dropout = self.dropout if self.training else 0.0
-        if self.attend is not None:
-            y = self.attend(q, k, v, mask, dropout)  # (B, nh, T, hs)
-        elif self.mode == "sdpa":
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=mask is None)
-        else:
-            y = attention(q, k, v, mask, dropout)  # (B, nh, T, hs)
-        return self.resid_drop(self.proj(self.merge_heads(y)))  # (B, T, C)
+        y = self.parts.attention(q, k, v, mask, self.dropout if self.training else 0.0)  # (B, nh, T, hs)
+        return self.resid_drop(self.proj(self.parts.merge_heads(y)))  # (B, T, C)
 
     def project(self, x: torch.Tensor, positions: torch.Tensor | None = None):
         """Queries, keys and values of ``x`` (B, T, C), one set per head, RoPE applied at
         ``positions`` (T,) (default 0..T-1)."""
-        B, T, C = x.shape
-        if self.split_heads is not None:  # mine: each of q, k, v (B, T, C) -> (B, nh, T, hs)
-            qkv = torch.stack([self.split_heads(t, self.n_head) for t in self.qkv(x).split(C, -1)])  # (3, B, nh, T, hs)
-        else:
-            qkv = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head)  # (B, T, 3, nh, hs): head by head
-            qkv = qkv.permute(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
-        q, k, v = qkv.unbind(0)  # 3 x (B, nh, T, hs)
-        if self.rope is not None:  # queries and keys rotated in one go: half the small ops
-            q, k = self.rope(qkv[:2], positions).unbind(0)
+        q, k, v = (self.parts.split_heads(t, self.n_head) for t in self.qkv(x).split(x.size(-1), -1))  # (B, nh, T, hs)
+        if self.rope:  # positions turn the queries and keys; 0..T-1 unless given
+            positions = torch.arange(x.size(1), device=x.device) if positions is None else positions
+            q, k = self.parts.rope(q, positions, ROPE_BASE), self.parts.rope(k, positions, ROPE_BASE)
         return q, k, v
 
 
 def split_heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
-    """(B, T, C) -> (B, nh, T, hs): head h holds channels h*hs .. (h+1)*hs - 1 of every position.
-
-    ``CausalSelfAttention.project`` does the same to q, k and v in one view and permute.
-    """
+    """(B, T, C) -> (B, nh, T, hs): head h holds channels h*hs .. (h+1)*hs - 1 of every position."""
     B, T, C = x.shape
     return x.view(B, T, n_head, C // n_head).transpose(1, 2)  # (B, T, nh, hs) -> (B, nh, T, hs)
 
@@ -240,10 +221,16 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
     q (B, nh, Tq, hs), k and v (B, nh, Tk, hs); ``mask`` (Tq, Tk) booleans, True where a
     query may see a key (None: causal, query i sees keys 0 .. i). ``dropout_p`` drops
     attention weights while training. ``F.scaled_dot_product_attention`` computes the same
-    in one fused kernel (the ``sdpa`` mode); tests/test_model.py shows the two agree.
+    in one fused kernel (``sdpa_attention``); tests/test_model.py shows the two agree.
     """
     weights = attention_weights(q, k, mask)  # (B, nh, Tq, Tk)
     return F.dropout(weights, dropout_p, training=dropout_p > 0) @ v
+
+
+def sdpa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
+                   dropout_p: float = 0.0) -> torch.Tensor:
+    """``attention`` as PyTorch's fused kernel (``model.attention: sdpa``): one call, no (Tq, Tk) matrix kept."""
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=mask is None)
 
 
 def attention_weights(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -259,10 +246,10 @@ def attention_weights(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | Non
 class MLP(nn.Module):
     """Per-token computation: widen, apply a nonlinearity, project back."""
 
-    def __init__(self, cfg: ModelConfig, mine: "Mine | None" = None):
+    def __init__(self, cfg: ModelConfig, parts: "Parts | None" = None):
         super().__init__()
         self.swiglu, self.tanh = cfg.mlp == "swiglu", cfg.mlp == "gelu_tanh"
-        self.gelu_mlp = theirs(mine, "mlp", mlp)  # mine: the GELU branch
+        self.gelu_mlp = (parts or reference_parts(cfg)).mlp  # the GELU branch
         # SwiGLU has three matrices instead of two: 2/3 the width keeps the parameter count.
         hidden = 4 * cfg.n_embd if not self.swiglu else swiglu_hidden(cfg.n_embd)
         self.fc = nn.Linear(cfg.n_embd, 2 * hidden if self.swiglu else hidden, bias=cfg.bias)
@@ -290,51 +277,23 @@ def mlp(x: torch.Tensor, fc_weight: torch.Tensor, fc_bias: torch.Tensor | None, 
     return F.linear(h, proj_weight, proj_bias)  # (B, T, C)
 
 
-class Rotary(nn.Module):
-    """RoPE: rotate each (even, odd) pair of q and k channels by an angle that grows with position.
-
-    The dot product of two rotated vectors depends only on the *difference* of their
-    positions, so attention sees relative distance and no position vector is added to x.
-    Rotating the pair (a, b) by angle t gives (a cos t - b sin t, b cos t + a sin t): that is
-    x * cos + swap_pairs(x) * sin, with the sign folded into the sin table.
-    """
-
-    def __init__(self, head_size: int, block_size: int, rotate=None, base: float = 10000.0):
-        super().__init__()
-        self.rotate = rotate  # mine: their rope(x, positions, base) in place of the tables
-        self.base = base
-        inv_freq = base ** (-torch.arange(0, head_size, 2).float() / head_size)  # (hs/2,)
-        angles = torch.outer(torch.arange(block_size).float(), inv_freq)  # (block_size, hs/2)
-        cos = angles.cos().repeat_interleave(2, dim=-1)  # (block_size, hs): each pair shares an angle
-        sin = torch.stack((-angles.sin(), angles.sin()), dim=-1).flatten(-2)  # (block_size, hs): -s, +s, ...
-        self.register_buffer("cos", cos, persistent=False)
-        self.register_buffer("sin", sin, persistent=False)
-
-    def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
-        """Rotate x (..., T, hs) whose T rows sit at ``positions`` (T,) (default 0..T-1)."""
-        T = x.size(-2)
-        if self.rotate is not None:
-            return self.rotate(x, torch.arange(T, device=x.device) if positions is None else positions, self.base)
-        # The tables are float32; under autocast x is bfloat16/float16, and x * cos would
-        # promote it back to float32 (slower attention, twice the memory): keep x's dtype.
-        cos = rows(self.cos, positions, T).to(x.dtype)  # (T, hs)
-        sin = rows(self.sin, positions, T).to(x.dtype)  # (T, hs)
-        swapped = x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)  # (..., T, hs): (b, a) for each (a, b)
-        return x * cos + swapped * sin
-
-
 def rope(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
     """RoPE written out: rotate each (even, odd) channel pair of x (..., T, hs) by its angle.
 
     Row t sits at ``positions[t]`` (T,); pair i (channels 2i, 2i + 1) turns by
-    positions[t] * base^(-2i / hs) radians. ``Rotary`` does the same from precomputed tables.
+    positions[t] * base^(-2i / hs) radians. The dot product of two rotated vectors depends
+    only on the *difference* of their positions: attention sees relative distance, and no
+    position vector is added to x.
     """
     hs = x.size(-1)
     inv_freq = base ** (-torch.arange(0, hs, 2, device=x.device).float() / hs)  # (hs/2,): radians per position
     angles = positions.float()[:, None] * inv_freq  # (T, hs/2)
     cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)  # keep x's dtype under autocast
     a, b = x[..., 0::2], x[..., 1::2]  # (..., T, hs/2) each: the pairs' two channels
-    return torch.stack((a * cos - b * sin, b * cos + a * sin), dim=-1).flatten(-2)  # (..., T, hs)
+    out = torch.empty_like(x)  # (..., T, hs) in x's memory layout, which attention's kernel then keeps
+    out[..., 0::2] = a * cos - b * sin
+    out[..., 1::2] = b * cos + a * sin
+    return out
 
 
 def causal_mask(T: int, device) -> torch.Tensor:
@@ -371,42 +330,48 @@ def rows(table: torch.Tensor, positions: torch.Tensor | None, T: int) -> torch.T
     return table[:T] if positions is None else table.index_select(0, positions)
 
 
-def make_norm(cfg: ModelConfig, mine: "Mine | None" = None) -> nn.Module:
+def reference_parts(cfg: ModelConfig) -> "Parts":
+    """SML's own functions for a model with these settings (imported here: sml/parts.py imports this module)."""
+    from sml.parts import for_model
+
+    return for_model(cfg)
+
+
+def make_norm(cfg: ModelConfig, parts: "Parts") -> nn.Module:
     """LayerNorm (centre and scale) or RMSNorm (scale only: cheaper, as in Llama)."""
     if cfg.norm == "rmsnorm":
         return nn.RMSNorm(cfg.n_embd)
-    if getattr(mine, "layer_norm", None) is not None:
-        return TheirLayerNorm(cfg.n_embd, mine.layer_norm, bias=cfg.bias)
-    return nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+    return LayerNorm(cfg.n_embd, parts.layer_norm, bias=cfg.bias)
 
 
-class TheirLayerNorm(nn.LayerNorm):
-    """nn.LayerNorm's weight, bias and eps (the same state_dict keys), the learner's layer_norm."""
+class LayerNorm(nn.LayerNorm):
+    """nn.LayerNorm's weight, bias and eps (the same state_dict keys), computed by ``layer_norm``."""
 
     def __init__(self, n_embd: int, layer_norm, bias: bool):
         super().__init__(n_embd, bias=bias)
         self.layer_norm = layer_norm
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layer_norm(x, self.weight, self.bias, self.eps)  # mine: (B, T, C) -> (B, T, C)
-
-
-def theirs(mine: "Mine | None", name: str, ours=None):
-    """The learner's function ``name`` if ``mine`` has one, else ``ours`` (the reference, or None)."""
-    return getattr(mine, name, None) or ours
+        return self.layer_norm(x, self.weight, self.bias, self.eps)  # (B, T, C) -> (B, T, C)
 
 
 def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, eps: float = 1e-5) -> torch.Tensor:
     """Layer norm written out: each position's C channels to mean 0 and variance 1, then scaled and shifted.
 
     x (..., C); weight, bias (C,) (bias None: no shift). The variance is the biased one
-    (divide by C) and eps sits inside the square root, as in ``nn.LayerNorm`` (which the model
-    uses: one fused kernel); tests/test_model.py shows the two agree.
+    (divide by C) and eps sits inside the square root, as in ``fused_layer_norm`` (PyTorch's
+    one kernel, what a default run uses); tests/test_model.py shows the two agree.
     """
     mean = x.mean(dim=-1, keepdim=True)  # (..., 1)
     var = ((x - mean) ** 2).mean(dim=-1, keepdim=True)  # (..., 1): divided by C, not C - 1
     x_hat = (x - mean) / torch.sqrt(var + eps)  # (..., C)
     return x_hat * weight if bias is None else x_hat * weight + bias
+
+
+def fused_layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                     eps: float = 1e-5) -> torch.Tensor:
+    """``layer_norm`` as PyTorch's one kernel (what ``nn.LayerNorm`` calls)."""
+    return F.layer_norm(x, x.shape[-1:], weight, bias, eps)
 
 
 def swiglu_hidden(n_embd: int) -> int:

@@ -14,11 +14,11 @@ The learning rate rises linearly for ``warmup_iters`` steps (Adam's early moment
 are noisy), then follows a cosine from ``lr`` down to ``min_lr`` at ``max_iters``. It is a
 pure function of the step, so resuming needs only the step number.
 
-``clip_grad_norm`` and ``adamw_step`` at the bottom write out, for reading, what the trainer
-takes from PyTorch (``clip_grad_norm_``, ``AdamW``); the trainer keeps PyTorch's (fused, and
-per parameter group), and ``tests/test_optim_written_out.py`` shows the two agree. With
-``impl.training: mine`` it runs the learner's: ``WrittenAdamW`` steps each parameter with
-their ``adamw_step``, and ``lr_at`` takes their schedule.
+``clip_grad_norm`` and ``adamw_step`` at the bottom write out, for reading, what PyTorch
+computes in fused kernels (``fused_clip_grad_norm``, ``torch.optim.AdamW``), which a default
+run uses; ``tests/test_optim_written_out.py`` shows the two agree. The trainer calls them
+through ``sml/parts.py``: a learner's ``adamw_step`` (``impl.training: mine``) steps each
+parameter in ``WrittenAdamW``, SML's own runs as ``torch.optim.AdamW``.
 """
 
 import inspect
@@ -34,7 +34,8 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devic
                    update: Callable | None = None) -> "Optimizers":
     """AdamW over ``model``'s parameters (matrices decayed, vectors not; fused on CUDA), or,
     with ``cfg.optimizer == "muon"``, Muon for the blocks' matrices and AdamW for the rest.
-    ``update``: an ``adamw_step`` (the learner's) for AdamW's parameters, in place of PyTorch's.
+    ``update``: the ``adamw_step`` AdamW's parameters take; SML's own (the default) runs as
+    ``torch.optim.AdamW``, one fused step per group that computes the same.
 
     Each parameter group carries ``lr_scale``: its learning rate is ``lr_at(step) * lr_scale``.
     """
@@ -46,9 +47,9 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devic
         {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0, "lr_scale": 1.0},
     ]
     fused = device.type == "cuda" and "fused" in inspect.signature(torch.optim.AdamW).parameters
-    if update is None:
+    if update is None or update is adamw_step:
         parts = [torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused or None)]
-    else:  # mine
+    else:  # someone else's update, parameter by parameter
         parts = [WrittenAdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), update=update)]
     if hidden:
         parts.append(torch.optim.Muon([{"params": hidden, "lr_scale": cfg.muon_lr / cfg.lr}], lr=cfg.muon_lr,
@@ -164,6 +165,16 @@ class WrittenAdamW(torch.optim.Optimizer):
 
 
 # ---- the trainer's two library calls, written out (mine/training.py writes these) ------------
+
+def fused_clip_grad_norm(grads: list[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """``clip_grad_norm`` as PyTorch computes it (``torch.nn.utils.clip_grad_norm_``'s two halves):
+    the total norm in one fused call, then every gradient times min(1, max_norm / norm)."""
+    total = torch.nn.utils.get_total_norm(grads)
+    scale = torch.clamp(max_norm / (total + 1e-6), max=1.0)  # no `if`: no sync with a GPU
+    for g in grads:
+        g.mul_(scale)
+    return total
+
 
 def clip_grad_norm(grads: list[torch.Tensor], max_norm: float) -> float:
     """Scale ``grads`` in place so that their total L2 norm is at most ``max_norm``; return the

@@ -45,7 +45,6 @@ def main(
     """Write samples for the configured prompts, or stream one for --prompt."""
     p = load_params(params)
     cfg, mine = p.sample, load_mine(p.impl, params.parent, (*MODEL_PARTS, "bpe", "sampling"))  # graded first
-    pick = mine.pick if mine is not None else None
     settings = {
         "max_new_tokens": cfg.max_new_tokens if max_new_tokens is None else max_new_tokens,
         "temperature": cfg.temperature if temperature is None else temperature,
@@ -59,7 +58,7 @@ def main(
         tok.use(mine.encode_chunk, mine.decode)
     net = load_model(model, tokenizer, runtime.device, mine)
     if prompt is not None:
-        pieces, note = complete(net, tok, prompt, **settings, pick=pick)
+        pieces, note = complete(net, tok, prompt, **settings)
         if note:
             print(f"({note})", file=sys.stderr)
         # A prompt that was not UTF-8 on the command line holds lone surrogates, which
@@ -72,7 +71,7 @@ def main(
             print(piece, end="", flush=True)
         print()
         return
-    write_text(out, samples_markdown(net, tok, list(cfg.prompts), settings, f"Model `{model}`", pick))
+    write_text(out, samples_markdown(net, tok, list(cfg.prompts), settings, f"Model `{model}`"))
     print(f"sample: {len(cfg.prompts)} samples of {settings['max_new_tokens']} tokens -> {out}")
 
 

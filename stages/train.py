@@ -38,7 +38,7 @@ def main(
     p = load_params(params)
     if p.train.nproc > 1 and not distributed.launched_by_torchrun():
         raise SystemExit(distributed.launch(p.train.nproc, "stages.train", sys.argv[1:]))
-    from sml.train import TrainFiles, train  # here, not above: the launcher needs none of it (1.5 s of imports)
+    from sml.run.trainer import TrainFiles, train  # here, not above: the launcher needs none of it (1.5 s of imports)
 
     mine = load_mine(p.impl, params.parent, (*MODEL_PARTS, "training"))  # impl.<part>: mine, graded first
     train(p.model, p.train, TrainFiles(tokens, tokenizer, checkpoint, model, log, metrics), mine=mine)

@@ -57,29 +57,27 @@ def test_no_token_sees_the_future(attention, positions):
 
 
 def test_rope_makes_attention_scores_depend_on_relative_position_only():
-    from sml.model import Rotary
+    from sml.model import rope
 
     torch.manual_seed(0)
-    rope = Rotary(head_size=8, block_size=32)
     q, k = torch.randn(8), torch.randn(8)
 
     def score(i: int, j: int) -> float:  # q at position i, k at position j
         qs = torch.zeros(1, 1, 32, 8)
         ks = torch.zeros(1, 1, 32, 8)
         qs[0, 0, i], ks[0, 0, j] = q, k
-        return (rope(qs)[0, 0, i] @ rope(ks)[0, 0, j]).item()
+        return (rope(qs, torch.arange(32))[0, 0, i] @ rope(ks, torch.arange(32))[0, 0, j]).item()
 
     assert score(5, 2) == pytest.approx(score(20, 17), abs=1e-5)
     assert score(5, 2) != pytest.approx(score(5, 3), abs=1e-3)
 
 
 def test_rope_rotates_each_pair_by_its_angle_in_float32():
-    from sml.model import Rotary
+    from sml.model import rope
 
     torch.manual_seed(0)
-    rope = Rotary(head_size=4, block_size=8)
     x = torch.randn(1, 1, 8, 4, dtype=torch.float32)  # (B, nh, T, hs)
-    got = rope(x)
+    got = rope(x, torch.arange(8))
     assert got.dtype == torch.float32
     pos = torch.arange(8, dtype=torch.float64)[:, None]  # (T, 1)
     angles = pos * 10000.0 ** (-torch.arange(0, 4, 2, dtype=torch.float64) / 4)  # (T, hs/2)
@@ -193,15 +191,15 @@ def test_the_sinusoidal_table_is_sin_on_even_channels_cos_on_odd():
         assert table[p, 2 * i + 1].item() == pytest.approx(math.cos(angle), abs=1e-6)
 
 
-def test_rope_written_out_equals_rotary_at_any_positions_and_keeps_the_dtype():
-    from sml.model import Rotary, rope
+def test_rope_at_later_positions_is_those_rows_of_the_whole_rotation_and_keeps_the_dtype():
+    """What the KV cache relies on: rows at positions 20..24 turn as they would in a whole sequence."""
+    from sml.model import rope
 
     torch.manual_seed(0)
-    rotary = Rotary(head_size=8, block_size=32)
-    x = torch.randn(2, 3, 5, 8)  # (B, nh, T, hs)
-    for positions in (torch.arange(5), torch.tensor([20, 21, 22, 23, 24])):
-        torch.testing.assert_close(rope(x, positions), rotary(x, positions), atol=1e-6, rtol=1e-6)
-    assert rope(x.bfloat16(), torch.arange(5)).dtype == torch.bfloat16
+    x = torch.randn(2, 3, 32, 8)  # (B, nh, T, hs)
+    later = torch.arange(20, 25)
+    assert torch.equal(rope(x[:, :, 20:25], later), rope(x, torch.arange(32))[:, :, 20:25])
+    assert rope(x.bfloat16(), torch.arange(32)).dtype == torch.bfloat16
 
 
 def test_split_heads_is_what_attention_projects_and_merge_heads_undoes_it():

@@ -11,6 +11,7 @@ from sml.config import ImplConfig, ModelConfig, parse_params
 from sml.generate import generate
 from sml.learn.mine import MODEL_PARTS, PARTS, check_model_impl, load_mine
 from sml.model import GPT
+from sml.parts import parts_for
 from sml.run.errors import SMLError
 from tests.conftest import ROOT, params_template
 from tests.test_train import data  # noqa: F401  (the tiny corpus fixture)
@@ -43,7 +44,7 @@ def test_a_model_of_correct_learner_parts_computes_the_reference_logits(solved, 
     mine = load_mine(ALL_MINE, solved)
     torch.manual_seed(0)
     reference = GPT(config(positions), 50).eval()
-    theirs = GPT(config(positions), 50, mine).eval()
+    theirs = GPT(config(positions), 50, parts_for(config(positions), mine)).eval()
     theirs.load_state_dict(reference.state_dict())  # the same keys: only the code differs
     idx = torch.randint(0, 50, (3, 12), generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(theirs(idx)[0], reference(idx)[0], atol=1e-5, rtol=1e-5)
@@ -80,7 +81,7 @@ def test_a_broken_part_is_warned_about_and_still_runs(tmp_path, capsys):
     assert len(warning) == 1 and warning[0].startswith("warning: mine/attention.py fails a check")
     assert "the causal mask is missing" in warning[0]
     torch.manual_seed(0)
-    reference, theirs = GPT(config("rope"), 50), GPT(config("rope"), 50, mine)
+    reference, theirs = GPT(config("rope"), 50), GPT(config("rope"), 50, parts_for(config("rope"), mine))
     theirs.load_state_dict(reference.state_dict())
     idx = torch.randint(0, 50, (1, 12))
     _, loss = theirs(idx, idx)

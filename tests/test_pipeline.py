@@ -112,7 +112,7 @@ def set_param(repo: Path, section: str, key: str, value) -> None:
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-ALL = ["download", "train_bpe", "encode", "train", "evaluate", "sample", "plot"]
+ALL = ["parts", "download", "train_bpe", "encode", "train", "evaluate", "sample", "plot"]
 READ_THE_MODEL = ["evaluate", "sample", "plot"]
 
 
@@ -224,6 +224,20 @@ def test_a_change_in_evaluate_or_plot_reruns_that_stage_alone(repo):
     assert stale(repo) == {"evaluate": ["evaluate"], "plot": ["plot"]}
 
 
+def test_a_stub_edited_while_its_part_is_the_reference_retrains_nothing(repo):
+    """The model's stages depend on the part records (stages/parts.py), not on mine/: a stub no
+    part runs can change at will; once its part is the learner's, its file decides."""
+    with (repo / "mine" / "attention.py").open("a", encoding="utf-8") as stub:
+        stub.write("\n# a note to myself\n")
+    assert set(stale(repo)) == {"parts"}
+    assert ran(run([*DVC, "repro"], repo)) == ["parts"]  # every record as it was: nothing after it reruns
+    shutil.copy(ROOT / "tests" / "solutions" / "attention.py", repo / "mine" / "attention.py")
+    set_param(repo, "impl", "attention", "mine")
+    run([*DVC, "repro", "parts"], repo)
+    assert set(stale(repo)) == {"train", "evaluate", "sample", "plot"}
+    assert "artifacts/parts/attention.json" in stale(repo)["train"]
+
+
 def test_the_learners_parts_train_to_the_references_loss_and_sample(built, repo, monkeypatch):
     """Every impl key set to mine, with correct parts in mine/: the same run as the reference's (the
     tokenizer, the token files, the model and its loss), and the micrograd lesson runs with theirs."""
@@ -236,7 +250,7 @@ def test_the_learners_parts_train_to_the_references_loss_and_sample(built, repo,
     params["impl"] = dict.fromkeys(PARTS, "mine")
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     output = run([*DVC, "repro", "sample"], repo)
-    assert ran(output) == ["train_bpe", "encode", "train", "sample"]
+    assert ran(output) == ["parts", "train_bpe", "encode", "train", "sample"]
     assert "merges (mine/bpe.py)" in output and "python (mine/bpe.py) backend" in output
     assert abs(json.loads((repo / "artifacts/train_metrics.json").read_text())["val_loss"] - reference) < 1e-4
     assert json.loads((repo / "artifacts/model/model.json").read_text())["impl"] == dict.fromkeys(MODEL_PARTS,

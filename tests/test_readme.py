@@ -100,8 +100,8 @@ def trained(tmp_path, monkeypatch):
     from sml.config import load_params
     from sml.data.encode import encode_corpus
     from sml.data.sources import Source, build_corpus
+    from sml.run.trainer import TrainFiles, train
     from sml.tokenizer import Tokenizer
-    from sml.train import TrainFiles, train
     from tests.conftest import MIXED, SONNET, TEST_PARAMS
 
     monkeypatch.chdir(tmp_path)

@@ -123,8 +123,10 @@ def test_every_module_a_stage_imports_is_one_of_its_dependencies(stage):
              if (ROOT / (m.replace(".", "/") + ".py")).exists()
              else str((ROOT / m.replace(".", "/") / "__init__.py").relative_to(ROOT))
              for m in project_imports(module)}
+    # The learner's harness (sml/learn/) is in the part records a stage depends on (stages/parts.py).
+    manifest = any(d.startswith("artifacts/parts/") for d in deps)
     missing = sorted(f for f in files if f not in deps and not any(f.startswith(d.rstrip("/") + "/") for d in deps)
-                     and not docstring_only(ROOT / f))
+                     and not docstring_only(ROOT / f) and not (manifest and f.startswith("sml/learn/")))
     assert not missing, f"dvc.yaml: stage {stage} imports {missing} but does not list them in deps"
 
 

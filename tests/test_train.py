@@ -10,14 +10,16 @@ import signal
 import pytest
 import torch
 
+import sml.run.trainer
 import sml.train as train_module
 from sml.config import load_params
 from sml.optim import lr_at
 from sml.run.checkpoint import load_checkpoint, load_model
 from sml.run.errors import SMLError
 from sml.run.progress import LOG_COLUMNS
+from sml.run.trainer import TrainFiles, train
 from sml.tokenizer import Tokenizer
-from sml.train import Interrupted, TrainFiles, train
+from sml.train import Interrupted
 from tests.conftest import TEST_PARAMS
 
 SHIPPED = load_params(TEST_PARAMS)  # for its keys: every value the tests rely on is set below
@@ -377,7 +379,7 @@ def test_a_checkpoint_loads_onto_the_cpu_whatever_device_the_run_uses(data, tmp_
 
 
 def test_a_run_that_cannot_fit_stops_before_any_step(data, tmp_path, monkeypatch):
-    monkeypatch.setattr(train_module, "device_memory", lambda device: 1_000_000)  # a 1 MB device
+    monkeypatch.setattr(sml.run.trainer, "device_memory", lambda device: 1_000_000)  # a 1 MB device
     steps = []
     with pytest.raises(SMLError, match=r"training needs about .* set train\.batch_size to at most|model\.block_size"):
         run(data, tmp_path, on_step=steps.append)
@@ -420,7 +422,7 @@ def test_a_damaged_model_and_model_json_are_one_line(data, tmp_path):
 
 
 def test_splits_too_small_to_train_on_stop_before_any_step(data, tmp_path):
-    from sml.train import check_splits
+    from sml.run.trainer import check_splits
 
     with pytest.raises(SMLError, match=r"train\.bin: 20 tokens cannot fill one window of model\.block_size 32"):
         check_splits({"train": [0] * 20, "val": [0] * 5}, 32, data / "tokens")

@@ -33,10 +33,9 @@ import math
 import torch
 
 from sml.config import ModelConfig
-from sml.model import swiglu_hidden
+from sml.model import ROPE_BASE, swiglu_hidden
 from sml.run.errors import SMLError
 
-ROPE_BASE = 10000.0  # sml.model.Rotary's
 LAYERNORM_EPS = 1e-5  # nn.LayerNorm's default, which SML uses
 RMSNORM_EPS = torch.finfo(torch.float32).eps  # nn.RMSNorm(eps=None) in float32
 GELU_ACT = {"gelu": "gelu", "gelu_tanh": "gelu_new"}  # SML's model.mlp -> Hugging Face's activation name

@@ -1,17 +1,15 @@
 """The learner's parts in the real pipeline: ``impl.<part>: mine`` in params.yaml (LEARN.md).
 
 For each part set to ``mine``, ``load_mine`` grades ``mine/<part>.py`` (``sml.learn``),
-then loads its functions into one ``Mine``. Each seam calls a learner's function where it
-is not None, and SML's own code where it is:
+then loads its functions into one ``Mine``. Where they run:
 
+- the model, training and sampling parts: ``sml.parts.parts_for(cfg, mine)`` is the record
+  of ``sml/parts.py`` with the learner's functions (``Mine.replaced``) in place of SML's; the
+  model (``GPT(cfg, vocab, parts)``), the training step and the sampler call every function
+  through it;
 - micrograd: ``python -m stages.micrograd`` builds its MLP from the learner's ``Value``;
 - bpe: train_bpe learns the merges with ``learn_merges``, encode and sample run the
-  tokenizer with ``encode_chunk`` and ``decode`` (``Tokenizer.use``);
-- the model parts: ``GPT(cfg, vocab, mine)``;
-- training: the trainer draws batches with ``get_batch``, takes the loss with
-  ``cross_entropy`` (the model's), clips with ``clip_grad_norm``, updates AdamW's
-  parameters with ``adamw_step`` (``optim.WrittenAdamW``) and schedules with ``lr_at``;
-- sampling: ``generate(..., pick=mine.pick)``.
+  tokenizer with ``encode_chunk`` and ``decode`` (``Tokenizer.use``).
 
 A part not written yet stops the stage before any work; a part that fails a check runs
 anyway, after a warning: seeing what a broken part does to the loss is an experiment too.
@@ -58,6 +56,12 @@ class Mine:
     sha256: dict[str, str] = dataclasses.field(default_factory=dict)  # part -> sha256 of mine/<part>.py
     files: dict[str, Path] = dataclasses.field(default_factory=dict)  # part -> mine/<part>.py
 
+    def replaced(self) -> dict[str, Callable]:
+        """The learner's functions that take a field of ``sml/parts.py``'s record, by field name."""
+        handed_over = ("Value", "learn_merges", "encode_chunk", "decode", "sha256", "files")  # not in the record
+        return {f.name: fn for f in dataclasses.fields(self)
+                if f.name not in handed_over and (fn := getattr(self, f.name)) is not None}
+
     def model_impl(self) -> dict[str, str]:
         """Whose code each model part runs, as model.json records it: {"attention": "mine", ...}."""
         return {part: "mine" if part in self.sha256 else "reference" for part in MODEL_PARTS}
@@ -101,3 +105,31 @@ def check_model_impl(recorded: dict | None, mine: Mine | None, model_dir: Path) 
         if trained != wanted[part]:
             raise SMLError(f"{model_dir} was trained with impl.{part} = {trained!r}, but params.yaml says"
                            f" {wanted[part]!r}: set it back, or retrain (dvc repro train)")
+
+
+GRADER = ("core.py", "mine.py")  # sml/learn/ files every graded part runs, besides its own checks
+
+
+def manifest(impl: ImplConfig, root: Path = Path(".")) -> dict[str, dict]:
+    """What each part runs, one small record per part (the ``parts`` stage writes each to a file).
+
+    ``{"impl": "reference"}`` for SML's own; for the learner's, also the sha256 of their file and
+    of the grader that checks it. A stage depends on the records of the parts it runs, not on
+    ``mine/``: editing a stub no one runs changes no record, so no model is retrained for it.
+    """
+    records = {}
+    for part in PARTS:
+        if getattr(impl, part) != "mine":
+            records[part] = {"part": part, "impl": "reference"}
+            continue
+        path = Path(root) / "mine" / f"{part}.py"
+        if not path.is_file():
+            raise SMLError(f"params.yaml: impl.{part} = 'mine', but {path} does not exist: copy it back"
+                           f" (git checkout -- mine/{part}.py) or set impl.{part} to reference")
+        grader = Path(__file__).parent
+        digest = hashlib.sha256()
+        for name in (*GRADER, f"{part}.py"):
+            digest.update((grader / name).read_bytes())
+        records[part] = {"part": part, "impl": "mine", "file": f"mine/{part}.py",
+                         "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "grader_sha256": digest.hexdigest()}
+    return records

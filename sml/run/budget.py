@@ -25,11 +25,20 @@ machine, and on what else it was doing.
 """
 
 
-def new_clock() -> dict:
-    """The clock at step 0: ``seconds`` of training at ``step`` (its last read) over
+import dataclasses
+
+
+@dataclasses.dataclass
+class Clock:
+    """The training seconds the budget counts: ``seconds`` at ``step`` (its last read) over
     ``timed_steps`` (steps minus each session's first), the seconds per step between its last
     two reads (0.0 until measured), and ``spent``: the budget ran out."""
-    return {"step": 0, "seconds": 0.0, "timed_steps": 0, "per_step": 0.0, "spent": False}
+
+    step: int = 0
+    seconds: float = 0.0
+    timed_steps: int = 0
+    per_step: float = 0.0
+    spent: bool = False
 
 
 def early_read(step: int, log_interval: int, budget_s: float) -> bool:
@@ -42,19 +51,19 @@ def early_read(step: int, log_interval: int, budget_s: float) -> bool:
     return bool(budget_s) and step < log_interval and step & (step - 1) == 0
 
 
-def seconds_at(clock: dict, step: int) -> float:
+def seconds_at(clock: Clock, step: int) -> float:
     """Training seconds at ``step``: measured at the clock's last read, extrapolated since.
 
-    >>> seconds_at({"step": 20, "seconds": 4.0, "per_step": 0.2}, 25)
+    >>> seconds_at(Clock(step=20, seconds=4.0, per_step=0.2), 25)
     5.0
     """
-    return clock["seconds"] + (step - clock["step"]) * clock["per_step"]
+    return clock.seconds + (step - clock.step) * clock.per_step
 
 
-def schedule_step(step: int, clock: dict, max_iters: int, budget_s: float) -> float:
+def schedule_step(step: int, clock: Clock, max_iters: int, budget_s: float) -> float:
     """The step the learning-rate schedule is at: ``step``, or further when time is nearer its end.
 
-    >>> clock = {"step": 10, "seconds": 50.0, "per_step": 5.0}
+    >>> clock = Clock(step=10, seconds=50.0, per_step=5.0)
     >>> schedule_step(10, clock, max_iters=1000, budget_s=100.0)  # half the time: half the schedule
     500.0
     >>> schedule_step(10, clock, max_iters=1000, budget_s=0)  # no budget: the step itself
@@ -65,20 +74,20 @@ def schedule_step(step: int, clock: dict, max_iters: int, budget_s: float) -> fl
     return max(step, min(1.0, seconds_at(clock, step) / budget_s) * max_iters)
 
 
-def read_clock(clock: dict, step: int, seconds: float, timed_steps: int) -> None:
+def read_clock(clock: Clock, step: int, seconds: float, timed_steps: int) -> None:
     """A read at ``step``: ``seconds`` of training over ``timed_steps`` so far (all ranks' figure).
 
-    >>> clock = new_clock()
-    >>> read_clock(clock, 2, 0.5, 1); read_clock(clock, 4, 1.5, 3); clock["per_step"]
+    >>> clock = Clock()
+    >>> read_clock(clock, 2, 0.5, 1); read_clock(clock, 4, 1.5, 3); clock.per_step
     0.5
     """
-    if timed_steps > clock["timed_steps"]:
-        clock["per_step"] = (seconds - clock["seconds"]) / (timed_steps - clock["timed_steps"])
-    clock.update(step=step, seconds=seconds, timed_steps=timed_steps)
+    if timed_steps > clock.timed_steps:
+        clock.per_step = (seconds - clock.seconds) / (timed_steps - clock.timed_steps)
+    clock.step, clock.seconds, clock.timed_steps = step, seconds, timed_steps
 
 
-def out_of_time(clock: dict, step: int, budget_s: float) -> bool:
+def out_of_time(clock: Clock, step: int, budget_s: float) -> bool:
     """True once the budget is spent (and from then on: a run that stopped stays stopped)."""
     if budget_s and seconds_at(clock, step) >= budget_s:
-        clock["spent"] = True
-    return clock["spent"]
+        clock.spent = True
+    return clock.spent

@@ -29,6 +29,7 @@ import torch
 from sml.config import ModelConfig, TrainConfig
 from sml.learn.mine import Mine, check_model_impl
 from sml.model import GPT
+from sml.parts import parts_for
 from sml.run.atomic import atomic_open, write_json
 from sml.run.errors import SMLError
 
@@ -151,7 +152,7 @@ def load_model(model_dir: str | Path, tokenizer: str | Path, device: torch.devic
     info = model_info(model_dir)
     check_tokenizer(info, model_dir, tokenizer)
     check_model_impl(info["impl"], mine, model_dir)
-    model = GPT(info["config"], info["vocab_size"], mine)
+    model = GPT(info["config"], info["vocab_size"], parts_for(info["config"], mine))
     weights = load_checkpoint(model_dir / "model.pt", device, if_damaged=RETRAIN)
     try:
         model.load_state_dict(weights)

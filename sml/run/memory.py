@@ -141,8 +141,8 @@ def activation_bytes(cfg: ModelConfig, batch_size: int, dtype: torch.dtype, devi
     mlp += norm + e * C + C * mask(e)  # norm2; fc's input; the MLP's dropout
     block = B * T * (attn + mlp) + B * nh * T * T * per_tt
     block += T * T if cfg.attention == "manual" else 0  # the causal mask, bool, made per layer
-    if cfg.positions == "rope" and e < F32:  # RoPE's cos and sin tables (T, hs), cast to `dtype` for q and k
-        block += 4 * T * (C // nh) * e
+    if cfg.positions == "rope":  # RoPE's cos and sin (T, hs/2) in `dtype`, made for q and for k
+        block += 2 * T * (C // nh) * e
 
     # ---- outside the blocks, per token ----
     outside = 8 + 8  # token ids (the embedding keeps them) and targets (the loss does), int64

@@ -37,6 +37,13 @@ def log_text(history: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_log(path, history: list[dict]) -> None:
+    """Write the whole log; one that cannot be replaced (a viewer holds it) is a warning, not a lost run."""
+    from sml.run.atomic import write_text_or_warn
+
+    write_text_or_warn(path, log_text(history), then=LOG_RETRY)
+
+
 class Window:
     """The steps since the last log row: their summed loss (kept on the device: no sync) and time."""
 

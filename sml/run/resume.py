@@ -19,15 +19,16 @@ import dataclasses
 import torch
 
 from sml.optim import lr_at
-from sml.run.checkpoint import fingerprint_difference, load_checkpoint, save_checkpoint
+from sml.run.checkpoint import fingerprint_difference, load_checkpoint, save_checkpoint, save_weights
+from sml.run.state import RunState
 
 
 def save_run(run) -> None:
-    """The checkpoint of a ``sml.train.Run`` at its current step. Every rank calls; rank 0 writes."""
+    """The checkpoint of a ``sml.run.state.Run`` at its current step. Every rank calls; rank 0 writes."""
     ranks = run.dist.gather({"sampler": run.sampler.state_dict(), "rng": rng_state(run.runtime.device)})
     if run.dist.is_main:
         state = {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
-                 "scaler": run.scaler.state_dict(), "ranks": ranks, "run": run.state,
+                 "scaler": run.scaler.state_dict(), "ranks": ranks, "run": run.state.saved(),
                  "fingerprint": run.fingerprint}
         save_checkpoint(run.files.checkpoint, state, {"step": run.step, "fingerprint": run.fingerprint})
     run.dist.barrier()
@@ -85,11 +86,18 @@ def resume_run(run) -> bool:
     mine = state["ranks"][run.dist.rank]
     run.sampler.load_state_dict(mine["sampler"])
     set_rng_state(mine["rng"])
-    run.state.update(state["run"])
+    run.state = RunState.from_saved(state["run"])
     if longer:
-        run.state["schedule"] = [*run.state["schedule"], {"from_step": step, "max_iters": cfg.max_iters}]
-        run.state["clock"]["spent"] = False  # the new length decides (sml.run.budget.out_of_time)
+        run.state.schedule.append({"from_step": step, "max_iters": cfg.max_iters})
+        run.state.clock.spent = False  # the new length decides (sml.run.budget.out_of_time)
     return True
+
+
+def save_best(run) -> None:
+    """The weights of the best val loss so far (``best.pt``, next to the checkpoint); rank 0 writes."""
+    if run.dist.is_main:
+        best = run.state.best
+        save_weights(run.files.best, run.model.state_dict(), {"step": best.step, "val_loss": best.val_loss})
 
 
 def _forget_best(run) -> None:

@@ -1,0 +1,197 @@
+"""The training run around the loop: build it, resume it, print its header, run ``sml.train.loop``, export.
+
+``train`` is what the train stage calls: it picks the device, starts the processes' group
+(torchrun, ``sml.run.distributed``), builds the model, optimizer and batches (``build``),
+resumes from the checkpoint when it belongs to this run (``sml.run.resume``), wraps the
+model for DDP and compilation (``wrap``), says what it trains and whether it fits
+(``print_header``), hands the run to the loop, and at the end exports the best weights
+with model.json, the log and the metrics (``finish``).
+
+With several processes every rank runs this same code on its own batches; DDP averages
+the gradients, and rank 0 alone prints and writes files.
+"""
+
+import io
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from sml.batches import RandomWindows
+from sml.config import ModelConfig, TrainConfig
+from sml.data.tokens import check_vocab_size, load_meta, load_tokens
+from sml.learn.mine import Mine
+from sml.model import GPT
+from sml.optim import make_optimizer
+from sml.parts import parts_for
+from sml.run import distributed
+from sml.run.atomic import write_json
+from sml.run.checkpoint import file_fingerprint, load_checkpoint, run_fingerprint, save_torch
+from sml.run.device import Runtime, pick_runtime
+from sml.run.distributed import Dist
+from sml.run.errors import SMLError
+from sml.run.memory import check_fits, device_memory, estimate_training_memory, peak_flops
+from sml.run.progress import write_log
+from sml.run.resume import resume_run
+from sml.run.state import Estimates, Run, RunState, TrainFiles
+from sml.tokenizer import Tokenizer
+from sml.train import estimate_loss, loop
+
+__all__ = ["TrainFiles", "train"]
+
+
+def train(model_cfg: ModelConfig, cfg: TrainConfig, files: TrainFiles,
+          on_step: Callable[[int], None] | None = None, out=None, mine: Mine | None = None) -> dict:
+    """Train (or resume) a GPT; write checkpoint, best model, log and metrics. Returns the metrics.
+
+    ``mine``: the learner's parts (``sml/learn/mine.py``; None: all SML's).
+    Progress goes to ``out`` (default: sys.stdout as it is when called).
+    """
+    out = sys.stdout if out is None else out
+    runtime = pick_runtime(cfg.device, cfg.dtype, cfg.compile, deterministic=cfg.deterministic,
+                           local_rank=distributed.local_rank())
+    env = distributed.start(runtime.device.type)
+    try:
+        run = build(model_cfg, cfg, files, runtime, env, out if env.is_main else io.StringIO(), mine)
+        resumed_at = run.step if resume_run(run) else None
+        wrap(run)
+        print_header(run, resumed_at)
+        if run.stopped_early:
+            print(f"train: this run stopped early at step {run.step:,} (no better val loss for {cfg.patience}"
+                  " evaluations): nothing to train; raise train.patience (0: off) to go on", file=run.out)
+        loop(run, on_step)
+        return finish(run, mine)
+    finally:
+        distributed.stop(env)
+
+
+def build(model_cfg: ModelConfig, cfg: TrainConfig, files: TrainFiles, runtime: Runtime, env: Dist,
+          out, mine: Mine | None = None) -> Run:
+    """The model, optimizer, scaler and this rank's sampler, at step 0."""
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
+    meta = load_meta(files.tokens)
+    # The tokenizer is checked whole (a damaged one fails here), and against the token files.
+    check_vocab_size(files.tokens, Tokenizer.load(files.tokenizer).vocab_size, files.tokenizer)
+    tokens = {split: load_tokens(files.tokens, split) for split in ("train", "val")}
+    check_splits(tokens, model_cfg.block_size, files.tokens)
+    resolved = {"device": runtime.device.type, "dtype": str(runtime.dtype).removeprefix("torch."),
+                "nproc": env.world_size}
+    fingerprint = run_fingerprint(model_cfg, cfg, file_fingerprint(files.tokenizer), meta, resolved, mine)
+    model = GPT(model_cfg, meta["vocab_size"], parts_for(model_cfg, mine)).to(runtime.device)
+    if env.rank:  # each rank its own dropout masks and batches (seed + 1 draws the eval batches)
+        torch.manual_seed(cfg.seed + 1000 * env.rank)
+    sampler = RandomWindows(tokens["train"], model_cfg.block_size, cfg.batch_size, cfg.seed + 1000 * env.rank,
+                            runtime.device, model.parts.get_batch)
+    optimizer = make_optimizer(model, cfg, runtime.device, model.parts.adamw_step)
+    return Run(model_cfg, cfg, files, runtime, env, model, optimizer,
+               torch.amp.GradScaler(runtime.device.type, enabled=runtime.use_scaler), sampler, tokens,
+               meta, fingerprint, estimate(model, model_cfg, cfg, runtime, env), out, RunState.start(cfg))
+
+
+def check_splits(tokens: dict, block_size: int, where: Path) -> None:
+    """Refuse, before any step, splits too small to train on (one window) or to score (two tokens)."""
+    if len(tokens["train"]) <= block_size:
+        raise SMLError(f"{where / 'train.bin'}: {len(tokens['train']):,} tokens cannot fill one window of"
+                       f" model.block_size {block_size:,} + 1: lower model.block_size or use a bigger corpus")
+    if len(tokens["val"]) < 2:
+        raise SMLError(f"{where / 'val.bin'}: {len(tokens['val'])} token(s), and scoring needs at least 2:"
+                       " raise data.val_fraction or use a bigger corpus")
+
+
+def estimate(model: GPT, model_cfg: ModelConfig, cfg: TrainConfig, runtime: Runtime, env: Dist) -> Estimates:
+    """The device's peak FLOP/s (for MFU) and the run's memory, before any step."""
+    devices = [runtime.device] if runtime.device.type == "cuda" else []
+    with torch.random.fork_rng(devices, device_type=runtime.device.type):  # leave the run's RNG alone
+        peak, source = peak_flops(runtime.device, runtime.dtype)
+    memory = estimate_training_memory(model_cfg, model.vocab_size, cfg.batch_size, runtime.dtype,
+                                      world_size=env.world_size, device_type=runtime.device.type)
+    return Estimates(peak, source, memory.total / 1e9,
+                     (memory.total - memory.parts.get("CUDA runtime", 0)) / 1e9,
+                     check_fits(memory, device_memory(runtime.device), runtime.device.type))
+
+
+def wrap(run: Run) -> None:
+    """What computes the loss: DDP around the model when there are several ranks, compiled if asked."""
+    forward = run.model
+    if run.dist.world_size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [run.runtime.device.index] if run.runtime.device.type == "cuda" else None
+        forward = run.ddp = DistributedDataParallel(run.model, device_ids=ids)
+    run.forward = torch.compile(forward) if run.runtime.compile else forward
+
+
+def print_header(run: Run, resumed_at: int | None) -> None:
+    """What is trained, where, how fast it could go, and whether it fits: before any step."""
+    counts, out = run.model.param_counts(), run.out
+    parts = ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in counts.items() if k != "total")
+    print(f"model: {counts['total'] / 1e6:.2f}M parameters ({parts})", file=out)
+    print(f"model: {run.model.flops_per_token() / 1e6:.1f} MFLOP/token (forward + backward)", file=out)
+    ranks = f" x {run.dist.world_size} processes" if run.dist.world_size > 1 else ""
+    print(f"train: {run.runtime.describe()}{ranks}; {run.tokens_per_step:,} tokens/step; {run.cfg.max_iters:,}"
+          f" steps" + (f"; resuming at step {resumed_at:,}" if resumed_at is not None else ""), file=out)
+    print(f"train: peak {run.estimates.peak_flops / 1e12:.3g} TFLOP/s per device ({run.estimates.peak_source}),"
+          " for MFU", file=out)
+    print(f"memory: {run.estimates.fits}", file=out)
+
+
+def finish(run: Run, mine: Mine | None = None) -> dict:
+    """Export the best weights; write model.json, the log and the metrics. Returns the metrics.
+
+    Also reached straight from a finished checkpoint (a rerun whose loop has nothing to
+    do), so it writes every output itself.
+    """
+    s, last = run.state, run.state.history[-1]
+    best_step, best_val = s.best.step, s.best.val_loss
+    if best_step != run.step:
+        try:
+            saved = load_checkpoint(run.files.best) if run.files.best.exists() else None
+        except SMLError as e:  # damaged: say so, and export the last weights rather than nothing
+            print(f"warning: {e}", file=run.out)
+            saved = None
+        if saved is not None and saved["step"] == best_step:
+            run.model.load_state_dict(saved["model"])
+        else:  # best.pt deleted by hand (or left by a lost attempt): export what there is, and say so
+            print(f"warning: {run.files.best} is missing, damaged or not from step {best_step:,}:"
+                  f" exporting the weights of step {run.step:,}", file=run.out)
+            best_step, best_val = run.step, last["val_loss"]
+    rate = s.timed_steps * run.tokens_per_step / s.timed_s if s.timed_s else 0.0
+    flops = rate * run.model.flops_per_token()
+    metrics = {
+        "val_loss": best_val,  # nats/token, of the exported (best) weights
+        "val_nats_per_char": run.bits_per_char(best_val, "val") * math.log(2),
+        "val_bits_per_char": run.bits_per_char(best_val, "val"),
+        "train_loss": estimate_loss(run, "train"),
+        "best_step": best_step,
+        "last_val_loss": last["val_loss"],
+        "last_val_bits_per_char": last["val_bits_per_char"],
+        "steps": run.step,
+        "stopped_early": run.stopped_early,
+        "tokens_per_s": rate,  # without each session's first step (compilation)
+        "model_flops_per_s": flops,
+        "mfu": flops / (run.estimates.peak_flops * run.dist.world_size),
+        "train_seconds": s.elapsed_s,
+        "warmup_seconds": s.warmup_s,
+        "peak_memory_gb": max((r["peak_memory_gb"] or 0.0 for r in s.history), default=0.0) or None,
+        "estimated_memory_gb": run.estimates.memory_gb,  # with the CUDA runtime; peak_memory_gb is tensors only
+        "estimated_tensors_gb": run.estimates.tensors_gb,
+        "parameters": run.model.param_counts()["total"],
+    }
+    if run.dist.is_main:
+        save_torch(run.files.model / "model.pt", run.model.state_dict())
+        write_json(run.files.model / "model.json", {
+            "model": asdict(run.model_cfg), "vocab_size": run.model.vocab_size,
+            "tokenizer_sha256": run.fingerprint["tokenizer_sha256"], "steps": run.step, "metrics": metrics,
+            "train": asdict(run.cfg) | run.fingerprint["train"], "schedule": s.schedule,
+            "impl": (mine or Mine()).model_impl(),  # evaluating needs the same parts
+        })
+        write_log(run.files.log, s.history)
+        write_json(run.files.metrics, metrics)
+    run.dist.barrier()
+    print(f"done: best val {best_val:.4f} nats/token = {metrics['val_bits_per_char']:.4f} bits/char"
+          f" at step {best_step:,} of {run.step:,} (exported); {rate:,.0f} tokens/s, MFU"
+          f" {metrics['mfu']:.1%}; {s.elapsed_s:.1f} s of training", file=run.out)
+    return metrics
