@@ -51,6 +51,8 @@ class GPT(nn.Module):
         super().__init__()
         parts = parts or reference_parts(cfg)
         self.cfg, self.vocab_size, self.parts = cfg, vocab_size, parts
+        # A part that holds tensors (RoPE's tables) is a module: registered, it moves with the model.
+        self.part_modules = nn.ModuleList(p for p in vars(parts).values() if isinstance(p, nn.Module))
         self.wte = nn.Embedding(vocab_size, cfg.n_embd)
         self.wpe = nn.Embedding(cfg.block_size, cfg.n_embd) if cfg.positions == "learned" else None
         if cfg.positions == "sinusoidal":
@@ -195,10 +197,14 @@ class CausalSelfAttention(nn.Module):
     def project(self, x: torch.Tensor, positions: torch.Tensor | None = None):
         """Queries, keys and values of ``x`` (B, T, C), one set per head, RoPE applied at
         ``positions`` (T,) (default 0..T-1)."""
-        q, k, v = (self.parts.split_heads(t, self.n_head) for t in self.qkv(x).split(x.size(-1), -1))  # (B, nh, T, hs)
-        if self.rope:  # positions turn the queries and keys; 0..T-1 unless given
+        C = x.size(-1)
+        qkv = self.qkv(x)  # (B, T, 3C): q, k, v side by side
+        qk = self.parts.split_heads(qkv[..., : 2 * C], 2 * self.n_head)  # (B, 2nh, T, hs): q's heads, then k's
+        v = self.parts.split_heads(qkv[..., 2 * C :], self.n_head)  # (B, nh, T, hs)
+        if self.rope:  # every head turns by the same angles: q's and k's in one call
             positions = torch.arange(x.size(1), device=x.device) if positions is None else positions
-            q, k = self.parts.rope(q, positions, ROPE_BASE), self.parts.rope(k, positions, ROPE_BASE)
+            qk = self.parts.rope(qk, positions, ROPE_BASE)
+        q, k = qk.chunk(2, dim=1)  # 2 x (B, nh, T, hs)
         return q, k, v
 
 
@@ -277,7 +283,37 @@ def mlp(x: torch.Tensor, fc_weight: torch.Tensor, fc_bias: torch.Tensor | None, 
     return F.linear(h, proj_weight, proj_bias)  # (B, T, C)
 
 
-def rope(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
+class Rotary(nn.Module):
+    """``rope`` from tables made once (positions 0 .. block_size - 1): the same numbers, half
+    the small operations per call, which is what decoding one token at a time pays for.
+
+    Rotating the pair (a, b) by angle t gives (a cos t - b sin t, b cos t + a sin t): that is
+    x * cos + swap_pairs(x) * sin, with the sign folded into the sin table.
+    """
+
+    def __init__(self, head_size: int, block_size: int, base: float = ROPE_BASE):
+        super().__init__()
+        self.base = base
+        inv_freq = base ** (-torch.arange(0, head_size, 2).float() / head_size)  # (hs/2,)
+        angles = torch.outer(torch.arange(block_size).float(), inv_freq)  # (block_size, hs/2)
+        cos = angles.cos().repeat_interleave(2, dim=-1)  # (block_size, hs): each pair shares an angle
+        sin = torch.stack((-angles.sin(), angles.sin()), dim=-1).flatten(-2)  # (block_size, hs): -s, +s, ...
+        self.register_buffer("cos", cos, persistent=False)
+        self.register_buffer("sin", sin, persistent=False)
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor, base: float = ROPE_BASE) -> torch.Tensor:
+        """Rotate x (..., T, hs) whose T rows sit at ``positions`` (T,), as ``rope`` does."""
+        if base != self.base:
+            raise ValueError(f"these tables turn by base {self.base}, not {base}")
+        # The tables are float32; under autocast x is bfloat16/float16, and x * cos would
+        # promote it back to float32 (slower attention, twice the memory): keep x's dtype.
+        cos = self.cos.index_select(0, positions).to(x.dtype)  # (T, hs)
+        sin = self.sin.index_select(0, positions).to(x.dtype)  # (T, hs)
+        swapped = x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)  # (..., T, hs): (b, a) for each (a, b)
+        return x * cos + swapped * sin
+
+
+def rope(x: torch.Tensor, positions: torch.Tensor, base: float = ROPE_BASE) -> torch.Tensor:
     """RoPE written out: rotate each (even, odd) channel pair of x (..., T, hs) by its angle.
 
     Row t sits at ``positions[t]`` (T,); pair i (channels 2i, 2i + 1) turns by

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 class Parts:
     """One function per seam, SML's by default (the groups are LEARN.md's chapters)."""
 
-    # embeddings: token rows plus position rows; sinusoidal positions; RoPE
+    # embeddings: token rows plus position rows; sinusoidal positions; RoPE (for_model: from tables)
     embed: Callable = model.embed
     sinusoidal_table: Callable = model.sinusoidal_table
     rope: Callable = model.rope
@@ -63,10 +63,16 @@ def for_model(cfg: ModelConfig, replaced: dict[str, Callable] | None = None) -> 
     """The record a model with these settings runs, with the fields in ``replaced`` (the
     learner's functions) in place of SML's.
 
-    ``model.attention: manual`` runs the written-out ``model.attention`` instead of
-    PyTorch's fused kernel: slower, and every step visible.
+    ``model.attention: manual`` runs the written-out ``model.attention`` and ``model.rope``
+    instead of PyTorch's fused kernel and RoPE's precomputed tables (``model.Rotary``):
+    slower, and every step visible.
     """
-    base = Parts(attention=model.attention) if cfg.attention == "manual" else Parts()
+    if cfg.attention == "manual":
+        base = Parts(attention=model.attention)
+    elif cfg.positions == "rope":  # the fast defaults: PyTorch's attention kernel, RoPE from tables made once
+        base = Parts(rope=model.Rotary(cfg.n_embd // cfg.n_head, cfg.block_size))
+    else:
+        base = Parts()
     return dataclasses.replace(base, **(replaced or {}))
 
 

@@ -141,7 +141,9 @@ def activation_bytes(cfg: ModelConfig, batch_size: int, dtype: torch.dtype, devi
     mlp += norm + e * C + C * mask(e)  # norm2; fc's input; the MLP's dropout
     block = B * T * (attn + mlp) + B * nh * T * T * per_tt
     block += T * T if cfg.attention == "manual" else 0  # the causal mask, bool, made per layer
-    if cfg.positions == "rope":  # RoPE's cos and sin (T, hs/2) in `dtype`, made for q and for k
+    if cfg.positions == "rope" and cfg.attention == "manual":  # rope written out: cos and sin (T, hs/2)
+        block += T * (C // nh) * e
+    elif cfg.positions == "rope":  # the rows of RoPE's tables for these positions (T, hs), in `dtype`
         block += 2 * T * (C // nh) * e
 
     # ---- outside the blocks, per token ----
