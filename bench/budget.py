@@ -213,7 +213,7 @@ def one(spec_path: Path) -> None:
     from sml.evaluate import loss_units, split_loss
     from sml.run.checkpoint import load_model
     from sml.run.device import pick_runtime
-    from sml.train import TrainFiles, train
+    from sml.run.trainer import TrainFiles, train
 
     spec = json.loads(spec_path.read_text())
     params = recipe_params(spec["overrides"])

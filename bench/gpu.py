@@ -46,8 +46,9 @@ from sml.data.sources import Source, build_corpus  # noqa: E402
 from sml.kvcache import KVCache  # noqa: E402
 from sml.run.checkpoint import load_checkpoint, load_model  # noqa: E402
 from sml.run.device import synchronize  # noqa: E402
+from sml.run.trainer import TrainFiles, train  # noqa: E402
 from sml.tokenizer import Tokenizer  # noqa: E402
-from sml.train import Interrupted, TrainFiles, train  # noqa: E402
+from sml.train import Interrupted  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))

@@ -6,23 +6,16 @@ Reading order, bottom-up like the data flows:
 3. a final norm and the language-model head: one score (logit) per vocabulary id.
 The loss is cross-entropy between those scores and the next token, in nats/token.
 
-Variants a learner can switch in params.yaml (``model:``) and compare with ``dvc exp``:
-positions ``learned | sinusoidal | rope``, norm ``layernorm | rmsnorm``, MLP ``gelu | gelu_tanh | swiglu``,
-weight tying, dropout, biases, and attention ``manual`` (written out step by step) or
-``sdpa`` (PyTorch's fused kernel; a test shows both agree).
+Variants to switch in params.yaml (``model:``) and compare with ``dvc exp``: positions
+``learned | sinusoidal | rope``, norm ``layernorm | rmsnorm``, MLP ``gelu | gelu_tanh | swiglu``,
+weight tying, dropout, biases, attention ``sdpa`` (PyTorch's kernel) or ``manual`` (written out).
+Shapes: B batch, T time (tokens), C channels (n_embd), nh heads, hs head size (C / nh), V vocabulary.
 
-Shapes: B batch, T time (tokens), C channels (n_embd), nh heads, hs head size (C / nh),
-V vocabulary size.
-
-Generation (``generate.py``) passes a ``KVCache`` (``kvcache.py``): each layer keeps the keys
-and values of the tokens seen so far, so a new token costs one position, not the whole context.
-
-The modules hold the weights; what they compute is plain functions on tensors, below them:
-``embed``, ``sinusoidal_table``, ``rope``, ``split_heads``, ``merge_heads``, ``attention``,
-``layer_norm``, ``mlp``, ``block``. The modules call them through ``parts`` (``sml/parts.py``),
-one record whose fields are these functions, so a learner's own (``impl.<part>: mine``) can
-take any one's place. Where PyTorch has a fused kernel for the same thing (attention,
-layer norm) the record's default is that kernel; tests/test_model.py shows both agree.
+The modules hold the weights; what they compute are the plain functions on tensors below them
+(``embed``, ``rope``, ``split_heads``, ``attention``, ``layer_norm``, ``mlp``, ``block``, ...),
+called through ``parts`` (``sml/parts.py``): one record of these functions, so that a learner's
+own (``impl`` in params.yaml) can take any one's place. Generation passes a ``KVCache``
+(``kvcache.py``): a new token then costs one position, not the whole context.
 
 Left out on purpose: sampling strategies (``generate.py``), and any training code.
 """
@@ -119,11 +112,7 @@ class GPT(nn.Module):
     def param_counts(self) -> dict[str, int]:
         """Parameters by component (a tied head counts once, under embeddings)."""
         counts: dict[str, int] = {}
-        seen: set[int] = set()
-        for name, p in self.named_parameters():
-            if id(p) in seen:
-                continue
-            seen.add(id(p))
+        for name, p in self.named_parameters():  # a shared tensor once, under its first name
             part = ("token embedding" if name.startswith("wte") else
                     "position embedding" if name.startswith("wpe") else
                     "attention" if ".attn." in name else
@@ -135,12 +124,9 @@ class GPT(nn.Module):
         return counts
 
     def flops_per_token(self) -> int:
-        """Training FLOPs per token (forward + backward), PaLM appendix B's estimate.
-
-        6 per weight (2 forward, 4 backward) for every weight a token passes through, plus
-        attention's scores and weighted sum: 12 * n_layer * n_embd * block_size. Position
-        embeddings are a lookup, not a matmul, so they cost nothing here.
-        """
+        """Training FLOPs per token (forward + backward), PaLM appendix B's estimate: 6 per weight
+        a token passes through (2 forward, 4 backward; a position embedding is a lookup, no
+        matmul), plus attention's scores and weighted sum, 12 * n_layer * n_embd * block_size."""
         counts = self.param_counts()
         n_matmul = counts["total"] - counts.get("position embedding", 0)
         return 6 * n_matmul + 12 * self.cfg.n_layer * self.cfg.n_embd * self.cfg.block_size
@@ -284,12 +270,10 @@ def mlp(x: torch.Tensor, fc_weight: torch.Tensor, fc_bias: torch.Tensor | None, 
 
 
 class Rotary(nn.Module):
-    """``rope`` from tables made once (positions 0 .. block_size - 1): the same numbers, half
-    the small operations per call, which is what decoding one token at a time pays for.
-
-    Rotating the pair (a, b) by angle t gives (a cos t - b sin t, b cos t + a sin t): that is
-    x * cos + swap_pairs(x) * sin, with the sign folded into the sin table.
-    """
+    """``rope`` from tables made once (positions 0 .. block_size - 1): the same numbers in half
+    the small operations per call (what decoding one token at a time pays for). Turning (a, b)
+    by t gives (a cos t - b sin t, b cos t + a sin t): x * cos + swap_pairs(x) * sin, the sign
+    folded into the sin table."""
 
     def __init__(self, head_size: int, block_size: int, base: float = ROPE_BASE):
         super().__init__()

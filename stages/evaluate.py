@@ -11,9 +11,9 @@ from typing import Annotated
 import typer
 
 from sml.config import load_params
-from sml.evaluate import evaluate
 from sml.learn.mine import MODEL_PARTS, load_mine
 from sml.run.atomic import write_json
+from sml.run.evaluation import evaluate
 from stages.common import ModelDir, ParamsFile, TokenizerFile, TokensDir, run, stage
 
 

@@ -18,8 +18,8 @@ import typer
 from sml.config import load_params
 from sml.learn.mine import load_mine
 from sml.micrograd import MLP, Value
-from sml.micrograd.draw import decision_boundary, graph_picture, walkthrough_neuron
 from sml.micrograd.moons import make_moons, train
+from sml.run.draw import decision_boundary, graph_picture, walkthrough_neuron
 from stages.common import ParamsFile, run, stage
 
 

@@ -12,9 +12,9 @@ import yaml
 
 import sml.run.device as device_module
 from sml.config import EvaluateConfig
-from sml.evaluate import evaluate
 from sml.run.device import Runtime, pick_device, pick_dtype, pick_runtime
 from sml.run.errors import SMLError
+from sml.run.evaluation import evaluate
 from tests.conftest import params_template
 
 

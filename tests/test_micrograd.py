@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sml.micrograd import MLP, Value
-from sml.micrograd.draw import decision_boundary, graph_picture, graph_text
 from sml.micrograd.moons import make_moons, train
+from sml.run.draw import decision_boundary, graph_picture, graph_text
 from tests.conftest import TEST_PARAMS
 
 

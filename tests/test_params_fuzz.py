@@ -1,7 +1,7 @@
 """Fuzz: no params file makes ``load_params`` do anything but return ``Params`` or raise a
 one-line ``ParamsError`` that starts with the file and names the key at fault.
 
-The mutations come from the schema in ``sml/config.py`` (each section's dataclass fields, their
+The mutations come from the schema in ``sml/config/sections.py`` (each section's dataclass fields, their
 type hints, ``limits`` and ``Literal`` choices), not from a list written here, so a new
 parameter is fuzzed the day it is added. Each example starts from the working copy's keys
 (``params_template()``) and applies one to three mutations: at the level of the data (a

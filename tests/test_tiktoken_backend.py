@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sml.data.tiktoken_backend import mergeable_ranks, tiktoken_encoding
 from sml.tokenizer import Tokenizer, TokenizerError
-from sml.tokenizer.tiktoken_backend import mergeable_ranks, tiktoken_encoding
 from tests.conftest import MIXED, SONNET
 
 EOT = "<|endoftext|>"

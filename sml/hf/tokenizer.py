@@ -24,10 +24,10 @@ the hub's GPT-2 has a tokenizer.json too.
 import functools
 from pathlib import Path
 
+from sml.data.tiktoken_backend import mergeable_ranks
 from sml.run.errors import SMLError
 from sml.tokenizer import Tokenizer
 from sml.tokenizer.pretokenize import PATTERNS
-from sml.tokenizer.tiktoken_backend import mergeable_ranks
 
 
 @functools.cache

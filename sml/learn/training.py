@@ -1,12 +1,8 @@
 """Grading part 9: training: batches, cross-entropy, clipping, the AdamW step, the lr schedule.
 
-Each check calls one of the learner's functions in mine/training.py on small seeded inputs
-and compares with what the trainer does today: ``RandomWindows`` (sml/batches.py),
-``cross_entropy`` (sml/loss.py, equal to the model's F.cross_entropy), PyTorch's
-``clip_grad_norm_`` (what ``train_step`` calls), ``adamw_step`` (sml/optim.py, equal to the
-trainer's torch.optim.AdamW) and ``warmup_cosine`` (sml/optim.py, what ``lr_at`` computes).
-The classic mistakes are looked for first, so that the message names the mistake rather
-than only a number.
+Each check runs one function of mine/training.py on small seeded inputs against SML's own
+(``sml/parts.py``'s defaults; ``cross_entropy`` against sml/loss.py). Classic mistakes are
+looked for first, so that the message names the mistake rather than only a number.
 """
 
 import math

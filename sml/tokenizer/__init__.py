@@ -4,7 +4,7 @@ Read in this order:
 - ``pretokenize.py``: the split patterns that cut text into chunks, and special tokens;
 - ``train.py``: learning merges, fast (incremental pair counts and a heap);
 - ``tokenizer.py``: encode, decode, save and load with those merges;
-- ``tiktoken_backend.py``: the same ids from OpenAI's tiktoken, for bulk encoding.
+- ``sml/data/tiktoken_backend.py``: the same ids from OpenAI's tiktoken, for bulk encoding.
 """
 
 from sml.tokenizer.tokenizer import Tokenizer, TokenizerError
