@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from sml.config import ImplConfig, ModelConfig, parse_params
 from sml.generate import generate
@@ -231,3 +232,46 @@ def test_the_learners_value_trains_the_two_moons_mlp_as_the_reference_does(solve
     assert accuracies[0] == accuracies[1]
     for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
         assert b.data == pytest.approx(a.data, rel=1e-9, abs=1e-12)
+
+
+def plain_pytorch_loss(model: GPT, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The model's loss composed from PyTorch's own calls, in the order SML made them before the
+    parts record existed (one view and permute for q, k, v; RoPE from tables on q and k at once)."""
+    cfg, (B, T), C, nh = model.cfg, idx.shape, model.cfg.n_embd, model.cfg.n_head
+    x = F.embedding(idx, model.wte.weight) + (model.wpe.weight[:T] if model.wpe is not None else 0)
+    hs = C // nh
+    inv_freq = 10000.0 ** (-torch.arange(0, hs, 2).float() / hs)
+    angles = torch.outer(torch.arange(cfg.block_size).float(), inv_freq)[:T]  # (T, hs/2)
+    cos = angles.cos().repeat_interleave(2, dim=-1)
+    sin = torch.stack((-angles.sin(), angles.sin()), dim=-1).flatten(-2)
+    for block in model.blocks:
+        a = block.attn
+        h = F.layer_norm(x, (C,), block.norm1.weight, block.norm1.bias, block.norm1.eps)
+        qkv = F.linear(h, a.qkv.weight, a.qkv.bias).view(B, T, 3, nh, hs).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        if cfg.positions == "rope":
+            pair = qkv[:2]
+            q, k = (pair * cos + pair.unflatten(-1, (-1, 2)).flip(-1).flatten(-2) * sin).unbind(0)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, T, C)
+        x = x + F.linear(y, a.proj.weight, a.proj.bias)
+        h = F.layer_norm(x, (C,), block.norm2.weight, block.norm2.bias, block.norm2.eps)
+        x = x + F.linear(F.gelu(F.linear(h, block.mlp.fc.weight, block.mlp.fc.bias)),
+                         block.mlp.proj.weight, block.mlp.proj.bias)
+    x = F.layer_norm(x, (C,), model.norm_f.weight, model.norm_f.bias, model.norm_f.eps)
+    logits = F.linear(x, model.lm_head.weight)
+    return F.cross_entropy(logits.view(B * T, -1).float(), targets.reshape(B * T))
+
+
+@pytest.mark.parametrize("positions", ["learned", "rope"])
+def test_the_reference_parts_compute_what_plain_pytorch_does_bit_for_bit(positions):
+    """The seam costs nothing: with SML's own parts the loss and every gradient are PyTorch's,
+    bitwise, as they were when the model called PyTorch directly."""
+    torch.manual_seed(0)
+    model = GPT(config(positions), 50)
+    idx, targets = torch.randint(0, 50, (3, 12)), torch.randint(0, 50, (3, 12))
+    loss = model(idx, targets)[1]
+    grads = torch.autograd.grad(loss, list(model.parameters()))
+    plain = plain_pytorch_loss(model, idx, targets)
+    assert torch.equal(loss, plain)
+    for got, want in zip(grads, torch.autograd.grad(plain, list(model.parameters())), strict=True):
+        assert torch.equal(got, want)
