@@ -26,7 +26,9 @@ def sml_imports(path) -> set[str]:
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "sml":
-            found |= {f"{node.module}.{a.name}" if node.module == "sml" else node.module for a in node.names}
+            for a in node.names:  # `from sml.run import budget` imports the module sml.run.budget
+                module = f"{node.module}.{a.name}"
+                found.add(module if (ROOT / (module.replace(".", "/") + ".py")).exists() else node.module)
         elif isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.split(".")[0] == "sml"}
     return found
