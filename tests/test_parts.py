@@ -275,3 +275,13 @@ def test_the_reference_parts_compute_what_plain_pytorch_does_bit_for_bit(positio
     assert torch.equal(loss, plain)
     for got, want in zip(grads, torch.autograd.grad(plain, list(model.parameters())), strict=True):
         assert torch.equal(got, want)
+
+
+def test_each_learner_function_the_model_trainer_or_sampler_runs_has_its_field_in_the_parts_record():
+    from sml.learn.mine import Mine
+    from sml.parts import Parts
+
+    handed_over = {"Value", "learn_merges", "encode_chunk", "decode"}  # micrograd's and the tokenizer's
+    learner = {f.name for f in dataclasses.fields(Mine)} - {"sha256", "files"}
+    assert learner - handed_over == {f.name for f in dataclasses.fields(Parts)}
+    assert set(Mine(attention=len, Value=int).replaced()) == {"attention"}
