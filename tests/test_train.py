@@ -428,3 +428,20 @@ def test_splits_too_small_to_train_on_stop_before_any_step(data, tmp_path):
         check_splits({"train": [0] * 20, "val": [0] * 5}, 32, data / "tokens")
     with pytest.raises(SMLError, match=r"val\.bin: 1 token\(s\), and scoring needs at least 2: raise data\.val_fr"):
         check_splits({"train": [0] * 50, "val": [0]}, 32, data / "tokens")
+
+
+def test_a_run_that_starts_over_keeps_the_previous_best_until_it_has_its_own(data, tmp_path):
+    """Not resuming (another lr) deletes nothing: a run that then fails leaves the last run's best.pt."""
+    run(data, tmp_path, dataclasses.replace(TRAIN, max_iters=10))
+    best = (tmp_path / "ckpt" / "best.pt").read_bytes()
+
+    def fail(step):
+        if step == 3:
+            raise RuntimeError("a part that breaks mid-run")
+
+    with pytest.raises(RuntimeError, match="mid-run"):
+        run(data, tmp_path, dataclasses.replace(TRAIN, max_iters=10, lr=1e-3), on_step=fail)
+    assert (tmp_path / "ckpt" / "best.pt").read_bytes() == best
+    metrics, text = run(data, tmp_path, dataclasses.replace(TRAIN, max_iters=10, lr=1e-3))
+    assert "not resuming" in text and "warning" not in text  # its own best, not the other run's
+    assert load_checkpoint(tmp_path / "ckpt" / "best.pt")["step"] == metrics["best_step"]

@@ -13,7 +13,6 @@ longer"); any other starts over, and says why.
 Left out on purpose: the file format and safe loading (``checkpoint``).
 """
 
-import contextlib
 import dataclasses
 
 import torch
@@ -46,7 +45,6 @@ def resume_run(run) -> bool:
     """
     path, cfg, out = run.files.checkpoint, run.cfg, run.out
     if not path.exists():
-        _forget_best(run)
         return False
     state = load_checkpoint(path, if_damaged=f"delete {path.parent} to start the run over")  # onto the CPU
     saved = state.get("fingerprint", {})
@@ -59,16 +57,13 @@ def resume_run(run) -> bool:
     if longer and step > cfg.max_iters:
         print(f"not resuming {path}: it is at step {step:,}, past train.max_iters {cfg.max_iters:,};"
               " starting at step 0", file=out)
-        _forget_best(run)
         return False
     if longer and cfg.time_budget_s and trained_s > cfg.time_budget_s:
         print(f"not resuming {path}: it has trained {trained_s:.1f} s, past train.time_budget_s"
               f" {cfg.time_budget_s:g}; starting at step 0", file=out)
-        _forget_best(run)
         return False
     if difference and not longer:
         print(f"not resuming {path}: it is from another run ({difference}); starting at step 0", file=out)
-        _forget_best(run)
         return False
     if longer and saved_budget != cfg.time_budget_s:
         print(f"train longer: train.time_budget_s {saved_budget:g} -> {cfg.time_budget_s:g} s, resuming at step"
@@ -97,15 +92,8 @@ def save_best(run) -> None:
     """The weights of the best val loss so far (``best.pt``, next to the checkpoint); rank 0 writes."""
     if run.dist.is_main:
         best = run.state.best
-        save_weights(run.files.best, run.model.state_dict(), {"step": best.step, "val_loss": best.val_loss})
-
-
-def _forget_best(run) -> None:
-    """A run that starts at step 0 must not export the best weights of an earlier one."""
-    if run.dist.is_main:
-        with contextlib.suppress(FileNotFoundError):
-            run.files.best.unlink()
-    run.dist.barrier()
+        save_weights(run.files.best, run.model.state_dict(),
+                     {"step": best.step, "val_loss": best.val_loss, "fingerprint": run.fingerprint})
 
 
 def _with_length(fingerprint: dict, max_iters: int, time_budget_s: float) -> dict:

@@ -152,7 +152,10 @@ def finish(run: Run, mine: Mine | None = None) -> dict:
         except SMLError as e:  # damaged: say so, and export the last weights rather than nothing
             print(f"warning: {e}", file=run.out)
             saved = None
-        if saved is not None and saved["step"] == best_step:
+        # best.pt is this run's only once this run wrote it: a run that started over keeps the
+        # previous run's until it has a best of its own (nothing is deleted in between)
+        ours = saved is not None and saved.get("fingerprint", run.fingerprint) == run.fingerprint
+        if ours and saved["step"] == best_step:
             run.model.load_state_dict(saved["model"])
         else:  # best.pt deleted by hand (or left by a lost attempt): export what there is, and say so
             print(f"warning: {run.files.best} is missing, damaged or not from step {best_step:,}:"
