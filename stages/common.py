@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from sml.run.errors import SMLError
+from sml.run.errors import SMLError, blame
 
 ParamsFile = Annotated[Path, typer.Option(help="The parameters file.")]
 
@@ -71,8 +71,12 @@ def stage(fn):
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             raise SystemExit(130) from None
-        except Exception as e:
-            if os.environ.get("SML_DEBUG"):
+        except (Exception, SystemExit) as e:
+            theirs = blame(e)  # raised in the learner's own file (impl: mine): their line, exit 1
+            if theirs is not None and not os.environ.get("SML_DEBUG"):
+                print(f"error: {theirs}", file=sys.stderr)
+                raise SystemExit(1) from None
+            if isinstance(e, SystemExit) or os.environ.get("SML_DEBUG"):
                 raise
             where = traceback.extract_tb(e.__traceback__)[-1]
             what = " ".join(str(e).split())[:300]

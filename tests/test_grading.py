@@ -77,8 +77,57 @@ def test_make_grade_part_grades_that_part_and_exits_1_on_a_failure(tmp_path):
 def test_a_file_that_does_not_load_fails_in_one_line_with_its_line_number(tmp_path):
     (tmp_path / "attention.py").write_text("def attention(q, k, v, mask=None):\n    return q @\n")
     result = grade(PARTS["attention"], tmp_path / "attention.py")
-    assert result.status == "fail" and "does not load: SyntaxError" in result.message
-    assert "attention.py, line 2" in result.message
+    assert result.status == "fail" and "does not load: SyntaxError" in result.message and not result.runs
+    assert result.message.count("line 2") == 1  # said once
+
+
+@pytest.mark.parametrize(("source", "says"), [
+    ("import sys\nsys.exit(0)\n", "does not load: it calls sys.exit(0)"),
+    ("def attention(q, k, v, mask=None, dropout_p=0.0):\n    raise SystemExit('done')\n", "it calls sys.exit('done')"),
+    ("def attention(q, k, v, mask=None, dropout_p=0.0):\n    while True:\n        pass\n",
+     "did not finish within 0.5 s (attention.py, line"),
+])
+def test_a_part_that_exits_or_never_returns_fails_in_words_and_cannot_run(tmp_path, source, says):
+    (tmp_path / "attention.py").write_text(source)
+    result = grade(PARTS["attention"], tmp_path / "attention.py", limit_s=0.5)
+    assert result.status == "fail" and says in result.message and not result.runs, result.message
+
+
+HEAD = "def attention(q, k, v, mask=None, dropout_p=0.0):\n"
+
+
+@pytest.mark.parametrize("source", [HEAD + "    return q @\n", HEAD + "    while True:\n        pass\n"])
+def test_the_pipeline_refuses_a_part_that_cannot_run_before_any_work(tmp_path, monkeypatch, source):
+    from sml.config import ImplConfig
+    from sml.learn import core
+    from sml.learn.mine import load_mine
+    from sml.run.errors import SMLError
+
+    shutil.copytree(ROOT / "mine", tmp_path / "mine")
+    (tmp_path / "mine" / "attention.py").write_text(source)
+    monkeypatch.setattr(core, "CHECK_LIMIT_S", 0.5)
+    impl = ImplConfig(**{**dict.fromkeys(NAMES, "reference"), "attention": "mine"})
+    with pytest.raises(SMLError, match=r"^mine/attention.py: .*line \d.*; fix it \(make grade PART=attention\)"):
+        load_mine(impl, tmp_path)
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    ("    return 1 / 0\n", "line 2, in attention: ZeroDivisionError: division by zero"),
+    ("    import sys\n    sys.exit(0)\n", "line 3, in attention: calls sys.exit(0)"),
+])
+def test_an_error_raised_in_the_learners_file_mid_run_is_theirs_exit_1(tmp_path, capsys, body, says):
+    """Once graded and running, a part that raises (or exits) is named as the learner's, not SML's bug."""
+    from stages.common import stage
+
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "attention.py").write_text("def attention(q, k, v, mask=None, dropout_p=0.0):\n" + body)
+    module = load(tmp_path / "mine" / "attention.py")
+    with pytest.raises(SystemExit) as exited:
+        stage(lambda: module.attention(None, None, None))()
+    assert exited.value.code == 1
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("error: mine/attention.py, " + says), line
+    assert "impl.attention: mine" in line and "\n" not in line
 
 
 def test_an_error_in_the_learners_code_names_their_line(tmp_path):

@@ -11,8 +11,12 @@ A function that still raises ``NotImplementedError`` (the stub as shipped) makes
 "to do", not failures: a learner's progress is a checklist, not a wall of red.
 """
 
+import _thread
+import contextlib
 import importlib.util
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +24,8 @@ from pathlib import Path
 from types import ModuleType
 
 import torch
+
+from sml.run.errors import LEARNER_FILES
 
 
 class Mismatch(AssertionError):
@@ -70,10 +76,53 @@ class Result:
     message: str = ""
     passed: int = 0  # checks that passed
     todo: tuple[str, ...] = ()  # functions not written yet
+    runs: bool = True  # False: the file cannot run at all (does not load, never returns, exits)
+
+
+CHECK_LIMIT_S = 10.0  # a check takes well under a second: one still running after this never returns
+
+
+class TooLong(Exception):
+    """A check ran past its time limit (``time_limit``)."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float):
+    """Raise ``TooLong`` in this thread if the block runs longer than ``seconds`` (an endless loop).
+
+    A timer interrupts the main thread as Ctrl-C would (``_thread.interrupt_main``, on every
+    platform); the interrupt is told apart from a real Ctrl-C by the timer's own flag. Off the
+    main thread there is nothing to interrupt: the block runs unlimited.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired = threading.Event()
+
+    def interrupt():
+        fired.set()
+        _thread.interrupt_main()
+
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)  # an interrupt raises, here
+    timer = threading.Timer(seconds, interrupt)
+    timer.start()
+    try:
+        yield
+    except KeyboardInterrupt as e:
+        if fired.is_set():  # the learner's frames stay in the traceback: the message names their line
+            raise TooLong(f"did not finish within {seconds:g} s").with_traceback(e.__traceback__) from None
+        raise
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGINT, handler)
 
 
 def load(path: Path) -> ModuleType:
-    """Import the learner's file afresh (a new module object each time: edits show at once)."""
+    """Import the learner's file afresh (a new module object each time: edits show at once).
+
+    Its path goes into ``sml.run.errors.LEARNER_FILES``, so that an error raised in it later, in
+    the middle of a run, is reported as the learner's (``sml.run.errors.blame``)."""
+    LEARNER_FILES.add(str(path.resolve()))
     name = f"_graded_{path.stem}_{abs(hash(path.resolve()))}"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
@@ -85,15 +134,18 @@ def load(path: Path) -> ModuleType:
     return module
 
 
-def grade(part: Part, path: Path) -> Result:
-    """Run every check of ``part`` against the learner's file at ``path``."""
+def grade(part: Part, path: Path, limit_s: float | None = None) -> Result:
+    """Run every check of ``part`` against the learner's file at ``path``, each within ``limit_s``
+    seconds (default ``CHECK_LIMIT_S``)."""
+    limit_s = CHECK_LIMIT_S if limit_s is None else limit_s
     if not path.exists():
         return Result(part, "todo", f"{path} is missing: copy it back from git (git checkout {path.name})",
                       todo=part.functions)
     try:
-        module = load(path)
-    except Exception as e:  # a syntax error, a bad import: the learner's file does not load
-        return Result(part, "fail", f"{path} does not load: {_short_error(e, path)}")
+        with time_limit(limit_s):
+            module = load(path)
+    except (Exception, SystemExit) as e:  # a syntax error, a bad import, sys.exit: the file does not load
+        return Result(part, "fail", f"{path} does not load: {_short_error(e, path)}", runs=False)
     missing = [f for f in part.functions if not hasattr(module, f)]
     if missing:
         return Result(part, "fail", f"{path} has no {', '.join(missing)}: keep the stub's names and signatures")
@@ -102,7 +154,7 @@ def grade(part: Part, path: Path) -> Result:
         if any(f in todo for f in c.functions):
             continue  # it calls a function known to be unwritten
         try:
-            with torch.random.fork_rng():
+            with torch.random.fork_rng(), time_limit(limit_s):
                 torch.manual_seed(0)
                 c.run(module)
         except NotImplementedError as e:  # the stub, or a stub's part the learner has not reached
@@ -111,6 +163,8 @@ def grade(part: Part, path: Path) -> Result:
                 todo.append(name)
         except Mismatch as e:
             return Result(part, "fail", f"{c.name}: {e}", passed, tuple(todo))
+        except (TooLong, SystemExit) as e:  # an endless loop, or sys.exit(): nothing could train with it
+            return Result(part, "fail", f"{c.name}: {_short_error(e, path)}", passed, tuple(todo), runs=False)
         except Exception as e:
             return Result(part, "fail", f"{c.name}: {_short_error(e, path)}", passed, tuple(todo))
         else:
@@ -129,15 +183,19 @@ def _raised_in(e: BaseException, path: Path) -> str | None:
     return None
 
 
-def _short_error(e: Exception, path: Path) -> str:
-    """'ValueError: ... (mine/attention.py, line 12)': the error and the learner's line it came from."""
+def _short_error(e: BaseException, path: Path) -> str:
+    """'ValueError: ... (attention.py, line 12, in attention)': the error and the learner's line."""
     where = ""
     for frame in reversed(traceback.extract_tb(e.__traceback__)):
         if Path(frame.filename).resolve() == path.resolve():
             where = f" ({path.name}, line {frame.lineno}, in {frame.name})"
             break
-    if isinstance(e, SyntaxError):
-        where = f" ({path.name}, line {e.lineno})"
+    if isinstance(e, SyntaxError):  # its str() repeats the file and line: the message alone
+        return f"{type(e).__name__}: {e.msg} ({path.name}, line {e.lineno})"
+    if isinstance(e, SystemExit):
+        return f"it calls sys.exit({e.code!r}){where}: a part returns its result, it does not end the program"
+    if isinstance(e, TooLong):
+        return f"{e}{where}: an endless loop?"
     text = str(e).splitlines()[0] if str(e) else ""
     return f"{type(e).__name__}: {text}{where}"
 

@@ -87,6 +87,9 @@ def load_mine(impl: ImplConfig, root: Path = Path("."), parts: tuple[str, ...] =
             todo = ", ".join(f + "()" for f in result.todo) or "it"
             raise SMLError(f"params.yaml: impl.{part} = 'mine', but mine/{part}.py is not written yet"
                            f" (write {todo}; make grade PART={part})")
+        if result.status == "fail" and not result.runs:  # it would not train: it does not load, loops, exits
+            raise SMLError(f"mine/{part}.py: {result.message}; fix it (make grade PART={part}) or set"
+                           f" impl.{part} to reference")
         if result.status == "fail":
             print(f"warning: mine/{part}.py fails a check, and trains anyway: {result.message}", file=out)
         module = load(path)
@@ -133,3 +136,4 @@ def manifest(impl: ImplConfig, root: Path = Path(".")) -> dict[str, dict]:
         records[part] = {"part": part, "impl": "mine", "file": f"mine/{part}.py",
                          "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "grader_sha256": digest.hexdigest()}
     return records
+
