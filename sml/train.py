@@ -49,6 +49,10 @@ class Interrupted(SMLError):
     exit_code = 130  # the shell's code for "stopped by Ctrl-C"
 
 
+class NonFiniteLoss(SMLError):
+    """The loss became inf or nan: the run stops, keeping its last good checkpoint."""
+
+
 def train_step(run: "Run") -> torch.Tensor:
     """One optimizer step over ``grad_accum`` micro-batches; returns the mean loss (a 0-d tensor).
 
@@ -153,7 +157,7 @@ def look(run: "Run", window: Window, moments: Moments, progress: Progress) -> No
     lr = run.optimizer.param_groups[0]["lr"]  # the last step's (group 0 has lr_scale 1)
     train_loss = run.dist.mean(window.loss.item() / window.steps)
     if not math.isfinite(train_loss):
-        raise SMLError(f"loss is {train_loss} at step {run.step} (lr {lr:.2e}):"
+        raise NonFiniteLoss(f"loss is {train_loss} at step {run.step} (lr {lr:.2e}):"
                        f" stopped; the last good checkpoint ({run.files.checkpoint}) is kept. Lower train.lr"
                        " or raise train.warmup_iters, then rerun")
     rate = window.timed_steps * run.tokens_per_step / seconds if window.timed_steps and seconds else None

@@ -282,6 +282,26 @@ def test_each_learner_function_the_model_trainer_or_sampler_runs_has_its_field_i
     from sml.parts import Parts
 
     handed_over = {"Value", "learn_merges", "encode_chunk", "decode"}  # micrograd's and the tokenizer's
-    learner = {f.name for f in dataclasses.fields(Mine)} - {"sha256", "files"}
+    learner = {f.name for f in dataclasses.fields(Mine)} - {"sha256", "files", "graded"}
     assert learner - handed_over == {f.name for f in dataclasses.fields(Parts)}
     assert set(Mine(attention=len, Value=int).replaced()) == {"attention"}
+
+
+def test_a_nan_loss_with_a_learners_part_names_the_part_and_its_grade_first(data, tmp_path):  # noqa: F811
+    from sml.run.trainer import TrainFiles, train
+    from sml.train import NonFiniteLoss
+    from tests.test_train import MODEL, TRAIN
+
+    root = project(tmp_path, attention=SOLUTIONS / "attention.py")
+    source = (root / "mine" / "attention.py").read_text()
+    (root / "mine" / "attention.py").write_text(source + "\n\n_theirs = attention\n\n\n"
+                                                "def attention(*args, **kwargs):\n"
+                                                "    return _theirs(*args, **kwargs) * float('nan')\n")
+    mine = load_mine(ImplConfig(**{**vars(REFERENCE), "attention": "mine"}), root)
+    files = TrainFiles(data / "tokens", data / "tokenizer" / "tokenizer.json", tmp_path / "ckpt" / "checkpoint.pt",
+                       tmp_path / "model", tmp_path / "log.tsv", tmp_path / "metrics.json")
+    import io
+
+    with pytest.raises(NonFiniteLoss, match=r"^mine/attention.py is in use \(impl.attention: mine\) and fails a check: "
+                                            r".*; loss is nan at step 5 .*Lower train.lr"):
+        train(MODEL, dataclasses.replace(TRAIN, max_iters=10), files, out=io.StringIO(), mine=mine)

@@ -55,12 +55,18 @@ class Mine:
     pick: Callable | None = None  # sampling
     sha256: dict[str, str] = dataclasses.field(default_factory=dict)  # part -> sha256 of mine/<part>.py
     files: dict[str, Path] = dataclasses.field(default_factory=dict)  # part -> mine/<part>.py
+    graded: dict[str, str] = dataclasses.field(default_factory=dict)  # part -> "passes" or what fails
 
     def replaced(self) -> dict[str, Callable]:
         """The learner's functions that take a field of ``sml/parts.py``'s record, by field name."""
-        handed_over = ("Value", "learn_merges", "encode_chunk", "decode", "sha256", "files")  # not in the record
+        handed_over = ("Value", "learn_merges", "encode_chunk", "decode", "sha256", "files", "graded")  # not fields
         return {f.name: fn for f in dataclasses.fields(self)
                 if f.name not in handed_over and (fn := getattr(self, f.name)) is not None}
+
+    def in_use(self) -> str:
+        """'mine/attention.py is in use (impl.attention: mine) and fails a check: ...': what to look at first."""
+        graded = {part: self.graded.get(part, "passes its checks") for part in self.sha256}
+        return "; ".join(f"mine/{part}.py is in use (impl.{part}: mine) and {how}" for part, how in graded.items())
 
     def model_impl(self) -> dict[str, str]:
         """Whose code each model part runs, as model.json records it: {"attention": "mine", ...}."""
@@ -79,7 +85,7 @@ def load_mine(impl: ImplConfig, root: Path = Path("."), parts: tuple[str, ...] =
     from sml.learn.core import grade, load  # the grader (and torch) only when a part is the learner's
 
     out = sys.stderr if out is None else out
-    functions, sha256, files = {}, {}, {}
+    functions, sha256, files, graded = {}, {}, {}, {}
     for part in chosen:
         path = Path(root) / "mine" / f"{part}.py"
         result = grade(import_module(f"sml.learn.{part}").PART, path)
@@ -92,11 +98,12 @@ def load_mine(impl: ImplConfig, root: Path = Path("."), parts: tuple[str, ...] =
                            f" impl.{part} to reference")
         if result.status == "fail":
             print(f"warning: mine/{part}.py fails a check, and trains anyway: {result.message}", file=out)
+        graded[part] = f"fails a check: {result.message}" if result.status == "fail" else "passes its checks"
         module = load(path)
         functions |= {name: getattr(module, name) for name in result.part.functions}
         sha256[part] = hashlib.sha256(path.read_bytes()).hexdigest()
         files[part] = path
-    return Mine(**functions, sha256=sha256, files=files)
+    return Mine(**functions, sha256=sha256, files=files, graded=graded)
 
 
 def check_model_impl(recorded: dict | None, mine: Mine | None, model_dir: Path) -> None:

@@ -38,7 +38,7 @@ from sml.run.progress import write_log
 from sml.run.resume import resume_run
 from sml.run.state import Estimates, Run, RunState, TrainFiles
 from sml.tokenizer import Tokenizer
-from sml.train import estimate_loss, loop
+from sml.train import NonFiniteLoss, estimate_loss, loop
 
 __all__ = ["TrainFiles", "train"]
 
@@ -62,7 +62,10 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, files: TrainFiles,
         if run.stopped_early:
             print(f"train: this run stopped early at step {run.step:,} (no better val loss for {cfg.patience}"
                   " evaluations): nothing to train; raise train.patience (0: off) to go on", file=run.out)
-        loop(run, on_step)
+        try:
+            loop(run, on_step)
+        except NonFiniteLoss as e:  # the learner's parts first: the likelier cause than the lr
+            raise NonFiniteLoss(f"{mine.in_use()}; {e}" if mine is not None and mine.sha256 else str(e)) from None
         return finish(run, mine)
     finally:
         distributed.stop(env)
