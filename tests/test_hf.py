@@ -130,6 +130,22 @@ def test_the_export_command_refuses_sinusoidal_positions_in_one_line(tmp_path, t
     assert not (tmp_path / "hf").exists()
 
 
+def test_a_model_trained_with_a_learners_part_is_not_exported_and_an_imported_one_runs_with_any(tmp_path,
+                                                                                              tokenizer_dir):
+    """A Hugging Face model cannot run mine/attention.py: refused in one line. A model with no
+    learner code in it (an import) is not refused for the learner's impl: it has none of theirs."""
+    from sml.learn.mine import Mine
+
+    sml_model_dir(tmp_path / "m", TINY, tokenizer_dir)
+    info = json.loads((tmp_path / "m" / "model.json").read_text())
+    write_json(tmp_path / "m" / "model.json", info | {"impl": {"attention": "mine"}})
+    with pytest.raises(SMLError, match=r"trained with your mine/attention\.py, which a Hugging Face model cannot run"):
+        export_model(tmp_path / "m", tokenizer_dir, tmp_path / "hf")
+    assert not (tmp_path / "hf").exists()
+    write_json(tmp_path / "m" / "model.json", info)  # as an import writes it: no part of the learner's
+    assert load_model(tmp_path / "m", tokenizer_dir, mine=Mine(sha256={"attention": "0" * 64})) is not None
+
+
 def gpt2_style_directory(path, vocab_size=300):
     """A directory laid out like the hub's ``gpt2``: a GPT2LMHeadModel's weights without the
     ``transformer.`` prefix and with the causal-mask buffers, and a tokenizer that the

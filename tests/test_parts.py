@@ -102,8 +102,10 @@ def test_a_model_trained_with_other_parts_is_refused(solved):
     mine = load_mine(ImplConfig(**{**vars(REFERENCE), "heads": "mine"}), solved)
     check_model_impl({part: "reference" for part in MODEL_PARTS} | {"heads": "mine"}, mine, Path("m"))
     check_model_impl(None, None, Path("m"))  # a model.json from before impl: all reference
-    with pytest.raises(SMLError, match=r"^m was trained with impl\.heads = 'mine', but params\.yaml says"
-                                       r" 'reference': set it back, or retrain \(dvc repro train\)$"):
+    check_model_impl(dict.fromkeys(MODEL_PARTS, "reference"), mine, Path("m"))  # no learner code in it: runs
+    with pytest.raises(SMLError, match=r"^m was trained with your mine/heads\.py \(impl\.heads: mine\) and is loaded"
+                                       r" with SML's heads: set impl\.heads: mine in params\.yaml \(in code: "
+                                       r"load_model\(\.\.\., mine=load_mine\(load_params\(\)\.impl\)\)\), or retrain"):
         check_model_impl({"heads": "mine"}, None, Path("m"))
 
 

@@ -262,5 +262,6 @@ def test_the_learners_parts_train_to_the_references_loss_and_sample(built, repo,
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     result = here(repo, monkeypatch, "stages.sample")
     assert result.returncode == 1
-    assert result.stderr.strip() == ("error: artifacts/model was trained with impl.attention = 'mine', but"
-                                     " params.yaml says 'reference': set it back, or retrain (dvc repro train)")
+    assert result.stderr.strip().startswith("error: artifacts/model was trained with your mine/attention.py"
+                                            " (impl.attention: mine) and is loaded with SML's attention: set"
+                                            " impl.attention: mine in params.yaml")

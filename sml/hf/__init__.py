@@ -46,6 +46,11 @@ def export_model(model_dir: str | Path, tokenizer: str | Path, out: str | Path) 
     model_dir, out = Path(model_dir), Path(out)
     info = model_info(model_dir)
     check_tokenizer(info, model_dir, tokenizer)
+    theirs = sorted(part for part, whose in (info["impl"] or {}).items() if whose == "mine")
+    if theirs:  # Hugging Face would run its own attention, MLP, ...: other logits than the model trained to
+        raise SMLError(f"{model_dir} was trained with your {', '.join(f'mine/{p}.py' for p in theirs)}, which a"
+                       " Hugging Face model cannot run: export a model trained with SML's parts (impl: reference,"
+                       " then dvc repro train)")
     tok = Tokenizer.load(tokenizer)
     cfg = info["config"]
     eos = "<|endoftext|>" if "<|endoftext|>" in tok.special_tokens else next(iter(tok.special_tokens), None)

@@ -107,14 +107,18 @@ def load_mine(impl: ImplConfig, root: Path = Path("."), parts: tuple[str, ...] =
 
 
 def check_model_impl(recorded: dict | None, mine: Mine | None, model_dir: Path) -> None:
-    """Refuse to run a model with other parts than it was trained with (model.json's ``impl``)."""
+    """Refuse to run a model trained with a learner's part without that part (model.json's ``impl``).
+
+    A model with no learner code in it (trained with SML's parts, or imported) runs with any
+    parts: a learner's correct part computes what SML's does.
+    """
     recorded = recorded or {}  # a model.json from before impl: every part the reference's
     wanted = (mine or Mine()).model_impl()
     for part in MODEL_PARTS:
-        trained = recorded.get(part, "reference")
-        if trained != wanted[part]:
-            raise SMLError(f"{model_dir} was trained with impl.{part} = {trained!r}, but params.yaml says"
-                           f" {wanted[part]!r}: set it back, or retrain (dvc repro train)")
+        if recorded.get(part, "reference") == "mine" and wanted[part] != "mine":
+            raise SMLError(f"{model_dir} was trained with your mine/{part}.py (impl.{part}: mine) and is loaded"
+                           f" with SML's {part}: set impl.{part}: mine in params.yaml (in code: load_model(...,"
+                           f" mine=load_mine(load_params().impl))), or retrain with SML's (dvc repro train)")
 
 
 GRADER = ("core.py", "mine.py")  # sml/learn/ files every graded part runs, besides its own checks
