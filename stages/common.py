@@ -4,7 +4,9 @@ that name the same files in every stage (defaults stay in each command, next to 
 import functools
 import gc
 import os
+import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 from typing import Annotated
@@ -63,6 +65,7 @@ def stage(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        ctrl_c = _watch_ctrl_c()
         try:
             return fn(*args, **kwargs)
         except SMLError as e:
@@ -78,6 +81,9 @@ def stage(fn):
                 raise SystemExit(1) from None
             if isinstance(e, SystemExit) or os.environ.get("SML_DEBUG"):
                 raise
+            if ctrl_c.is_set():  # Ctrl-C in the middle of an import can surface as any error after it
+                print("interrupted", file=sys.stderr)
+                raise SystemExit(130) from None
             where = traceback.extract_tb(e.__traceback__)[-1]
             what = " ".join(str(e).split())[:300]
             print(f"internal error (a bug in SML, please report it): {type(e).__name__}: {what}"
@@ -86,6 +92,18 @@ def stage(fn):
             raise SystemExit(2) from None
 
     return wrapper
+
+
+def _watch_ctrl_c() -> threading.Event:
+    """An event set by Ctrl-C, which still raises KeyboardInterrupt as Python's own handler does."""
+    pressed = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        def handler(signum, frame):
+            pressed.set()
+            signal.default_int_handler(signum, frame)
+
+        signal.signal(signal.SIGINT, handler)
+    return pressed
 
 
 def run(main) -> None:

@@ -210,3 +210,22 @@ def test_sample_streams_from_an_imported_gpt2_style_model(tmp_path):
                        "--max-new-tokens", "8", "--params", str(tmp_path / "params.yaml"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("Shall I") and len(result.stdout) > len("Shall I\n")
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("delay_s", [0.2, 1.2])
+def test_ctrl_c_while_a_stage_starts_up_is_one_line_and_exit_130(tmp_path, delay_s):
+    """Ctrl-C while Python still imports torch (before the stage's own handling): no traceback."""
+    import signal
+    import time
+
+    process = subprocess.Popen([sys.executable, "-m", "stages.evaluate", "--params", str(tmp_path / "none.yaml")],
+                               cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a terminal
+    # (a test runner's worker may ignore SIGINT, and a child would inherit that)
+    time.sleep(delay_s)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode in (130, -signal.SIGINT), (process.returncode, err)
+    assert err.strip() == "interrupted", err

@@ -27,6 +27,7 @@ import collections
 import hashlib
 import multiprocessing
 import os
+import signal
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -224,6 +225,7 @@ _worker: _RangeEncoder | None = None
 
 def _start_worker(*job) -> None:
     global _worker
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the stage's to handle, once, not every worker's
     _worker = _RangeEncoder(*job)
 
 
