@@ -33,8 +33,11 @@ def main(
     # The attention figure needs a few forward passes of one sentence: the CPU does that in
     # a blink, and the figures do not depend on which GPU (if any) the machine has.
     runtime = pick_runtime("cpu", "float32", compile=False, key="plot")
-    paths = plot_all(log, load_model(model, tokenizer, runtime.device, mine), model_info(model),
-                     Tokenizer.load(tokenizer), cfg.sentence, cfg.layer, out)
+    net = load_model(model, tokenizer, runtime.device, mine)
+    if cfg.layer >= net.cfg.n_layer:  # a preset's smaller model: the last layer, said so
+        print(f"plot: plot.layer = {cfg.layer}, but the model has {net.cfg.n_layer} layers (0..{net.cfg.n_layer - 1}):"
+              f" drawing layer {net.cfg.n_layer - 1}")
+    paths = plot_all(log, net, model_info(model), Tokenizer.load(tokenizer), cfg.sentence, cfg.layer, out)
     print(f"plot: {', '.join(p.name for p in paths)} -> {out}")
 
 

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from sml.config import load_params
+from sml.config import load_params, with_options
 from sml.generate import complete, samples_markdown
 from sml.learn.mine import MODEL_PARTS, load_mine
 from sml.run.atomic import write_text
@@ -43,15 +43,11 @@ def main(
     params: ParamsFile = Path("params.yaml"),
 ) -> None:
     """Write samples for the configured prompts, or stream one for --prompt."""
-    p = load_params(params)
-    cfg, mine = p.sample, load_mine(p.impl, params.parent, (*MODEL_PARTS, "bpe", "sampling"))  # graded first
-    settings = {
-        "max_new_tokens": cfg.max_new_tokens if max_new_tokens is None else max_new_tokens,
-        "temperature": cfg.temperature if temperature is None else temperature,
-        "top_k": cfg.top_k if top_k is None else top_k,
-        "top_p": cfg.top_p if top_p is None else top_p,
-        "seed": cfg.seed if seed is None else seed,
-    }
+    p = load_params(params)  # the options in place of their params, checked the same way
+    cfg = with_options(p.sample, "sample", temperature=temperature, top_k=top_k, top_p=top_p,
+                       max_new_tokens=max_new_tokens, seed=seed)
+    mine = load_mine(p.impl, params.parent, (*MODEL_PARTS, "bpe", "sampling"))  # graded first
+    settings = {key: getattr(cfg, key) for key in ("max_new_tokens", "temperature", "top_k", "top_p", "seed")}
     runtime = pick_runtime(cfg.device, "float32", compile=False, key="sample")  # generation runs in float32
     tok = Tokenizer.load(tokenizer)
     if mine is not None and mine.decode is not None:  # impl.bpe: mine

@@ -218,6 +218,13 @@ def test_a_finished_run_reruns_after_any_train_change_and_after_repro_f(repo):
         assert (repo / "artifacts" / out).is_file(), out
 
 
+def test_a_plot_layer_past_the_model_draws_the_last_layer_and_says_so(repo, monkeypatch):
+    set_param(repo, "plot", "layer", 99)
+    done = here(repo, monkeypatch, "stages.plot")
+    assert done.returncode == 0, done.stderr
+    assert "plot: plot.layer = 99, but the model has 1 layers (0..0): drawing layer 0" in done.stdout
+
+
 def test_a_change_in_evaluate_or_plot_reruns_that_stage_alone(repo):
     set_param(repo, "evaluate", "max_new_tokens", 12)
     set_param(repo, "plot", "layer", 1)

@@ -229,3 +229,16 @@ def test_ctrl_c_while_a_stage_starts_up_is_one_line_and_exit_130(tmp_path, delay
     _, err = process.communicate(timeout=60)
     assert process.returncode in (130, -signal.SIGINT), (process.returncode, err)
     assert err.strip() == "interrupted", err
+
+
+@pytest.mark.parametrize(("option", "value", "says"), [
+    ("--max-new-tokens", "-5", "--max-new-tokens: sample.max_new_tokens = -5: must be an integer >= 1"),
+    ("--max-new-tokens", "100000000", "--max-new-tokens: sample.max_new_tokens = 100000000: must be an integer"),
+    ("--top-p", "1.5", "--top-p: sample.top_p = 1.5:"),
+])
+def test_a_sample_option_out_of_range_is_refused_as_its_param_would_be(params_file, option, value, says):
+    from tests.conftest import command
+
+    done = command("stages.sample", option, value, "--params", str(params_file), "--prompt", "x")
+    assert done.returncode == 1 and done.stderr.startswith("error: " + says), done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

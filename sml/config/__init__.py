@@ -18,7 +18,7 @@ Adding a parameter: add a field to its section in ``sections.py``, the key to ``
 to the ``params:`` list of each stage in ``dvc.yaml`` that reads it.
 """
 
-from sml.config.reading import apply_preset, load_params, load_preset, parse_params
+from sml.config.reading import apply_preset, load_params, load_preset, parse_params, with_options
 from sml.config.sections import (
     DataConfig,
     EvaluateConfig,
@@ -36,4 +36,4 @@ from sml.config.sections import (
 
 __all__ = ["DataConfig", "EvaluateConfig", "ImplConfig", "ModelConfig", "Params", "ParamsError", "PlotConfig",
            "SampleConfig", "SourceConfig", "TokenizerConfig", "TrainConfig", "apply_preset", "limits",
-           "load_params", "load_preset", "parse_params"]
+           "load_params", "load_preset", "parse_params", "with_options"]

@@ -5,6 +5,7 @@ A bad file or value fails here, in one line, before any stage does any work.
 
 import dataclasses
 import functools
+import json
 import math
 import re
 import types
@@ -95,6 +96,26 @@ def _unique_key_loader() -> type:
             return super().construct_mapping(node, deep)
 
     return UniqueKeyLoader
+
+
+def with_options(section: Any, name: str, **options: Any) -> Any:
+    """The config of section ``name`` with the command line's ``options`` in place (None: not
+    given), each checked as params.yaml's value would be: a bad one fails in one line.
+
+    >>> from sml.config.sections import PlotConfig
+    >>> with_options(PlotConfig("ROMEO:", 0), "plot", layer=1).layer
+    1
+    """
+    raw = json.loads(json.dumps(dataclasses.asdict(section)))  # tuples as YAML gives them: lists
+    for key, value in options.items():
+        if value is None:
+            continue
+        try:
+            _build(type(section), raw | {key: value}, prefix=f"{name}.")
+        except ParamsError as e:
+            raise ParamsError(f"--{key.replace('_', '-')}: {e}") from None
+        raw[key] = value
+    return _build(type(section), raw, prefix=f"{name}.")
 
 
 def _parse(path: str | Path, raw: Any) -> Params:

@@ -118,6 +118,9 @@ def launch(nproc: int, module: str, args: list[str]) -> int:
     if torch.cuda.is_available() and nproc > torch.cuda.device_count():
         raise SMLError(f"train.nproc = {nproc}, but this machine has {torch.cuda.device_count()} CUDA GPU(s):"
                        f" set train.nproc to at most {torch.cuda.device_count()}")
+    if not torch.cuda.is_available() and nproc > (os.cpu_count() or 1):
+        print(f"warning: train.nproc = {nproc} CPU processes on {os.cpu_count()} cores: they take turns,"
+              " and each step waits for the slowest; train.nproc: 1 trains faster here", file=sys.stderr)
     if not torch.cuda.is_available() and not os.environ.get("OMP_NUM_THREADS"):
         # CPU processes share the cores: split them (torchrun would set 1 thread each).
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
