@@ -83,3 +83,17 @@ def test_a_cut_found_in_a_window_from_the_middle_of_a_text_is_safe_in_the_whole_
         policy = "allow" if special else "text"
         at = start + cut
         assert tok.encode(whole[:at], policy) + tok.encode(whole[at:], policy) == tok.encode(whole, policy)
+
+
+@pytest.mark.parametrize("pattern", ["gpt2", "gpt4"])
+def test_text_without_punctuation_streams_in_bounded_pieces(pattern):
+    """Lowercased text of letters, spaces and line breaks has cuts on every line (before a lone
+    space, after a lone line break): pieces stay near their size, and give the whole text's ids."""
+    tok = _tokenizers[pattern]
+    words = ["the", "cat", "sat", "on", "a", "mat", "and", "ran", "off", "zé"]
+    lines = [" ".join(words[(i * 7 + j) % 10] for j in range(11)) + "\n" for i in range(400)]
+    text = "".join(lines)
+    pieces = list(stream_pieces(lines, tok.split_re, tok.special_re, 500))
+    assert "".join(pieces) == text and len(pieces) > 20
+    assert max(map(len, pieces[:-1])) < 500 + 2 * max(map(len, lines))
+    assert [i for p in pieces for i in tok.encode(p)] == tok.encode(text)

@@ -117,6 +117,25 @@ _WHITESPACE = regex.compile(r"\s")  # the same \s as in the split patterns
 # letter. So the place between them is a chunk border however the text before it was cut;
 # and a safe one (no whitespace on either side). ``(?r)`` makes the regex search backwards.
 _SURE_BORDER = regex.compile(r"(?r)\p{L}(?=[^\s\p{L}\p{N}])")
+# Two more places every chunking of SML's patterns starts a chunk at, whatever came before:
+# before a lone space between non-whitespace and a letter or digit (" word", " 12": no chunk
+# ends in a space, none starts before one and takes it), and after a lone line break between
+# two non-whitespace characters (nothing joins a line break to the text after it). Text
+# without punctuation has them on every line: cuts stay near the end, and pieces bounded.
+_SPACE_BORDER = regex.compile(r"(?r)\S(?= [\p{L}\p{N}])")
+_LINE_BORDER = regex.compile(r"(?r)\S\n(?=\S)")
+_SPACE_AT, _LINE_AT = regex.compile(r"\S [\p{L}\p{N}]"), regex.compile(r"\S\n\S")  # the same, forwards
+
+
+def _safe_start(text: str, start: int, sure: bool) -> bool:
+    """Whether a chunk starting at ``start`` is a place to cut ``text``: non-whitespace on both
+    sides, or (``sure``: SML's own patterns) one of the two places above."""
+    if start <= 0:
+        return False
+    if not (_WHITESPACE.match(text, start - 1) or _WHITESPACE.match(text, start)):
+        return True
+    return sure and (_SPACE_AT.match(text, start - 1) is not None
+                     or (start >= 2 and _LINE_AT.match(text, start - 2) is not None))
 
 
 def last_safe_cut(text: str, pattern: regex.Pattern, special_re: regex.Pattern | None,
@@ -144,16 +163,17 @@ def last_safe_cut(text: str, pattern: regex.Pattern, special_re: regex.Pattern |
         offset = end - len(piece)
         if is_special:
             return offset  # right before a special token
-        border = _SURE_BORDER.search(piece) if sure else None
-        if border is None and offset == 0 and not starts_at_border:
+        borders = [b.end() for b in (_SURE_BORDER.search(piece), _SPACE_BORDER.search(piece),
+                                     _LINE_BORDER.search(piece)) if b is not None] if sure else []
+        restart = max(borders, default=0)  # the last place chunking is known to start at
+        if restart == 0 and offset == 0 and not starts_at_border:
             return 0  # the window's first piece, with nowhere known to restart chunking
-        restart = border.end() if border else 0
         chunks = pattern.findall(piece, restart)
         starts = list(itertools.accumulate(map(len, chunks), initial=offset + restart))
         if starts[-1] != end:  # the chunks do not tile the piece (a custom pattern): go the slow way
             return _last_safe_cut_forward(text, pattern, special_re)
         for start in reversed(starts[:-1]):
-            if start > 0 and not (_WHITESPACE.match(text, start - 1) or _WHITESPACE.match(text, start)):
+            if _safe_start(text, start, sure):
                 return start
     return 0
 
@@ -161,13 +181,14 @@ def last_safe_cut(text: str, pattern: regex.Pattern, special_re: regex.Pattern |
 def _last_safe_cut_forward(text: str, pattern: regex.Pattern, special_re: regex.Pattern | None) -> int:
     """``last_safe_cut`` the plain way: every chunk border, in order, keeping the last safe one."""
     cut = offset = 0
+    sure = pattern.pattern in PATTERNS.values()
     for piece, is_special in split_special(text, special_re):
         if is_special:
             cut = offset
         else:
             for m in pattern.finditer(piece):
                 start = offset + m.start()
-                if start > 0 and not (_WHITESPACE.match(text, start - 1) or _WHITESPACE.match(text, start)):
+                if _safe_start(text, start, sure):
                     cut = start
         offset += len(piece)
     return cut
