@@ -115,10 +115,11 @@ def test_wide_vocabularies_use_uint32():
 )
 def test_a_split_of_fewer_than_two_tokens_fails_at_encode(tmp_path, tok, train, val, message):
     good = write_splits(tmp_path / "good", "a,b,c,d,e,", "a,b,c,d,e,")  # "," never merges with a letter
-    encode_corpus(good, tok, tmp_path / "t")  # a good encode first: its meta.json must go
+    meta = encode_corpus(good, tok, tmp_path / "t")  # a good encode first: it must stay whole
     with pytest.raises(SMLError, match=message):
         encode_corpus(write_splits(tmp_path / "bad", train, val), tok, tmp_path / "t")
-    assert not (tmp_path / "t" / "meta.json").exists()  # no meta.json vouches for the new .bin files
+    assert load_meta(tmp_path / "t") == meta  # the previous files, and the meta.json that vouches for them
+    assert meta["sha256"]["train"] == hashlib.sha256((tmp_path / "t" / "train.bin").read_bytes()).hexdigest()
 
 
 def test_a_missing_split_names_the_stage_to_run(tmp_path, tok):
@@ -150,3 +151,16 @@ def test_finding_the_bad_byte_does_not_depend_on_the_block_size(tmp_path, block_
     assert not_utf8_where(path, block_bytes) == "not UTF-8 at byte 33 (line 4): 0xc3 (unexpected end of data)"
     path.write_bytes("é東👩\n".encode() * 3)
     assert not_utf8_where(path, block_bytes) == ""
+
+
+def test_a_corpus_that_fails_half_way_leaves_the_previous_token_files_and_meta(tmp_path, tok):
+    """val.txt turns out not UTF-8 after train.bin is encoded: nothing of the last encode is lost."""
+    corpus = write_splits(tmp_path / "c", SONNET * 3, MIXED)
+    encode_corpus(corpus, tok, tmp_path / "tokens")
+    before = {name: (tmp_path / "tokens" / name).read_bytes() for name in ("train.bin", "val.bin", "meta.json")}
+    (corpus / "train.txt").write_bytes((SONNET * 2).encode())
+    (corpus / "val.txt").write_bytes(b"ROMEO\xff:\n")
+    with pytest.raises(SMLError, match="val.txt: not UTF-8"):
+        encode_corpus(corpus, tok, tmp_path / "tokens")
+    assert {name: (tmp_path / "tokens" / name).read_bytes() for name in before} == before
+    assert sorted(p.name for p in (tmp_path / "tokens").iterdir()) == ["meta.json", "train.bin", "val.bin"]

@@ -36,7 +36,7 @@ from typing import TextIO
 
 import numpy as np
 
-from sml.run.atomic import atomic_open, write_json
+from sml.run.atomic import replaced_together, write_json
 from sml.data.corpus import not_utf8_where
 from sml.run.errors import SMLError
 from sml.data.meter import Meter
@@ -86,24 +86,28 @@ def encode_corpus(
         "backend": tok.backend_name(backend) if mine_bpe is None else f"python ({mine_bpe.as_posix()})",
         "sha256": {},
     }
-    (out_dir / "meta.json").unlink(missing_ok=True)
     job = (tok.to_dict(), special, backend, mine_bpe)  # plain data: what each worker builds its encoder from
-    for split, path in paths.items():
-        counts = {"tokens": 0, "chars": 0, "bytes": 0}
-        digest = hashlib.sha256()
-        with atomic_open(out_dir / f"{split}.bin", "wb") as f:
-            ranges = cut_ranges(path, tok, special, _range_size(path.stat().st_size, processes, range_bytes))
-            for data, chars, n_bytes in _encoded_ranges(path, ranges, job, workers):
-                f.write(data)
-                digest.update(data)
-                counts["tokens"] += len(data) // dtype.itemsize
-                counts["chars"] += chars
-                counts["bytes"] += n_bytes
-                meter.add(n_bytes)
-        meta[split] = counts
-        meta["sha256"][split] = digest.hexdigest()
-    meter.close()
-    _check_split_sizes(corpus, meta)
+    # Both splits are written beside the old files and replace them only once both are done:
+    # a corpus that fails half-way (val.txt not UTF-8) leaves the previous token files and
+    # their meta.json as they were.
+    with replaced_together(*(out_dir / f"{split}.bin" for split in paths)) as temps:
+        for (split, path), tmp in zip(paths.items(), temps, strict=True):
+            counts = {"tokens": 0, "chars": 0, "bytes": 0}
+            digest = hashlib.sha256()
+            with open(tmp, "wb") as f:
+                ranges = cut_ranges(path, tok, special, _range_size(path.stat().st_size, processes, range_bytes))
+                for data, chars, n_bytes in _encoded_ranges(path, ranges, job, workers):
+                    f.write(data)
+                    digest.update(data)
+                    counts["tokens"] += len(data) // dtype.itemsize
+                    counts["chars"] += chars
+                    counts["bytes"] += n_bytes
+                    meter.add(n_bytes)
+            meta[split] = counts
+            meta["sha256"][split] = digest.hexdigest()
+        meter.close()
+        _check_split_sizes(corpus, meta)
+        (out_dir / "meta.json").unlink(missing_ok=True)  # it no longer describes the files about to replace
     write_json(out_dir / "meta.json", meta)
     return meta
 

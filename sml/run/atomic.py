@@ -63,6 +63,32 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
         raise
 
 
+@contextlib.contextmanager
+def replaced_together(*paths: Path) -> Iterator[list[Path]]:
+    """Temporary files beside ``paths`` to write in the block; only when the whole block
+    succeeds do they replace ``paths`` (in order), and on any error they go: a write that fails
+    half-way (the second of two files) leaves every old file as it was."""
+    temps = []
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_leftovers(path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        temps.append(Path(tmp))
+    try:
+        yield temps
+        for tmp, path in zip(temps, paths, strict=True):
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o666 & ~_UMASK)
+            replace_retrying(tmp, path)
+    except BaseException:
+        for tmp in temps:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        raise
+
+
 def remove_leftovers(path: Path) -> None:
     """Delete temporary files that a killed writer of ``path`` left (``.NAME.*.tmp`` beside it)."""
     for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
