@@ -73,6 +73,10 @@ def test_val_fraction_splits_the_joined_text_on_a_character(tmp_path, monkeypatc
         (lambda p: (p / "bad.jsonl").write_bytes(b'{"text": "fine"}\n{"body": "x", "id": 2}\n'),
          r"line 2: no text under 'text' \(found 'body', 'id'\): set data\.text_field"),
         (lambda p: (p / "bad.jsonl").write_bytes(b'["a list"]\n'), r"line 1: no text under 'text' \(found list\)"),
+        (lambda p: (p / "bad.jsonl").write_bytes(b'{"text": 123}\n'),
+         r"line 1: 'text' holds int 123, not text: each line's 'text' must be a string"),
+        (lambda p: (p / "bad.jsonl").write_bytes(b'{"text": "a"}\n{"text": null}\n'),
+         r"line 2: 'text' holds null, not text"),
         (lambda p: (p / "bad.txt.gz").write_bytes(b"\x1f\x8bnot really gzip"), r"bad\.txt\.gz .*cannot be read"),
         (lambda p: (p / "bad.jsonl.gz").write_bytes(gzip.compress(b'{"text": "a"}\n' * 1000)[:-30]),
          r"bad\.jsonl\.gz \(data\.sources\[0\]\): cannot be read: Compressed file ended"),
@@ -112,3 +116,13 @@ def test_an_empty_split_is_refused_and_nothing_is_replaced(tmp_path, train, val,
         build_corpus([text_source(tmp_path / "t.txt", train)], vals, out, fraction)
     assert (read(out, "train"), read(out, "val")) == before
     assert sorted(p.name for p in out.iterdir()) == ["train.txt", "val.txt"]  # no temp files left
+
+
+def test_a_file_given_twice_as_a_source_is_refused_in_one_line():
+    from sml.config import parse_params
+    from tests.conftest import params_template
+
+    raw = params_template()
+    raw["data"]["val_sources"] = [dict(raw["data"]["sources"][0])]  # val's file also in train: its text twice
+    with pytest.raises(SMLError, match=r"^data\.val_sources\[0\] = .*: must be another file than data\.sources\[0\]"):
+        parse_params(raw)

@@ -48,6 +48,15 @@ class DataConfig:
     def __post_init__(self):
         if not self.sources:
             _fail("data.sources", [], "a list of at least one source (url, sha256, format)")
+        seen: dict[str, str] = {}  # a file twice would be joined twice, and val's tail would sit in train too
+        for key, sources in (("data.sources", self.sources), ("data.val_sources", self.val_sources)):
+            for i, s in enumerate(sources):
+                for same in (s.url, s.sha256 or None):
+                    if same in seen:
+                        _fail(f"{key}[{i}]", s.url, f"another file than {seen[same]} (the same url or sha256):"
+                              " give each file once")
+                    if same:
+                        seen[same] = f"{key}[{i}]"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -195,6 +195,9 @@ def _json_text(line: bytes, number: int, source: Source, field: str) -> str:
         raise SMLError(f"{where}: not a JSON object ({e}): each line must be one, like"
                        f' {{"{field}": "..."}}') from None
     text = record.get(field) if isinstance(record, dict) else None
+    if isinstance(record, dict) and field in record and not isinstance(text, str):
+        shown = "null" if text is None else f"{type(text).__name__} {json.dumps(text)[:40]}"
+        raise SMLError(f"{where}: {field!r} holds {shown}, not text: each line's {field!r} must be a string")
     if not isinstance(text, str):
         found = ", ".join(map(repr, record)) if isinstance(record, dict) else type(record).__name__
         raise SMLError(f"{where}: no text under {field!r} (found {found or 'nothing'}): set data.text_field"
