@@ -445,3 +445,14 @@ def test_a_run_that_starts_over_keeps_the_previous_best_until_it_has_its_own(dat
     metrics, text = run(data, tmp_path, dataclasses.replace(TRAIN, max_iters=10, lr=1e-3))
     assert "not resuming" in text and "warning" not in text  # its own best, not the other run's
     assert load_checkpoint(tmp_path / "ckpt" / "best.pt")["step"] == metrics["best_step"]
+
+
+def test_a_val_split_shorter_than_one_window_trains_with_a_warning_naming_the_numbers(data, capsys):
+    from sml.run.trainer import check_splits
+
+    check_splits({"train": [0] * 100, "val": [0] * 11}, 64, data / "tokens")
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("warning: ") and "val.bin holds 11 tokens, less than one window of model.block_size 64" \
+        in line
+    check_splits({"train": [0] * 100, "val": [0] * 65}, 64, data / "tokens")
+    assert capsys.readouterr().err == ""

@@ -102,6 +102,10 @@ def check_splits(tokens: dict, block_size: int, where: Path) -> None:
     if len(tokens["val"]) < 2:
         raise SMLError(f"{where / 'val.bin'}: {len(tokens['val'])} token(s), and scoring needs at least 2:"
                        " raise data.val_fraction or use a bigger corpus")
+    if len(tokens["val"]) <= block_size:  # one short window: a noisy val loss, and "best" picked by it
+        print(f"warning: {where / 'val.bin'} holds {len(tokens['val']):,} tokens, less than one window of"
+              f" model.block_size {block_size:,}: the val loss is one short window's; raise data.val_fraction"
+              " for a val loss to trust", file=sys.stderr)
 
 
 def estimate(model: GPT, model_cfg: ModelConfig, cfg: TrainConfig, runtime: Runtime, env: Dist) -> Estimates:
