@@ -29,7 +29,7 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
-from sml.data.tokens import chunks, drop_pages
+from sml.data.tokens import PairCounts, chunks, drop_pages
 from sml.model import GPT
 from sml.run.device import Runtime
 from sml.tokenizer import Tokenizer
@@ -145,36 +145,6 @@ def bigram_loss(train: np.ndarray, val: np.ndarray, vocab_size: int, prior_weigh
         total += float(-np.log(probs).sum())
         count += len(a)
     return total / count
-
-
-class PairCounts:
-    """How often each pair code (a * V + b) occurs: a dense table for small vocabularies, sorted
-    (code, count) arrays merged chunk by chunk for big ones (memory: the distinct pairs seen)."""
-
-    DENSE_MAX = 1 << 25  # V * V entries of int64 counts: 256 MB at most (V up to 5,792)
-
-    def __init__(self, vocab_size: int):
-        self.dense = np.zeros(vocab_size * vocab_size, dtype=np.int64) if vocab_size**2 <= self.DENSE_MAX else None
-        self.codes = np.zeros(0, dtype=np.int64)
-        self.counts = np.zeros(0, dtype=np.int64)
-
-    def add(self, codes: np.ndarray) -> None:
-        if self.dense is not None:
-            self.dense += np.bincount(codes, minlength=len(self.dense))
-            return
-        new, n = np.unique(codes, return_counts=True)
-        merged, where = np.unique(np.concatenate([self.codes, new]), return_inverse=True)
-        self.counts = np.bincount(where, weights=np.concatenate([self.counts, n]), minlength=len(merged)).astype(
-            np.int64)
-        self.codes = merged
-
-    def lookup(self, codes: np.ndarray) -> np.ndarray:
-        if self.dense is not None:
-            return self.dense[codes]
-        if len(self.codes) == 0:
-            return np.zeros(len(codes), dtype=np.int64)
-        where = np.searchsorted(self.codes, codes).clip(max=len(self.codes) - 1)
-        return np.where(self.codes[where] == codes, self.counts[where], 0)
 
 
 def generation_quality(samples: list[str], known_words: set[str]) -> dict:

@@ -79,9 +79,10 @@ def stream_pieces(
     Encoding the pieces one by one gives exactly the ids of encoding the whole text, because
     a piece ends only where no chunk before the cut can have looked past it:
     - right before a special token (they are split off before the pattern runs), or
-    - at a chunk border with non-whitespace on both sides, like "word|," or "I|'ll".
-    Whitespace is never a safe place: ``\\s+(?!\\S)`` decides how to split a run of spaces
-    by looking at what follows the whole run, so a cut inside or after one changes chunks.
+    - at a chunk border with non-whitespace on both sides, like "word|," or "I|'ll", or
+    - before a lone space that precedes a word ("to| be"), after a lone line break ("\\n|or").
+    Elsewhere whitespace is not a safe place: ``\\s+(?!\\S)`` decides how to split a run of
+    spaces by looking at what follows the whole run, so a cut inside or after one changes chunks.
 
     Lines are gathered until the buffer is big enough, then cut at its last safe place; the
     rest goes back to the front of the buffer. Special tokens hold no newline, so a buffer
@@ -89,7 +90,7 @@ def stream_pieces(
     of whitespace) stays in the buffer until the end.
 
     >>> list(stream_pieces(["to be,\\n", "or not, to be\\n"], compile_pattern("gpt2"), None, 3))
-    ['to be', ',\\nor not', ', to be\\n']
+    ['to be', ',\\nor not, to', ' be\\n']
     """
     buffer: list[str] = []
     size = 0
@@ -117,11 +118,10 @@ _WHITESPACE = regex.compile(r"\s")  # the same \s as in the split patterns
 # letter. So the place between them is a chunk border however the text before it was cut;
 # and a safe one (no whitespace on either side). ``(?r)`` makes the regex search backwards.
 _SURE_BORDER = regex.compile(r"(?r)\p{L}(?=[^\s\p{L}\p{N}])")
-# Two more places every chunking of SML's patterns starts a chunk at, whatever came before:
-# before a lone space between non-whitespace and a letter or digit (" word", " 12": no chunk
-# ends in a space, none starts before one and takes it), and after a lone line break between
-# two non-whitespace characters (nothing joins a line break to the text after it). Text
-# without punctuation has them on every line: cuts stay near the end, and pieces bounded.
+# Two more places where SML's patterns always start a chunk: before a lone space between
+# non-whitespace and a letter or digit (no chunk ends in a space or takes one before it), and
+# after a lone line break between two non-whitespace characters (nothing joins it to what
+# follows). Text without punctuation has them on every line: its pieces stay bounded.
 _SPACE_BORDER = regex.compile(r"(?r)\S(?= [\p{L}\p{N}])")
 _LINE_BORDER = regex.compile(r"(?r)\S\n(?=\S)")
 _SPACE_AT, _LINE_AT = regex.compile(r"\S [\p{L}\p{N}]"), regex.compile(r"\S\n\S")  # the same, forwards
