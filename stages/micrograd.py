@@ -3,7 +3,7 @@
     python -m stages.micrograd                        # 100 points, MLP 2-16-16-1
     python -m stages.micrograd --points 50 --hidden 8 --steps 150
 
-Writes, under ``artifacts/micrograd/``: ``decision_boundary.png``, and a small expression's
+Writes, under ``artifacts/micrograd/``: ``decision_boundary_h<hidden>.png``, and a small expression's
 computation graph as ``graph.png`` (Graphviz ``dot`` if installed, else matplotlib),
 ``graph.txt`` and ``graph.dot``. Not a DVC stage: a lesson to run. With ``impl.micrograd:
 mine`` in params.yaml the MLP is built from the learner's ``Value`` (mine/micrograd.py,
@@ -42,7 +42,10 @@ def main(
     print(f"micrograd: MLP 2-{hidden}-{hidden}-1{whose}, {len(model.parameters())} parameters, {points} points")
     accuracy = train(model, X, y, steps=steps, lr=lr, log=lambda line: print(f"micrograd: {line}"))
     print(f"micrograd: training accuracy {accuracy:.1%}")
-    print(f"micrograd: wrote {decision_boundary(model, X, y, out / 'decision_boundary.png')}")
+    shape = f"MLP 2-{hidden}-{hidden}-1"  # in the file's name too: --hidden 4 and 16 keep both pictures
+    drawn = decision_boundary(model, X, y, out / f"decision_boundary_h{hidden}.png",
+                              title=f"{shape}, {steps} steps: {accuracy:.0%} right")
+    print(f"micrograd: wrote {drawn}")
     print(f"micrograd: wrote {graph_picture(walkthrough_neuron(value), out / 'graph.png')} (and .txt, .dot)")
 
 

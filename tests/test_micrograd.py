@@ -148,4 +148,4 @@ def test_the_command_trains_and_draws(tmp_path):
     points, labels = make_moons(20, noise=0.1, seed=0)
     accuracy = train(MLP(2, [4, 4, 1], seed=0), points, labels, steps=5, lr=1.0)
     assert f"training accuracy {accuracy:.1%}" in result.stdout
-    assert {p.name for p in tmp_path.iterdir()} == {"decision_boundary.png", "graph.png", "graph.txt", "graph.dot"}
+    assert {p.name for p in tmp_path.iterdir()} == {"decision_boundary_h4.png", "graph.png", "graph.txt", "graph.dot"}

@@ -20,8 +20,10 @@ from sml.micrograd.nn import MLP  # noqa: E402
 from sml.run.atomic import write_text  # noqa: E402
 
 
-def decision_boundary(model: MLP, points: np.ndarray, labels: np.ndarray, path: Path, steps: int = 50) -> Path:
-    """Colour the plane by the model's class and draw the training points over it."""
+def decision_boundary(model: MLP, points: np.ndarray, labels: np.ndarray, path: Path, steps: int = 50,
+                      title: str = "a micrograd MLP") -> Path:
+    """Colour the plane by the model's class and draw the training points over it; ``title``
+    names the model (two runs side by side must say which is which)."""
     pad = 0.5
     xs = np.linspace(points[:, 0].min() - pad, points[:, 0].max() + pad, steps)
     ys = np.linspace(points[:, 1].min() - pad, points[:, 1].max() + pad, steps)
@@ -36,7 +38,7 @@ def decision_boundary(model: MLP, points: np.ndarray, labels: np.ndarray, path: 
     for label, colour, name in ((-1, "tab:red", "class -1"), (1, "tab:blue", "class +1")):
         chosen = labels == label
         ax.scatter(points[chosen, 0], points[chosen, 1], c=colour, s=18, edgecolors="k", linewidths=0.4, label=name)
-    ax.set(title="Decision boundary of a micrograd MLP (score = 0)", xlabel="x1", ylabel="x2")
+    ax.set(title=f"Decision boundary of {title} (score = 0)", xlabel="x1", ylabel="x2")
     ax.legend(loc="upper right")
     return _save(fig, path)
 
