@@ -19,7 +19,8 @@ from typing import Annotated
 import typer
 
 from sml.config import load_preset
-from sml.run.compare import reached
+from sml.run.compare import dvc_busy, reached
+from sml.run.errors import SMLError
 from stages.common import ParamsFile, params_as_written, run, stage
 
 
@@ -42,6 +43,9 @@ def main(
     for setting in set_args(load_preset(params, preset)):
         args += ["-S", setting]
     print(f"preset {preset}: dvc " + " ".join(shlex.quote(a) for a in args), flush=True)
+    if not queue and dvc_busy(params.parent):
+        raise SMLError("another DVC command is running in this repository (.dvc/tmp/lock): experiments run one"
+                       " at a time; wait for it, or queue this one (--queue, then dvc queue start)")
     if not Path("dvc.lock").exists():
         _quiet_first_run_checkout()
     from dvc.cli import main as dvc

@@ -242,3 +242,26 @@ def test_a_sample_option_out_of_range_is_refused_as_its_param_would_be(params_fi
     done = command("stages.sample", option, value, "--params", str(params_file), "--prompt", "x")
     assert done.returncode == 1 and done.stderr.startswith("error: " + says), done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_an_experiment_beside_a_running_dvc_command_is_refused_before_it_touches_params(tmp_path, monkeypatch):
+    import zc.lockfile
+
+    from tests.conftest import command
+
+    params = params_template()
+    params["presets"] = {"tiny": {"train.lr": 0.004}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    before = (tmp_path / "params.yaml").read_text()
+    (tmp_path / ".dvc" / "tmp").mkdir(parents=True)
+    held = zc.lockfile.LockFile(str(tmp_path / ".dvc" / "tmp" / "lock"))  # as a running `dvc exp run` holds it
+    try:
+        monkeypatch.chdir(tmp_path)
+        done = command("stages.experiment", "tiny")
+    finally:
+        held.close()
+    assert done.returncode == 1
+    assert done.stderr.strip() == ("error: another DVC command is running in this repository (.dvc/tmp/lock):"
+                                   " experiments run one at a time; wait for it, or queue this one (--queue,"
+                                   " then dvc queue start)")
+    assert (tmp_path / "params.yaml").read_text() == before

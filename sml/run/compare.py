@@ -131,3 +131,22 @@ def reached(artifacts: Path, wall_s: float) -> str:
                 f" of training at {train['tokens_per_s']:,.0f} tokens/s; {duration(wall_s)} in all")
     except (OSError, ValueError, KeyError, TypeError):
         return ""
+
+
+def dvc_busy(repo: Path = Path(".")) -> bool:
+    """Whether another DVC command holds this repository's lock (``.dvc/tmp/lock``) right now.
+
+    ``dvc exp run`` writes its ``-S`` values into params.yaml before it waits for the lock, so
+    a second experiment started beside a running one changes the first one's params: asked
+    first, the experiment command refuses instead.
+    """
+    import zc.lockfile  # DVC's own lock library (a DVC dependency)
+
+    path = Path(repo) / ".dvc" / "tmp" / "lock"
+    if not path.exists():
+        return False
+    try:
+        zc.lockfile.LockFile(str(path)).close()
+    except zc.lockfile.LockError:
+        return True
+    return False
