@@ -6,6 +6,7 @@ samples: tests/test_stages.py). All offline: the Hugging Face models are built h
 import dataclasses
 import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -231,3 +232,88 @@ def test_llama_with_grouped_query_attention_is_refused_naming_the_key(tmp_path, 
 
 def run(stage, *args):
     return command(f"stages.{stage}", *args)  # the real process: tests/test_stages.py, import then sample
+
+
+def stranger_directory(tmp_path, tokenizer_dir, change) -> Path:
+    """A GPT-2 directory exported from a tiny SML model, then ``change(config, tensors)`` by a stranger."""
+    from safetensors.torch import load_file, save_file
+
+    sml_model_dir(tmp_path / "m", dataclasses.replace(TINY, **EXPORTABLE["gpt2"]), tokenizer_dir)
+    export_model(tmp_path / "m", tokenizer_dir, tmp_path / "hf")
+    config = json.loads((tmp_path / "hf" / "config.json").read_text())
+    tensors = load_file(tmp_path / "hf" / "model.safetensors")
+    change(config, tensors)
+    (tmp_path / "hf" / "config.json").write_text(json.dumps(config))
+    save_file(tensors, tmp_path / "hf" / "model.safetensors")
+    return tmp_path / "hf"
+
+
+def first(tensors, part):
+    return next(k for k in tensors if part in k)
+
+
+STRANGERS = {
+    "fewer layers than the weights": (lambda c, t: c.update(n_layer=1), r"tensor\(s\) that config\.json does not"
+                                      r" account for, such as transformer\.h\.1\..*check num_hidden_layers"),
+    "more layers than the weights": (lambda c, t: c.update(n_layer=10000),
+                                     r"no tensor transformer\.h\.2\..*config\.json's sizes"),
+    "negative layers": (lambda c, t: c.update(n_layer=-3), r"does not account for|model\.n_layer = -3"),
+    "layers as a word": (lambda c, t: c.update(n_layer="two"), r"do not describe one gpt2 model \(TypeError"),
+    "heads that do not divide the width": (lambda c, t: c.update(n_head=3), r"model\.n_embd = 32: must be a multiple"
+                                           r"|do not describe one gpt2 model"),
+    "no heads": (lambda c, t: c.update(n_head=0), r"model\.n_head = 0|do not describe one gpt2 model"),
+    "a huge context": (lambda c, t: c.update(n_positions=10**12), r"model\.block_size = 1000000000000: must be"),
+    "a vocabulary the tensors do not have": (lambda c, t: c.update(vocab_size=12345), r"vocab_size = 12345, but the"
+                                             r" embedding has"),
+    "nan weights": (lambda c, t: t[first(t, "c_fc.weight")].fill_(float("nan")), r"holds inf or nan"),
+    "int weights": (lambda c, t: t.update({first(t, "c_fc.weight"): t[first(t, "c_fc.weight")].int()}),
+                    r"holds int32, not floats"),
+    "a q/k/v matrix a row short": (lambda c, t: t.update({first(t, "c_attn.weight"):
+                                                          t[first(t, "c_attn.weight")][:-1]}),
+                                   r"do not describe one gpt2 model|does not fit"),
+}
+
+
+@pytest.mark.parametrize("case", STRANGERS)
+def test_a_strangers_directory_is_one_line_naming_what_is_wrong_and_nothing_is_written(tmp_path, tokenizer_dir,
+                                                                                       case):
+    change, message = STRANGERS[case]
+    folder = stranger_directory(tmp_path, tokenizer_dir, change)
+    with pytest.raises(SMLError, match=message) as e:
+        import_model(folder, tmp_path / "out")
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("weight_map", "says"), [
+    ({"wte.weight": "../outside.safetensors"}, r"weight_map names '\.\./outside\.safetensors', not a file in"),
+    ({}, r"weight_map is dict, expected a non-empty object"),
+    (["model.safetensors"], r"weight_map is list, expected"),
+])
+def test_an_index_file_reads_nothing_outside_its_directory(tmp_path, tokenizer_dir, weight_map, says):
+    folder = stranger_directory(tmp_path, tokenizer_dir, lambda c, t: None)
+    (tmp_path / "outside.safetensors").write_bytes((folder / "model.safetensors").read_bytes())
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+    with pytest.raises(SMLError, match=says):
+        import_model(folder, tmp_path / "out")
+
+
+def test_import_and_export_never_write_over_other_files(tmp_path, tokenizer_dir):
+    folder = stranger_directory(tmp_path, tokenizer_dir, lambda c, t: None)
+    import_model(folder, tmp_path / "out")
+    import_model(folder, tmp_path / "out")  # over an earlier import: fine
+    with pytest.raises(SMLError, match=r"m: holds files that are not an earlier import .* nothing was written"):
+        import_model(folder, tmp_path / "m")  # a trained model (artifacts/model)
+    with pytest.raises(SMLError, match=r"holds files that are not an earlier export"):
+        export_model(tmp_path / "m", tokenizer_dir, tokenizer_dir.parent)  # artifacts/tokenizer: vocab.txt too
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("the user's")
+    with pytest.raises(SMLError, match=r"holds files that are not an earlier export"):
+        export_model(tmp_path / "m", tokenizer_dir, tmp_path / "mine")
+    export_model(tmp_path / "m", tokenizer_dir, folder)  # over an earlier export: fine
+
+
+def test_a_directory_with_only_a_pickle_says_so(tmp_path):
+    (tmp_path / "pytorch_model.bin").write_bytes(b"not read")
+    with pytest.raises(SMLError, match=r"has pytorch_model\.bin \(a pickle"):
+        import_model(tmp_path, tmp_path / "out")

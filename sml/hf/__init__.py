@@ -44,6 +44,7 @@ def export_model(model_dir: str | Path, tokenizer: str | Path, out: str | Path) 
     from safetensors.torch import save
 
     model_dir, out = Path(model_dir), Path(out)
+    _check_out(out, EXPORT_FILES, "an earlier export")
     info = model_info(model_dir)
     check_tokenizer(info, model_dir, tokenizer)
     theirs = sorted(part for part, whose in (info["impl"] or {}).items() if whose == "mine")
@@ -75,6 +76,9 @@ def import_model(source: str | Path, out: str | Path) -> str:
     says what was read.
     """
     folder, out = _local(source), Path(out)
+    _check_out(out, None, "an earlier import")
+    if not (folder / "config.json").exists() and (folder / "pytorch_model.bin").exists():
+        _read_weights(folder)  # says what is wrong: a pickle, and no safetensors
     config = _read_json(folder / "config.json")
     tok, hf_of = from_tokenizer_json(_read_json(folder / "tokenizer.json"), folder / "tokenizer.json")
     try:
@@ -102,6 +106,28 @@ def import_model(source: str | Path, out: str | Path) -> str:
     n = model.param_counts()["total"]
     return (f"import: {config['model_type']} from {source} ({n / 1e6:.2f}M parameters, {cfg.n_layer} layers,"
             f" vocab {vocab_size:,}) -> {out} (tokenizer: {tokenizer})")
+
+
+EXPORT_FILES = {"model.safetensors", "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"}
+
+
+def _check_out(out: Path, files: set[str] | None, what: str) -> None:
+    """Refuse to write into a directory that holds something else than ``what`` (SML's own model or
+    tokenizer, the user's files): an export holds only ``files``; an import, a model.json saying so."""
+    if not out.is_dir() or not any(out.iterdir()):
+        if out.exists() and not out.is_dir():
+            raise SMLError(f"{out}: a file, not a directory: give --out a new or empty directory")
+        return
+    if files is not None:
+        ours = all(p.name in files for p in out.iterdir())
+    else:
+        try:
+            ours = "imported_from" in json.loads((out / "model.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError, TypeError):
+            ours = False
+    if not ours:
+        raise SMLError(f"{out}: holds files that are not {what} (a trained model, a tokenizer, your own):"
+                       " nothing was written; give --out a new or empty directory")
 
 
 def _local(source: str | Path) -> Path:
@@ -140,7 +166,17 @@ def _read_weights(folder: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     index = folder / "model.safetensors.index.json"
-    files = sorted(set(_read_json(index).get("weight_map", {}).values())) if index.exists() else ["model.safetensors"]
+    files = ["model.safetensors"]
+    if index.exists():
+        weight_map = _read_json(index).get("weight_map")
+        if not isinstance(weight_map, dict) or not weight_map or not all(
+                isinstance(v, str) for v in weight_map.values()):
+            raise SMLError(f"{index}: weight_map is {type(weight_map).__name__}, expected a non-empty object of"
+                           " tensor name -> file name")
+        files = sorted(set(weight_map.values()))
+        for name in files:  # only files in this directory: a map is not a way to read anything else
+            if Path(name).name != name or name in (".", ".."):
+                raise SMLError(f"{index}: weight_map names {name!r}, not a file in {folder}")
     if not (folder / files[0]).exists() and (folder / "pytorch_model.bin").exists():
         raise SMLError(f"{folder}: has pytorch_model.bin (a pickle, which can run code when loaded) but no"
                        " model.safetensors: SML reads only safetensors")

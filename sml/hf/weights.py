@@ -74,6 +74,10 @@ def to_hf(cfg: ModelConfig, vocab_size: int, state: dict[str, torch.Tensor],
     return config, {k: v.contiguous() for k, v in tensors.items()}
 
 
+# Buffers some checkpoints carry that hold no weights: GPT-2's causal masks, RoPE's frequencies.
+IGNORED = (".attn.bias", ".attn.masked_bias", "rotary_emb.inv_freq", ".attention.bias", ".attention.masked_bias")
+
+
 def from_hf(config: dict, tensors: dict[str, torch.Tensor]) -> tuple[ModelConfig, int, dict[str, torch.Tensor]]:
     """A Hugging Face config.json (dict) and its weights -> (SML ModelConfig, vocab size, SML state dict)."""
     kind = config.get("model_type")
@@ -82,35 +86,68 @@ def from_hf(config: dict, tensors: dict[str, torch.Tensor]) -> tuple[ModelConfig
     if config.get("quantization_config"):
         method = config["quantization_config"].get("quant_method", "quantized")
         raise SMLError(f"config.json: quantization_config ({method}): SML imports float weights, not quantized ones")
+    for name, t in tensors.items():  # before any conversion: an int tensor would turn into floats silently
+        if not t.is_floating_point():
+            raise SMLError(f"model.safetensors: tensor {name} holds {str(t.dtype).removeprefix('torch.')},"
+                           " not floats: SML imports float weights")
     tensors = {k: v.float() for k, v in tensors.items()}
     prefix = PREFIX[kind]
     if not any(k.startswith(prefix) for k in tensors):  # the base model's own file (the hub's gpt2): no prefix
         tensors = {(k if k.startswith("lm_head.") else prefix + k): v for k, v in tensors.items()}
-    cfg_fields, state = IMPORT[kind](config, _Reader(tensors, prefix))
+    reader = _Reader(tensors, prefix)
+    try:
+        cfg_fields, state = IMPORT[kind](config, reader)
+    except (TypeError, ValueError, ZeroDivisionError, IndexError, RuntimeError) as e:  # a value of the wrong kind
+        raise SMLError(f"config.json and model.safetensors do not describe one {kind} model"
+                       f" ({type(e).__name__}: {' '.join(str(e).split())[:160]})") from None
+    unused = sorted(k for k in set(tensors) - reader.used if not k.endswith(IGNORED))
+    if unused:  # e.g. layers the config does not count: they would be dropped without a word
+        raise SMLError(f"model.safetensors: {len(unused)} tensor(s) that config.json does not account for, such as"
+                       f" {unused[0]}: check num_hidden_layers and the other sizes in config.json")
     vocab_size, n_embd = state["wte.weight"].shape
+    if config.get("vocab_size", vocab_size) != vocab_size:
+        raise SMLError(f"config.json: vocab_size = {config['vocab_size']!r}, but the embedding has"
+                       f" {vocab_size:,} rows")
     head = tensors.get("lm_head.weight", tensors.get("embed_out.weight"))  # older GPT-NeoX: embed_out
     tied = head is None or torch.equal(head, state["wte.weight"])
     state["lm_head.weight"] = state["wte.weight"] if tied else head
     bias = any(bool(v.any()) for k, v in state.items() if k.endswith(".bias"))
     if not bias:
         state = {k: v for k, v in state.items() if not k.endswith(".bias")}
-    cfg = ModelConfig(n_embd=n_embd, dropout=0.0, bias=bias, tie_weights=tied, attention="sdpa", **cfg_fields)
+    cfg = checked_config(dict(n_embd=n_embd, dropout=0.0, bias=bias, tie_weights=tied, attention="sdpa",
+                              **cfg_fields))
+    for name, t in state.items():
+        if not torch.isfinite(t).all():
+            raise SMLError(f"model.safetensors: tensor {name} holds inf or nan: a model cannot run on it")
     return cfg, vocab_size, state
+
+
+def checked_config(fields: dict) -> ModelConfig:
+    """``ModelConfig`` from an imported config, with the ranges params.yaml's ``model:`` gets."""
+    from sml.config.reading import _build
+    from sml.config.sections import ParamsError
+
+    try:
+        return _build(ModelConfig, fields, prefix="model.")
+    except ParamsError as e:
+        raise SMLError(f"config.json gives {e}") from None
 
 
 class _Reader:
     """Hugging Face tensors by name (without the model's prefix); a missing one is a one-line error."""
 
     def __init__(self, tensors: dict[str, torch.Tensor], prefix: str):
-        self.tensors, self.prefix = tensors, prefix
+        self.tensors, self.prefix, self.used = tensors, prefix, {"lm_head.weight", "embed_out.weight"}
 
     def __call__(self, name: str, bias_rows: int | None = None) -> torch.Tensor:
         full = self.prefix + name
         if full in self.tensors:
+            self.used.add(full)
             return self.tensors[full]
         if name.endswith(".bias") and bias_rows:  # a bias this model does not have: zeros compute the same
             return torch.zeros(bias_rows)
-        raise SMLError(f"model.safetensors: no tensor {full} (a {self.prefix[:-1]} model has one)")
+        raise SMLError(f"model.safetensors: no tensor {full}, which config.json's sizes call for: the two"
+                       f" disagree (a {self.prefix[:-1]} model with that config has it)")
 
 
 def _require(config: dict, key: str, ok: bool, expected: str) -> None:
