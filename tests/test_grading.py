@@ -141,3 +141,12 @@ def test_an_error_in_the_learners_code_names_their_line(tmp_path):
 def test_an_unknown_part_is_refused_in_one_line():
     done = command("sml.learn", "atention")
     assert done.returncode == 2 and "no part atention" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_part_that_returns_float64_is_told_so_in_words(tmp_path):
+    source = (SOLUTIONS / "attention.py").read_text()
+    (tmp_path / "attention.py").write_text(source + "\n\n_theirs = attention\n\n\ndef attention(*args, **kwargs):\n"
+                                           "    return _theirs(*args, **kwargs).double()\n")
+    result = grade(PARTS["attention"], tmp_path / "attention.py")
+    assert result.status == "fail" and "a result in float64 met the reference's float32" in result.message
+    assert "did not match" not in result.message

@@ -14,6 +14,7 @@ A function that still raises ``NotImplementedError`` (the stub as shipped) makes
 import _thread
 import contextlib
 import importlib.util
+import re
 import signal
 import sys
 import threading
@@ -166,13 +167,27 @@ def grade(part: Part, path: Path, limit_s: float | None = None) -> Result:
         except (TooLong, SystemExit) as e:  # an endless loop, or sys.exit(): nothing could train with it
             return Result(part, "fail", f"{c.name}: {_short_error(e, path)}", passed, tuple(todo), runs=False)
         except Exception as e:
-            return Result(part, "fail", f"{c.name}: {_short_error(e, path)}", passed, tuple(todo))
+            return Result(part, "fail", f"{c.name}: {_dtype_mix(e) or _short_error(e, path)}", passed, tuple(todo))
         else:
             passed += 1
     if todo:
         return Result(part, "todo", f"write {', '.join(f + '()' for f in todo)} in mine/{part.file}",
                       passed, tuple(todo))
     return Result(part, "pass", "", passed)
+
+
+TORCH_DTYPES = {"Double": "float64", "Float": "float32", "Half": "float16", "BFloat16": "bfloat16", "Long": "int64"}
+
+
+def _dtype_mix(e: Exception) -> str | None:
+    """PyTorch's "Double did not match Float" in words: the learner's result changed the dtype."""
+    found = re.search(r"(\w+) did not match (\w+)|expected scalar type (\w+) but found (\w+)", str(e))
+    if not isinstance(e, RuntimeError) or found is None:
+        return None
+    theirs, expected = (found.group(1), found.group(2)) if found.group(1) else (found.group(4), found.group(3))
+    theirs, expected = TORCH_DTYPES.get(theirs, theirs), TORCH_DTYPES.get(expected, expected)
+    return (f"a result in {theirs} met the reference's {expected}: return the input's dtype ({expected} here;"
+            " no .double(), no float64 tensors made inside)")
 
 
 def _raised_in(e: BaseException, path: Path) -> str | None:
