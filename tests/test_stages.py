@@ -265,3 +265,16 @@ def test_an_experiment_beside_a_running_dvc_command_is_refused_before_it_touches
                                    " experiments run one at a time; wait for it, or queue this one (--queue,"
                                    " then dvc queue start)")
     assert (tmp_path / "params.yaml").read_text() == before
+
+
+def test_the_experiments_table_marks_runs_on_another_val_text_and_counts_source_lists():
+    from sml.run.compare import experiments_table
+
+    text = ("Experiment,rev,typ,train_seconds,best_step,val.bits_per_char,data.sources,train.lr\n"
+            ",main,baseline,10.0,250,2.5,\"[{'url': 'a.txt'}]\",0.001\n"
+            "lr,1a2b3c4,branch_commit,9.5,300,2.4,\"[{'url': 'a.txt'}]\",0.003\n"
+            "stories,5d6e7f8,branch_commit,9.1,250,1.9,\"[{'url': 'a.txt'}, {'url': 'b.txt'}]\",0.001\n")
+    table = experiments_table(text).splitlines()
+    assert table[2].split()[:2] == ["lr", "2.4000"] and table[2].endswith("train.lr=0.003")
+    assert table[3].split()[:2] == ["stories", "1.9000*"] and table[3].endswith("data.sources=(2 files)")
+    assert table[-1].startswith("* scored on another val text than its commit")

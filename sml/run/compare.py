@@ -11,6 +11,7 @@ Left out on purpose: sorting and filtering (``dvc exp show`` has ``--sort-by``, 
 ``--rev``; ``python -m stages.show`` passes them on).
 """
 
+import ast
 import csv
 import io
 import json
@@ -61,13 +62,18 @@ def experiments_table(csv_text: str, presets: dict[str, dict] | None = None) -> 
     commits = [row for row in rows if row["typ"] == "baseline" and row["rev"] != "workspace"]
     base = commits[0] if commits else {}
     lines = [["experiment", *(header for _, header, _ in FIGURES), "params that differ from the commit"]]
+    other_text = False
     for row in rows:
         if row in commits:
             base = row
         cells = [row["Experiment"] or row["rev"], *(_figure(row.get(c), fmt) for c, _, fmt in FIGURES)]
         changed = {p: row[p] for p in params if base and row[p] != base.get(p)}
+        if any(p.startswith("data.") for p in changed) and cells[1] != "-":  # scored on another val text
+            cells[1], other_text = cells[1] + "*", True
         lines.append([*cells, "(the commit)" if row is base else _describe(row, changed, presets or {})])
-    return _columns(lines)
+    note = ("\n* scored on another val text than its commit (data.* changed): compare it with runs on the same"
+            " data, not with these") if other_text else ""
+    return _columns(lines) + note
 
 
 def _describe(row: dict[str, str], changed: dict[str, str], presets: dict[str, dict]) -> str:
@@ -83,8 +89,23 @@ def _describe(row: dict[str, str], changed: dict[str, str], presets: dict[str, d
         if consistent and len(keys) > len(overrides) / 2 and len(keys) > len(covered):
             best, covered = name, keys
     parts = [f"preset {best}"] if best else []
-    parts += [" ".join(f"{k}={v}" for k, v in changed.items() if k not in covered)]
+    parts += [" ".join(f"{k}={_short(v)}" for k, v in changed.items() if k not in covered)]
     return ", ".join(p for p in parts if p) or "-"
+
+
+def _short(value: str) -> str:
+    """A list (``data.sources``: urls and checksums) as its length; any other value as it is.
+
+    >>> _short("[{'url': 'a.txt', 'sha256': ''}, {'url': 'b.txt', 'sha256': ''}]"), _short("0.003")
+    ('(2 files)', '0.003')
+    """
+    if not value.startswith("["):
+        return value
+    try:
+        items = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return "(a list)"
+    return f"({len(items)} file{'s' if len(items) != 1 else ''})" if isinstance(items, list) else value
 
 
 def _figure(value: str | None, fmt: str) -> str:
