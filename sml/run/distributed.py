@@ -104,6 +104,20 @@ def stop(env: Dist) -> None:
         dist.destroy_process_group()
 
 
+def oversubscribed(nproc: int, cores: int) -> str:
+    """A warning when ``nproc`` CPU processes are more than the ``cores`` (else "").
+
+    >>> oversubscribed(8, 2)[:60]
+    'warning: train.nproc = 8 CPU processes on 2 cores: they take'
+    >>> oversubscribed(2, 2)
+    ''
+    """
+    if nproc <= cores:
+        return ""
+    return (f"warning: train.nproc = {nproc} CPU processes on {cores} cores: they take turns, and each step waits"
+            " for the slowest; train.nproc: 1 trains faster here")
+
+
 def launch(nproc: int, module: str, args: list[str]) -> int:
     """Run ``python -m module args`` as ``nproc`` processes under torchrun, here; returns the exit code.
 
@@ -118,9 +132,8 @@ def launch(nproc: int, module: str, args: list[str]) -> int:
     if torch.cuda.is_available() and nproc > torch.cuda.device_count():
         raise SMLError(f"train.nproc = {nproc}, but this machine has {torch.cuda.device_count()} CUDA GPU(s):"
                        f" set train.nproc to at most {torch.cuda.device_count()}")
-    if not torch.cuda.is_available() and nproc > (os.cpu_count() or 1):
-        print(f"warning: train.nproc = {nproc} CPU processes on {os.cpu_count()} cores: they take turns,"
-              " and each step waits for the slowest; train.nproc: 1 trains faster here", file=sys.stderr)
+    if not torch.cuda.is_available() and (warning := oversubscribed(nproc, os.cpu_count() or 1)):
+        print(warning, file=sys.stderr)
     if not torch.cuda.is_available() and not os.environ.get("OMP_NUM_THREADS"):
         # CPU processes share the cores: split them (torchrun would set 1 thread each).
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
