@@ -65,7 +65,7 @@ def stage(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        ctrl_c = _watch_ctrl_c()
+        ctrl_c, previous = _watch_ctrl_c()
         try:
             return fn(*args, **kwargs)
         except SMLError as e:
@@ -90,20 +90,25 @@ def stage(fn):
                   f" at {Path(where.filename).name}:{where.lineno}; SML_DEBUG=1 shows the traceback",
                   file=sys.stderr)
             raise SystemExit(2) from None
+        finally:
+            if previous is not None:  # a stage called in-process (tests) leaves the handler as it was
+                signal.signal(signal.SIGINT, previous)
 
     return wrapper
 
 
-def _watch_ctrl_c() -> threading.Event:
-    """An event set by Ctrl-C, which still raises KeyboardInterrupt as Python's own handler does."""
+def _watch_ctrl_c() -> tuple[threading.Event, object]:
+    """An event set by Ctrl-C, which still raises KeyboardInterrupt as Python's own handler does;
+    and the handler it replaced (None off the main thread, where none is installed)."""
     pressed = threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        def handler(signum, frame):
-            pressed.set()
-            signal.default_int_handler(signum, frame)
+    if threading.current_thread() is not threading.main_thread():
+        return pressed, None
 
-        signal.signal(signal.SIGINT, handler)
-    return pressed
+    def handler(signum, frame):
+        pressed.set()
+        signal.default_int_handler(signum, frame)
+
+    return pressed, signal.signal(signal.SIGINT, handler)
 
 
 def run(main) -> None:
