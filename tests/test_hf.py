@@ -317,3 +317,9 @@ def test_a_directory_with_only_a_pickle_says_so(tmp_path):
     (tmp_path / "pytorch_model.bin").write_bytes(b"not read")
     with pytest.raises(SMLError, match=r"has pytorch_model\.bin \(a pickle"):
         import_model(tmp_path, tmp_path / "out")
+
+
+def test_a_symbolic_link_loop_is_named_as_one(tmp_path):
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    with pytest.raises(SMLError, match=r"loop: a symbolic link that leads nowhere \(a loop"):
+        import_model(tmp_path / "loop", tmp_path / "out")

@@ -126,3 +126,12 @@ def test_a_file_given_twice_as_a_source_is_refused_in_one_line():
     raw["data"]["val_sources"] = [dict(raw["data"]["sources"][0])]  # val's file also in train: its text twice
     with pytest.raises(SMLError, match=r"^data\.val_sources\[0\] = .*: must be another file than data\.sources\[0\]"):
         parse_params(raw)
+
+
+def test_an_empty_json_document_is_a_document_and_adds_one_separator(tmp_path):
+    path = tmp_path / "docs.jsonl"
+    path.write_text('{"text": "first"}\n{"text": ""}\n{"text": "second"}\n', encoding="utf-8")
+    written = build_corpus([Source(path, "jsonl", "data.sources[0]")], [Source(path, "jsonl", "data.val_sources[0]")],
+                           tmp_path / "out", 0.1, separator="|")
+    assert (tmp_path / "out" / "train.txt").read_text(encoding="utf-8") == "first||second"
+    assert written["train"].documents == 3

@@ -20,6 +20,7 @@ Neither needs ``transformers``: config.json and tokenizer.json are JSON, written
 """
 
 import json
+import os
 from dataclasses import asdict
 from pathlib import Path
 
@@ -134,6 +135,8 @@ def _local(source: str | Path) -> Path:
     """``source`` as a local directory: itself, or the hub's files for that name, downloaded once."""
     if Path(source).is_dir():
         return Path(source)
+    if os.path.lexists(source) and not Path(source).exists():  # a link to nothing: not a hub name either
+        raise SMLError(f"{source}: a symbolic link that leads nowhere (a loop, or its target is gone)")
     if Path(source).exists() or str(source).startswith((".", "/", "~")) or str(source).count("/") > 1:
         raise SMLError(f"{source}: not a directory (a Hugging Face model directory, or a hub name such as gpt2)")
     try:
