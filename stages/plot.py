@@ -14,7 +14,7 @@ from sml.config import load_params
 from sml.learn.mine import MODEL_PARTS, load_mine
 from sml.run.checkpoint import load_model, model_info
 from sml.run.device import pick_runtime
-from sml.run.plots import plot_all
+from sml.run.plots import layer_note, plot_all
 from sml.tokenizer import Tokenizer
 from stages.common import ModelDir, ParamsFile, TokenizerFile, run, stage
 
@@ -34,9 +34,8 @@ def main(
     # a blink, and the figures do not depend on which GPU (if any) the machine has.
     runtime = pick_runtime("cpu", "float32", compile=False, key="plot")
     net = load_model(model, tokenizer, runtime.device, mine)
-    if cfg.layer >= net.cfg.n_layer:  # a preset's smaller model: the last layer, said so
-        print(f"plot: plot.layer = {cfg.layer}, but the model has {net.cfg.n_layer} layers (0..{net.cfg.n_layer - 1}):"
-              f" drawing layer {net.cfg.n_layer - 1}")
+    if note := layer_note(net, cfg.layer):
+        print(f"plot: {note}")
     paths = plot_all(log, net, model_info(model), Tokenizer.load(tokenizer), cfg.sentence, cfg.layer, out)
     print(f"plot: {', '.join(p.name for p in paths)} -> {out}")
 

@@ -45,18 +45,15 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
     'hello'
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if "b" in mode:
         encoding = None
-    remove_leftovers(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _temp_beside(path)
     try:
         with os.fdopen(fd, mode, encoding=encoding, newline="" if encoding else None) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual file mode
-        replace_retrying(tmp, path)
+        _put_in_place(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -70,23 +67,33 @@ def replaced_together(*paths: Path) -> Iterator[list[Path]]:
     half-way (the second of two files) leaves every old file as it was."""
     temps = []
     for path in paths:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        remove_leftovers(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = _temp_beside(path)
         os.close(fd)
-        temps.append(Path(tmp))
+        temps.append(tmp)
     try:
         yield temps
         for tmp, path in zip(temps, paths, strict=True):
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
-            os.chmod(tmp, 0o666 & ~_UMASK)
-            replace_retrying(tmp, path)
+            _put_in_place(tmp, path)
     except BaseException:
         for tmp in temps:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
         raise
+
+
+def _temp_beside(path: Path) -> tuple[int, Path]:
+    """A new temporary file next to ``path`` (``.NAME.*.tmp``), after removing a killed writer's."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    return fd, Path(tmp)
+
+
+def _put_in_place(tmp: Path, path: Path) -> None:
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual file mode
+    replace_retrying(tmp, path)
 
 
 def remove_leftovers(path: Path) -> None:

@@ -114,6 +114,14 @@ def lr_figure(rows: list[dict], info: dict):
     return fig
 
 
+def layer_note(model: GPT, layer: int) -> str:
+    """What ``attention_figure`` says when ``layer`` is past the model (a preset's smaller one): "" if not."""
+    n = model.cfg.n_layer
+    if layer < n:
+        return ""
+    return f"plot.layer = {layer}, but the model has {n} layers (0..{n - 1}): drawing layer {n - 1}"
+
+
 @torch.no_grad()
 def attention_figure(model: GPT, tok: Tokenizer, sentence: str, layer: int):
     """Each head's attention weights in one layer, for one sentence: who looks at whom."""
