@@ -1,21 +1,21 @@
-"""Benchmark: encode on text without punctuation, against the same text with it, in one run.
+"""Benchmark: encode on text without punctuation and on one endless line, against punctuated text.
 
     .venv/bin/python bench/encode_plain.py [--mb 5 10 20] [--workers 1]
 
-Lowercased or transcribed text (letters, spaces and line breaks only) once had no
-place where the encoder could cut it into pieces (``sml.tokenizer.pretokenize``): the buffer
-grew with the file and was rescanned every MB, so time grew with the square of the size and
-memory with the size. This times the encode stage, as a whole process, on ``bench/make_corpus.py``
-text of each size, punctuated (the baseline) and with every character but letters and
-whitespace removed and the rest lowercased: seconds and peak memory (the process and its
-workers), and plain against punctuated. Linear means the ratio stays flat as the size grows.
+Lowercased or transcribed text (letters, spaces and line breaks only) once had no place
+where the encoder could cut it into pieces (``sml.tokenizer.pretokenize``): the buffer grew
+with the file and was rescanned every MB, so time grew with the square of the size and
+memory with the size. A file of one line was read whole. This times the encode stage, as a
+whole process, on ``bench/make_corpus.py`` text of each size in three shapes: ``text`` (the
+baseline), ``plain`` and ``oneline``: seconds and peak memory (the process and its
+workers), and each shape against the baseline. Linear means the ratios stay flat as the
+size grows; bounded memory means the MB stay flat.
 
 Left out on purpose: train_bpe (the tokenizer is trained once, on 1 MB of the punctuated text).
 """
 
 import argparse
 import json
-import re
 import subprocess
 import sys
 import tempfile
@@ -23,14 +23,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-NOT_PLAIN = re.compile(r"[^\w\s]|[\d_]")
-
-
-def plain(src: Path, dst: Path) -> None:
-    """``src`` lowercased, every character but letters and whitespace removed, line by line."""
-    with open(src, encoding="utf-8") as f, open(dst, "w", encoding="utf-8", newline="") as out:
-        for line in f:
-            out.write(NOT_PLAIN.sub("", line.lower()))
+SHAPES = ("text", "plain", "oneline")  # bench/make_corpus.py's formats; text is the baseline
 
 
 def encode(corpus: Path, tokenizer: Path, out: Path, params: Path, workers: int) -> tuple[float, float]:
@@ -63,10 +56,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="sml-bench-") as tmp:
         root = Path(tmp)
-        big = root / "big.txt"
-        subprocess.run([sys.executable, str(REPO / "bench" / "make_corpus.py"), str(big), "--mb", str(max(args.mb))],
-                       check=True, capture_output=True)
-        sample = big.read_bytes()[:1_000_000].decode("utf-8", "ignore")
+        sample_corpus = root / "sample.txt"
+        make(sample_corpus, 1, "text")
+        sample = sample_corpus.read_text(encoding="utf-8")
         tok_dir = Tokenizer.train(sample, 1024, "gpt4").save(root / "tokenizer")
         params = root / "params.yaml"
         params.write_text(json.dumps(params_template()))  # JSON is YAML; the encode stage reads data.special_in_text
@@ -74,20 +66,23 @@ def main() -> None:
         print(f"encode, one process per corpus ({args.workers} worker(s)); tokenizer: vocab 1024, gpt4 pattern")
         for mb in args.mb:
             figures = {}
-            for kind in ("punctuated", "plain"):
-                corpus = root / f"{kind}-{mb:g}"
+            for shape in SHAPES:
+                corpus = root / f"{shape}-{mb:g}"
                 corpus.mkdir()
-                with open(big, "rb") as f:
-                    (corpus / "train.txt").write_bytes(f.read(int(mb * 1e6)).decode("utf-8", "ignore").encode())
-                if kind == "plain":
-                    plain(corpus / "train.txt", corpus / "plain.txt")
-                    (corpus / "plain.txt").replace(corpus / "train.txt")
+                make(corpus / "train.txt", mb, shape)
                 (corpus / "val.txt").write_text("a small val split\n" * 100, encoding="utf-8")
-                figures[kind] = encode(corpus, tok_dir.parent if tok_dir.is_file() else tok_dir,
-                                       root / f"tokens-{kind}-{mb:g}", params, args.workers)
-            (ps, pm), (ls, lm) = figures["punctuated"], figures["plain"]
-            print(f"{mb:>6g} MB: punctuated {ps:6.1f} s {pm:6.0f} MB | plain {ls:6.1f} s {lm:6.0f} MB"
-                  f" | plain/punctuated {ls / ps:4.2f}x time, {lm / pm:4.2f}x memory")
+                figures[shape] = encode(corpus, tok_dir.parent if tok_dir.is_file() else tok_dir,
+                                        root / f"tokens-{shape}-{mb:g}", params, args.workers)
+                (corpus / "train.txt").unlink()
+            base_s, base_mb = figures["text"]
+            row = " | ".join(f"{shape} {s:6.1f} s {m:5.0f} MB ({s / base_s:4.2f}x, {m / base_mb:4.2f}x)"
+                             for shape, (s, m) in figures.items())
+            print(f"{mb:>6g} MB: {row}")
+
+
+def make(path: Path, mb: float, shape: str) -> None:
+    subprocess.run([sys.executable, str(REPO / "bench" / "make_corpus.py"), str(path), "--mb", str(mb),
+                    "--format", shape], check=True, capture_output=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """A synthetic, English-like corpus of any size, for benchmarking the data stages at scale.
 
-    .venv/bin/python bench/make_corpus.py OUT --mb 1000 [--seed 0] [--format text|jsonl] [--gzip]
+    .venv/bin/python bench/make_corpus.py OUT --mb 1000 [--seed 0] [--format text|jsonl|plain|oneline] [--gzip]
 
 What it imitates, because a tokenizer and the data stages notice it:
 - **word frequencies**: words are drawn from a Zipf-Mandelbrot law (exponent 1.05) over a
@@ -16,7 +16,11 @@ What it imitates, because a tokenizer and the data stages notice it:
   speech, numbers now and then (years, counts); paragraphs are lines separated by a blank
   line; documents (stories) of ~200 bytes to ~5 KB. ``text`` separates documents by a line
   holding only ``<|endoftext|>`` (TinyStories V2's layout); ``jsonl`` writes one
-  ``{"text": ...}`` per document per line.
+  ``{"text": ...}`` per document per line. Two shapes the encoder once struggled with:
+  ``plain`` is ``text`` with ASCII letters lowercased and every other ASCII character but
+  spaces and line breaks removed (transcribed or lowercased own data: no punctuation, no
+  special token; the non-ASCII words are kept as they are), and
+  ``oneline`` is ``text`` with every line break a space (a file of one endless line).
 
 What it does not imitate: grammar, meaning, topic or any word order beyond the layout
 (words are independent draws), so a model trained on it learns nothing but frequencies.
@@ -89,8 +93,8 @@ def make_corpus(path: str | Path, n_bytes: int, seed: int = 0, fmt: str = "text"
     Stats: ``bytes`` (uncompressed), ``file_bytes``, ``documents``, ``words``,
     ``distinct_words``, ``seconds``, ``mb_per_s`` (uncompressed MB, 10^6 bytes, per second).
     """
-    if fmt not in ("text", "jsonl"):
-        raise ValueError(f"format {fmt!r}: use 'text' or 'jsonl'")
+    if fmt not in FORMATS:
+        raise ValueError(f"format {fmt!r}: use one of {', '.join(FORMATS)}")
     start = time.perf_counter()
     path = Path(path)
     rng = np.random.default_rng(seed)
@@ -111,9 +115,9 @@ def make_corpus(path: str | Path, n_bytes: int, seed: int = 0, fmt: str = "text"
                     cut = chunk.find(doc_end, n_bytes - written - 1)
                     if cut >= 0:
                         chunk = chunk[: cut + 1]  # up to the "\n" that ends a document
-                        n_docs = chunk.count(doc_end) + (fmt == "text")  # text: separators between documents
+                        n_docs = chunk.count(doc_end) + (fmt != "jsonl")  # text: separators between documents
                         ids = ids[: doc_word_ends[n_docs - 1]]
-                f.write(chunk)
+                f.write(reshaped(chunk, fmt))
                 written += len(chunk)
                 words += len(ids)
                 documents += n_docs
@@ -127,6 +131,25 @@ def make_corpus(path: str | Path, n_bytes: int, seed: int = 0, fmt: str = "text"
             "mb_per_s": round(written / 1e6 / seconds, 1)}
 
 
+FORMATS = ("text", "jsonl", "plain", "oneline")
+NOT_PLAIN = bytes(b for b in range(128) if not (chr(b).isalpha() or chr(b) in " \n"))
+
+
+def reshaped(chunk: bytes, fmt: str) -> bytes:
+    """``text`` made ``plain`` or ``oneline`` (what is written; the documents were counted before).
+
+    >>> reshaped(b'"Hi," she said.\\n<|endoftext|>\\nIt\\'s 1999.\\n', "plain")
+    b'hi she said\\n\\nits \\n'
+    >>> reshaped(b"One.\\n\\nTwo.\\n", "oneline")
+    b'One.  Two. '
+    """
+    if fmt == "plain":
+        return chunk.replace(b"<|endoftext|>", b"").lower().translate(None, NOT_PLAIN)
+    if fmt == "oneline":
+        return chunk.replace(b"\n", b" ")
+    return chunk
+
+
 def formatted(text: bytes, fmt: str, first: bool) -> tuple[bytes, bytes]:
     """A block's documents (joined by DOC_SEP, ending in "\\n") as file bytes; and what ends a document.
 
@@ -137,7 +160,7 @@ def formatted(text: bytes, fmt: str, first: bool) -> tuple[bytes, bytes]:
     >>> formatted(b'Hi "you".\\n<|endoftext|>\\nBye.\\n', "jsonl", True)[0]
     b'{"text": "Hi \\\\"you\\\\"."}\\n{"text": "Bye."}\\n'
     """
-    if fmt == "text":
+    if fmt != "jsonl":  # text, and the text that plain and oneline are made of
         return (text if first else b"<|endoftext|>\n" + text), DOC_SEP_BYTES
     escaped = text[:-1].replace(b'"', b'\\"').replace(b"\n", b"\\n")
     lines = escaped.replace(DOC_SEP_BYTES.replace(b"\n", b"\\n"), b'"}\n{"text": "')
@@ -301,7 +324,7 @@ def main() -> None:
     parser.add_argument("out", type=Path, help="the file to write (end it in .gz with --gzip)")
     parser.add_argument("--mb", type=float, required=True, help="size in MB (10^6 bytes), before compression")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--format", choices=("text", "jsonl"), default="text")
+    parser.add_argument("--format", choices=FORMATS, default="text")
     parser.add_argument("--gzip", action="store_true", help=f"gzip the output (level {GZIP_LEVEL})")
     args = parser.parse_args()
     if args.mb <= 0:

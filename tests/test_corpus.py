@@ -38,3 +38,18 @@ def test_a_sampled_corpus_that_is_not_utf8_names_the_byte(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(SMLError, match=f"not UTF-8 at byte {middle + 3:,}: 0xff; save it as UTF-8"):
         list(sample_lines(path, len(data) // 2, places=2))
+
+
+def test_one_endless_line_is_read_in_parts_and_sampled_in_whole_words(tmp_path, monkeypatch):
+    import sml.data.corpus
+
+    monkeypatch.setattr(sml.data.corpus, "LINE_CHARS", 1000)
+    path = tmp_path / "one-line.txt"
+    words = [f"wörd{i}" for i in range(5000)]
+    path.write_text(" ".join(words), encoding="utf-8")
+    parts = list(iter_lines(path))
+    assert "".join(parts) == path.read_text(encoding="utf-8") and max(map(len, parts)) == 1000
+    sample = list(sample_lines(path, path.stat().st_size // 4, places=8))
+    assert 8 <= len(sample) and all(part.endswith(" ") for part in sample)
+    assert set(" ".join(sample).split()) <= set(words)  # whole words, none cut
+    assert sum(map(len, sample)) > path.stat().st_size // 8

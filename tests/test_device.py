@@ -188,3 +188,43 @@ def test_the_sample_stage_names_its_own_device_key(no_gpu, tmp_path, capsys):
         main(params=path, model=tmp_path / "model", tokenizer=tmp_path / "tokenizer.json", out=tmp_path / "s.md")
     assert exit_info.value.code == 1
     assert capsys.readouterr().err == "error: sample.device = 'cuda', but this torch cannot use cuda: use auto or cpu\n"
+
+
+@pytest.fixture
+def threads_kept():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_threads_are_the_faster_of_all_cores_and_one_unless_set(monkeypatch, threads_kept):
+    from sml.run.device import pick_threads
+
+    cpu = torch.device("cpu")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    chosen = []
+    monkeypatch.setattr(torch, "set_num_threads", chosen.append)
+    busy = {4: 1_000.0, 1: 3_000.0}  # another program on a core: the team of 4 waits for it at every op
+    monkeypatch.setattr(device_module, "_threads_rate", lambda n, width, rows: busy[n])
+    count, why = pick_threads(0, cpu, 128, 2048)
+    assert (count, chosen[-1]) == (1, 1) and "4 threads ran this model's kind of work at 0.33x" in why
+    assert "another program busy" in why
+    idle = {4: 2_500.0, 1: 1_000.0}
+    monkeypatch.setattr(device_module, "_threads_rate", lambda n, width, rows: idle[n])
+    assert pick_threads(0, cpu, 128, 2048)[0] == 4 and chosen[-1] == 4
+    assert pick_threads(0, cpu, 128, 2048, picked=1) == (1, "picked when the run started")  # a resumed run
+    assert pick_threads(3, cpu, 128, 2048, picked=1) == (3, "train.threads") and chosen[-1] == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the user's, or set for several processes: kept
+    assert pick_threads(0, cpu, 128, 2048)[1] == "OMP_NUM_THREADS" and chosen[-1] == 3
+
+
+def test_the_threads_measurement_leaves_the_threads_and_the_random_numbers_alone(threads_kept):
+    from sml.run.device import _threads_rate
+
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    before = torch.get_num_threads()
+    assert _threads_rate(1, 64, 256, budget_s=0.01) > 0
+    assert torch.get_num_threads() == before and torch.equal(torch.rand(3), expected)

@@ -81,6 +81,19 @@ def test_a_long_stretch_without_a_safe_cut_becomes_one_range(tmp_path, tok):
     assert tok.decode(load_tokens(tmp_path / "t", "train").tolist()) == text
 
 
+def test_one_endless_line_is_read_in_blocks_and_gives_the_ids_of_the_whole_text(tmp_path, tok, monkeypatch):
+    """A file with no line break (a 50 MB single line) is encoded a block at a time: the
+    blocks end inside words, inside multi-byte characters and inside special tokens."""
+    text = STORIES.replace("\n", " ")
+    monkeypatch.setattr(sml.data.encode, "BLOCK_BYTES", 333)
+    blocks, read = [], sml.data.encode._text_blocks
+    monkeypatch.setattr(sml.data.encode, "_text_blocks", lambda *a: (blocks.append(b) or b for b in read(*a)))
+    corpus = write_splits(tmp_path / "c", text, SONNET.replace("\n", " "))
+    encode_corpus(corpus, tok, tmp_path / "t")
+    assert len(blocks) > 100 and max(len(b.encode()) for b in blocks) <= 333 + 3  # + a character cut by the last
+    assert load_tokens(tmp_path / "t", "train").tobytes() == np.asarray(tok.encode(text, "allow"), np.uint16).tobytes()
+
+
 def test_progress_counts_every_byte(tmp_path, tok, monkeypatch):
     import io
 

@@ -97,3 +97,17 @@ def test_the_process_tree_sampler_sees_a_short_child(tmp_path):
     assert figures["returncode"] == 0
     assert figures["tree_rss_mb"] > 30  # the 40 MB it holds, seen while it sleeps
     assert 0.3 <= figures["seconds"] < 5
+
+
+def test_plain_and_oneline_are_the_text_corpus_reshaped(text_corpus, tmp_path):
+    path, stats = text_corpus
+    text = path.read_text(encoding="utf-8")
+    plain = tmp_path / "plain.txt"
+    assert make_corpus.make_corpus(plain, SIZE, seed=0, fmt="plain")["documents"] == stats["documents"]
+    plain_text = plain.read_text(encoding="utf-8")
+    assert not any(c.isascii() and not (c.isalpha() or c in " \n") for c in plain_text)
+    kept = (c.lower() if c.isascii() else c for c in text.replace("<|endoftext|>", ""))  # ASCII lowercased
+    assert plain_text.split() == "".join(c for c in kept if not c.isascii() or c.isalpha() or c in " \n").split()
+    one = tmp_path / "one.txt"
+    make_corpus.make_corpus(one, SIZE, seed=0, fmt="oneline")
+    assert one.read_text(encoding="utf-8") == text.replace("\n", " ")

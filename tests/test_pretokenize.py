@@ -1,7 +1,9 @@
 """Pre-tokenization: the split patterns, and streaming that cuts only at chunk borders."""
 
+import itertools
+
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from sml.tokenizer import Tokenizer
@@ -31,7 +33,7 @@ def test_split_special_keeps_order_and_whole_tokens():
 # punctuation before newlines, digits, apostrophes, and special tokens.
 tricky_text = st.lists(
     st.sampled_from(
-        ["a", "Zé", " ", "  ", "\n", "\n\n", "\r\n", ".", ",", "'s", "'l", "1234", "\t", "\x0b",
+        ["a", "Zé", "l", "ve", " ", "  ", "\n", "\n\n", "\r\n", ".", ",", "'s", "'l", "1234", "\t", "\x0b",
          "\x1c", "\u3000", "\x85", EOT]
     )
 ).map("".join)
@@ -47,6 +49,41 @@ def test_streaming_gives_the_ids_of_the_whole_text(pattern, text, piece_chars):
     assert "".join(pieces) == text
     streamed = [i for p in pieces for i in tok.encode(p, special="allow")]
     assert streamed == tok.encode(text, special="allow")
+
+
+@pytest.mark.parametrize("pattern", ["gpt2", "gpt4"])
+@settings(max_examples=400, deadline=None)
+@given(text=tricky_text, cuts=st.lists(st.integers(0, 400), max_size=30), piece_chars=st.integers(1, 12))
+@example(text="ab x'll y", cuts=[6], piece_chars=3)  # a block ends after "'l": "'ll" is one chunk
+@example(text=f"ab{EOT}cd", cuts=[8], piece_chars=3)  # a block ends inside the special token
+def test_streaming_blocks_cut_anywhere_gives_the_ids_of_the_whole_text(pattern, text, cuts, piece_chars):
+    """A line longer than a read block comes in blocks that end anywhere: inside a word, after
+    "'l" of "'ll", inside a special token. The pieces still give the whole text's ids."""
+    tok = _tokenizers[pattern]
+    borders = sorted({0, len(text), *(c for c in cuts if c < len(text))})
+    blocks = [text[a:b] for a, b in itertools.pairwise(borders)]
+    pieces = list(stream_pieces(blocks, tok.split_re, tok.special_re, piece_chars))
+    assert "".join(pieces) == text
+    assert [c for p in pieces for c in chunks(tok, p)] == chunks(tok, text)  # what the ids are made from
+    assert [i for p in pieces for i in tok.encode(p, special="allow")] == tok.encode(text, special="allow")
+
+
+def chunks(tok, text):
+    return [c for piece, special in split_special(text, tok.special_re)
+            for c in ([piece] if special else tok.split_re.findall(piece))]
+
+
+@pytest.mark.parametrize("pattern", ["gpt2", "gpt4"])
+def test_one_endless_line_streams_in_bounded_pieces(pattern):
+    """A text with no line break at all (one 50 MB line, read in blocks) is cut too."""
+    tok = _tokenizers[pattern]
+    words = ["the", "cat's", "sat", "on", "a", "mat,", "and", "ran", "off", "zé", EOT]
+    text = " ".join(words[(i * 7) % 11] for i in range(3000))
+    blocks = [text[i : i + 97] for i in range(0, len(text), 97)]
+    pieces = list(stream_pieces(blocks, tok.split_re, tok.special_re, 500))
+    assert "".join(pieces) == text and len(pieces) > 20
+    assert max(map(len, pieces)) < 500 + 2 * 97
+    assert [i for p in pieces for i in tok.encode(p, "allow")] == tok.encode(text, "allow")
 
 
 _tokenizers = {

@@ -113,6 +113,7 @@ class TrainConfig:
     compile: Literal["auto", True, False]
     deterministic: bool
     nproc: int = dataclasses.field(metadata=limits(1, 1024))
+    threads: int = dataclasses.field(metadata=limits(0, 4096))
     seed: int = dataclasses.field(metadata=limits(0, 2**63 - 1))
     batch_size: int = dataclasses.field(metadata=limits(1, 1 << 20))
     grad_accum: int = dataclasses.field(metadata=limits(1, 1 << 16))

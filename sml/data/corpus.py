@@ -22,8 +22,9 @@ def sample_lines(path: str | Path, max_bytes: int, places: int = 64) -> Iterator
     size does not grow with it (what train_bpe trains on).
 
     Each place starts after the first line break past its offset and ends at the last one
-    within its share, so every line is one of the file's own, complete. (A line break is
-    never part of a multi-byte UTF-8 character: cutting there is always safe.)
+    within its share, so every line is one of the file's own, complete. A share inside one
+    long line is cut at spaces instead: whole words. (Neither a line break nor a space is ever
+    part of a multi-byte UTF-8 character: cutting there is always safe.)
     """
     path = Path(path)
     size = path.stat().st_size
@@ -36,10 +37,12 @@ def sample_lines(path: str | Path, max_bytes: int, places: int = 64) -> Iterator
             start = k * size // places
             f.seek(start)
             data = f.read(share)
-            begin = data.find(b"\n") + 1 if start > 0 else 0  # 0 when none: the share is inside one line
+            begin = data.find(b"\n") + 1 if start > 0 else 0
             end = data.rfind(b"\n") + 1
-            if end <= begin:
-                continue
+            if end <= begin:  # the share is inside one long line
+                begin, end = data.find(b" ") + 1 if start > 0 else 0, data.rfind(b" ") + 1
+                if end <= begin:
+                    continue
             try:
                 text = data[begin:end].decode("utf-8")
             except UnicodeDecodeError as e:
@@ -58,12 +61,16 @@ def check_corpus(path: str | Path) -> None:
         raise SMLError(f"{path}: the corpus is empty: rerun the download stage (dvc repro -f download)")
 
 
+LINE_CHARS = 1 << 20  # a longer line comes in parts of this many characters
+
+
 def iter_lines(path: str | Path) -> Iterator[str]:
-    """Yield the lines of ``path`` (each with its line ending)."""
+    """Yield the lines of ``path`` (each with its line ending); a line of more than
+    ``LINE_CHARS`` characters comes in parts, so that one endless line is never read whole."""
     path = Path(path)
     try:
         with open(path, encoding="utf-8", newline="") as f:
-            yield from f
+            yield from iter(lambda: f.readline(LINE_CHARS), "")
     except FileNotFoundError:
         raise SMLError(f"{path}: corpus not found (run the download stage first)") from None
     except UnicodeDecodeError as e:

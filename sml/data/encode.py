@@ -19,10 +19,11 @@ sha256 of each file is computed as it is written so that ``load_tokens`` can tel
 or swapped file from the one encode wrote. ``meta.json`` goes last, and a stale one is
 removed first: a failed encode leaves no ``meta.json`` that could vouch for new ``.bin`` files.
 
-Left out on purpose: shuffling; and cutting a file that has no line break at all (such a
-file, like one 100 MB line, is encoded in one range).
+Left out on purpose: shuffling; and cutting a file that has no line break at all into ranges
+(such a file, like one 100 MB line, is encoded by one process, still a block at a time).
 """
 
+import codecs
 import collections
 import hashlib
 import multiprocessing
@@ -238,18 +239,29 @@ def _encode_in_worker(path: Path, start: int, end: int) -> tuple[bytes, int, int
 
 
 def _text_blocks(path: Path, start: int, end: int) -> Iterator[str]:
-    """The text of bytes ``[start, end)`` in blocks that end at a line break (the last one may not)."""
+    """The text of bytes ``[start, end)`` in blocks of about ``BLOCK_BYTES`` that end at a line
+    break, or, in a line longer than a block, after the block's last whole character."""
     with open(path, "rb") as f:
         f.seek(start)
         pending = b""
         while (left := end - f.tell()) > 0 and (block := f.read(min(BLOCK_BYTES, left))):
             data = pending + block
             cut = data.rfind(b"\n") + 1 if f.tell() < end else len(data)
+            if cut == 0 and len(data) >= BLOCK_BYTES:  # inside a long line: up to a whole character
+                cut = _whole_characters(data, path)
             pending = data[cut:]
             if cut:
                 yield _decode(data[:cut], path)
         if pending:
             yield _decode(pending, path)
+
+
+def _whole_characters(data: bytes, path: Path) -> int:
+    """How many bytes of ``data`` are whole UTF-8 characters (the rest is cut by the block's end)."""
+    try:
+        return codecs.utf_8_decode(data, "strict", False)[1]
+    except UnicodeDecodeError:
+        return len(data)  # _decode reports where
 
 
 def _decode(data: bytes, path: Path) -> str:

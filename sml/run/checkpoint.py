@@ -37,9 +37,10 @@ from sml.run.errors import SMLError
 # of ``model`` and ``train`` is in the fingerprint (tests/test_train.py checks that every key
 # is in exactly one of the two). These only say how often to look at the run, when to stop
 # looking (patience, max_iters: see resume.resume_run), and which kernels compute the same
-# numbers (compile, deterministic); none changes the weights a step computes.
+# numbers (compile, deterministic) or nearly (threads: the last bits of a sum); none changes
+# what a step computes beyond that.
 RESUMABLE = {"eval_interval", "eval_iters", "log_interval", "checkpoint_interval", "compile",
-             "patience", "deterministic"}
+             "patience", "deterministic", "threads"}
 
 
 def run_fingerprint(model_cfg: ModelConfig, train_cfg: TrainConfig, tokenizer_sha256: str,

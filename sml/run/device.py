@@ -9,6 +9,10 @@
   state stay float32 ("mixed" precision). float32 matmuls on CUDA use TF32.
 - ``torch.compile``: ``auto`` compiles on CUDA under Linux, where Triton makes it pay.
 - Deterministic mode, on request: the same seed gives the same numbers, a little slower.
+- CPU threads (``pick_threads``): torch's default, one per core, collapses when another
+  program is busy on a core (every op waits for its slowest thread: 977 against 15,563
+  tokens/s with one thread, NOTES.md). So the train stage times the model's kind of work with
+  all cores and with one, and keeps the faster; ``train.threads`` sets it instead.
 
 Every stage that runs the model (train, evaluate, sample, plot) picks its device through
 ``pick_runtime``, and errors name that stage's params key (``sample.device = ...``).
@@ -23,6 +27,7 @@ import os
 import platform
 import shutil
 import sys
+import time
 import warnings
 from dataclasses import dataclass
 
@@ -144,6 +149,56 @@ def pick_compile(choice: str | bool, device: torch.device, *, key: str = "train"
         raise SMLError(f"{key}.compile = true, but torch.compile needs Triton, which is not installed"
                        f" on this Windows machine: set {key}.compile: false (or auto)")
     return bool(choice)
+
+
+def pick_threads(threads: int, device: torch.device, width: int, rows: int, picked: int = 0) -> tuple[int, str]:
+    """Set torch's CPU threads for this process; return how many, and why (for the header).
+
+    ``threads``: ``train.threads`` (0: pick). ``picked``: the count a resumed run picked when it
+    started (kept: another count computes other bits, and resuming is bit-exact). Else, on a
+    CPU, ``_threads_rate`` at the model's ``width`` and ``rows`` with every core and with one.
+    OMP_NUM_THREADS, when set (by the user, or for several processes), is kept as it is.
+    """
+    if threads:
+        torch.set_num_threads(threads)
+        return threads, "train.threads"
+    if os.environ.get("OMP_NUM_THREADS") or device.type != "cpu":
+        return torch.get_num_threads(), "OMP_NUM_THREADS" if os.environ.get("OMP_NUM_THREADS") else "torch's default"
+    if picked:
+        torch.set_num_threads(picked)
+        return picked, "picked when the run started"
+    cores = torch.get_num_threads()
+    if cores == 1:
+        return 1, "one core"
+    rates = {n: _threads_rate(n, width, rows) for n in (cores, 1)}
+    best = cores if rates[cores] >= rates[1] else 1
+    torch.set_num_threads(best)
+    return best, (f"measured: {cores} threads ran this model's kind of work at {rates[cores] / rates[1]:.2f}x"
+                  f" one thread's speed" + ("" if best == cores else ": is another program busy on this machine?"))
+
+
+def _threads_rate(threads: int, width: int, rows: int, budget_s: float = 0.05) -> float:
+    """Blocks per second of an MLP, a residual and a layer norm (``rows`` x ``width``, like one of
+    the model's) on ``threads`` threads: short ops, where a thread kept waiting by a busy core
+    holds up every op (2 cores: 1.7x one thread's speed idle, 0.7x beside a busy process)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    F = torch.nn.functional
+    try:
+        g = torch.Generator().manual_seed(0)  # not the run's random numbers
+        shapes = ((rows, width), (width, 4 * width), (4 * width, width))
+        x, w1, w2 = (torch.randn(shape, generator=g) for shape in shapes)
+        F.layer_norm(F.gelu(x @ w1) @ w2 + x, (width,))  # warm-up: the thread pool, the buffers
+        best = 0.0
+        for _ in range(3):
+            done, start = 0, time.perf_counter()
+            while (spent := time.perf_counter() - start) < budget_s or done == 0:
+                F.layer_norm(F.gelu(x @ w1) @ w2 + x, (width,))
+                done += 1
+            best = max(best, done / spent)
+        return best
+    finally:
+        torch.set_num_threads(previous)
 
 
 def cuda_has_native_bf16() -> bool:

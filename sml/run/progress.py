@@ -113,10 +113,16 @@ class Progress:
     How far the run is: steps of ``total``, or, with a time budget of ``budget_s``
     seconds, training seconds of it if that is further. The time left is this session's
     wall time (evaluations and compilation included) per unit of that, times what is left.
+
+    A row at less than ``SLOW`` of this session's fastest tokens/s says so: on a machine that
+    something else keeps busy, a time budget quietly trains fewer steps (a worse model).
     """
+
+    SLOW = 1 / 3
 
     def __init__(self, total: int, start_step: int, out, budget_s: float = 0.0, start_s: float = 0.0):
         self.total, self.out, self.budget_s = total, out, budget_s
+        self.fastest = 0.0  # tokens/s, the best row of this session
         self.start_done, self.start_time = self.done(start_step, start_s), time.perf_counter()
         self.tty = hasattr(out, "isatty") and out.isatty()
 
@@ -137,13 +143,28 @@ class Progress:
                  else f"{row['step']:>6}/{self.total}")
         text = (f"step {where}  train {row['train_bits_per_char']:.3f}{val} bits/char"
                 f"  lr {row['lr']:.2e}  {speed}"
-                f"  {duration(row['elapsed_s'])}, {duration(left)} left")
+                f"  {duration(row['elapsed_s'])}, {duration(left)} left") + self.slow(row["tokens_per_s"])
         if self.tty:
             bar = int(30 * done)
             print(f"\r[{'#' * bar}{'.' * (30 - bar)}] {text}", end="" if val == "" else "\n",
                   file=self.out, flush=True)
         else:
             print(text, file=self.out, flush=True)
+
+    def slow(self, rate: float | None) -> str:
+        """A warning when ``rate`` (tokens/s) fell far below this session's fastest, else "".
+
+        >>> p = Progress(100, 0, None)
+        >>> p.slow(15_563), p.slow(12_000), p.slow(977)
+        ('', '', '  SLOW: 977 tokens/s, 6% of the 15,563 earlier (another program busy? README, "Threads")')
+        """
+        if rate is None:
+            return ""
+        self.fastest = max(self.fastest, rate)
+        if rate >= self.SLOW * self.fastest:
+            return ""
+        return (f"  SLOW: {rate:,.0f} tokens/s, {rate / self.fastest:.0%} of the {self.fastest:,.0f} earlier"
+                ' (another program busy? README, "Threads")')
 
     def close(self) -> None:
         if self.tty:

@@ -30,7 +30,7 @@ from sml.parts import parts_for
 from sml.run import distributed
 from sml.run.atomic import write_json
 from sml.run.checkpoint import file_fingerprint, load_checkpoint, run_fingerprint, save_torch
-from sml.run.device import Runtime, pick_runtime
+from sml.run.device import Runtime, pick_runtime, pick_threads
 from sml.run.distributed import Dist
 from sml.run.errors import SMLError
 from sml.run.memory import check_fits, device_memory, estimate_training_memory, peak_flops
@@ -57,8 +57,10 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, files: TrainFiles,
     try:
         run = build(model_cfg, cfg, files, runtime, env, out if env.is_main else io.StringIO(), mine)
         resumed_at = run.step if resume_run(run) else None
+        run.state.threads, why = pick_threads(cfg.threads, runtime.device, model_cfg.n_embd,
+                                              min(cfg.batch_size * model_cfg.block_size, 4096), run.state.threads)
         wrap(run)
-        print_header(run, resumed_at)
+        print_header(run, resumed_at, f"{run.state.threads} CPU thread{'s' * (run.state.threads > 1)} ({why})")
         if run.stopped_early:
             print(f"train: this run stopped early at step {run.step:,} (no better val loss for {cfg.patience}"
                   " evaluations): nothing to train; raise train.patience (0: off) to go on", file=run.out)
@@ -131,7 +133,7 @@ def wrap(run: Run) -> None:
     run.forward = torch.compile(forward) if run.runtime.compile else forward
 
 
-def print_header(run: Run, resumed_at: int | None) -> None:
+def print_header(run: Run, resumed_at: int | None, threads: str = "") -> None:
     """What is trained, where, how fast it could go, and whether it fits: before any step."""
     counts, out = run.model.param_counts(), run.out
     parts = ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in counts.items() if k != "total")
@@ -142,6 +144,8 @@ def print_header(run: Run, resumed_at: int | None) -> None:
           f" steps" + (f"; resuming at step {resumed_at:,}" if resumed_at is not None else ""), file=out)
     print(f"train: peak {run.estimates.peak_flops / 1e12:.3g} TFLOP/s per device ({run.estimates.peak_source}),"
           " for MFU", file=out)
+    if threads and run.runtime.device.type == "cpu":
+        print(f"train: {threads}", file=out)
     print(f"memory: {run.estimates.fits}", file=out)
 
 

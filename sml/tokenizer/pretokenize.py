@@ -85,9 +85,10 @@ def stream_pieces(
     spaces by looking at what follows the whole run, so a cut inside or after one changes chunks.
 
     Lines are gathered until the buffer is big enough, then cut at its last safe place; the
-    rest goes back to the front of the buffer. Special tokens hold no newline, so a buffer
-    of whole lines never ends inside one. Text with no safe place at all (one endless run
-    of whitespace) stays in the buffer until the end.
+    rest goes back to the front of the buffer. A "line" may also be a block of a longer line
+    (a file of one 50 MB line comes in blocks): then the buffer's last few characters, and a
+    special token it may end inside, are not cut near (``_settled``). Text with no safe place
+    at all (one endless run of whitespace) stays in the buffer until the end.
 
     >>> list(stream_pieces(["to be,\\n", "or not, to be\\n"], compile_pattern("gpt2"), None, 3))
     ['to be', ',\\nor not, to', ' be\\n']
@@ -100,7 +101,7 @@ def stream_pieces(
         if size < min_piece_chars:
             continue
         text = "".join(buffer)
-        cut = last_safe_cut(text, pattern, special_re)
+        cut = last_safe_cut(text[: _settled(text, pattern, special_re)], pattern, special_re)
         if cut > 0:
             yield text[:cut]
             text = text[cut:]
@@ -108,6 +109,25 @@ def stream_pieces(
     tail = "".join(buffer)
     if tail:
         yield tail
+
+
+LOOKAHEAD_CHARS = 4  # how far SML's patterns look past a chunk border: "'ll" is one chunk, "'l" two
+
+
+def _settled(text: str, pattern: regex.Pattern, special_re: regex.Pattern | None) -> int:
+    """How much of a buffer may be cut without knowing what follows: all of it at a line's end
+    (no chunk or special token holds a line break); inside a line, all but the last
+    ``LOOKAHEAD_CHARS`` and a special token that may still be coming ("<|endof"); nothing with
+    a custom pattern, of which nothing is known."""
+    if text.endswith("\n"):
+        return len(text)
+    if pattern.pattern not in PATTERNS.values():
+        return 0
+    settled = max(len(text) - LOOKAHEAD_CHARS, 0)
+    for m in special_re.finditer(text, partial=True) if special_re is not None else ():
+        if m.start() < settled < m.end() or m.partial:
+            return min(m.start(), settled)
+    return settled
 
 
 _WHITESPACE = regex.compile(r"\s")  # the same \s as in the split patterns
