@@ -120,6 +120,8 @@ def loop(run: "Run", on_step: Callable[[int], None] | None = None) -> None:
                 raise Interrupted(f"interrupted at step {run.step}: checkpoint saved to"
                                   f" {run.files.checkpoint}; rerun to resume")
             lr = lr_at(run.schedule_step, run.cfg, run.model.parts.lr_at)
+            if run.step < run.cfg.warmup_iters:  # for lr.png: a budget's log rows may miss the warmup
+                state.warmup_lrs.append(lr)
             for group in run.optimizer.param_groups:
                 group["lr"] = lr * group["lr_scale"]
             if first:  # compiles the model (and warms up the allocator): timed apart from the rest

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from sml.run.errors import SMLError, blame
+from sml.run.errors import SMLError, blame, refused_by_system
 
 ParamsFile = Annotated[Path, typer.Option(help="The parameters file.")]
 
@@ -75,7 +75,8 @@ def stage(fn):
             print("interrupted", file=sys.stderr)
             raise SystemExit(130) from None
         except (Exception, SystemExit) as e:
-            theirs = blame(e)  # raised in the learner's own file (impl: mine): their line, exit 1
+            # raised in the learner's own file (impl: mine): their line; or the file system's "no"
+            theirs = blame(e) or refused_by_system(e)
             if theirs is not None and not os.environ.get("SML_DEBUG"):
                 print(f"error: {theirs}", file=sys.stderr)
                 raise SystemExit(1) from None

@@ -323,3 +323,27 @@ def test_a_symbolic_link_loop_is_named_as_one(tmp_path):
     (tmp_path / "loop").symlink_to(tmp_path / "loop")
     with pytest.raises(SMLError, match=r"loop: a symbolic link that leads nowhere \(a loop"):
         import_model(tmp_path / "loop", tmp_path / "out")
+
+
+def test_a_place_that_cannot_be_written_is_one_line_and_the_earlier_import_stays(tmp_path, tokenizer_dir,
+                                                                                 monkeypatch):
+    import errno
+
+    import sml.run.atomic
+
+    folder = stranger_directory(tmp_path, tokenizer_dir, lambda c, t: None)
+    (tmp_path / "notes.txt").write_text("the user's")
+    done = run("hf", "import", str(folder), "--out", str(tmp_path / "notes.txt" / "model"))
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert str(tmp_path / "notes.txt") in done.stderr
+    assert "Not a directory: choose a place you can write to" in done.stderr
+    assert run("hf", "import", str(folder), "--out", str(tmp_path / "out")).returncode == 0
+    before = {p: p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()}
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sml.run.atomic.os, "fsync", full)
+    done = run("hf", "import", str(folder), "--out", str(tmp_path / "out"))
+    assert done.returncode == 1 and "error: No space left on device: free some space" in done.stderr, done.stderr
+    assert {p: p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()} == before

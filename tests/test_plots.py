@@ -51,3 +51,17 @@ def test_a_budgeted_runs_lr_is_drawn_from_its_log_rows():
     stepped = lr_figure(rows, {"train": schedule | {"time_budget_s": 0.0}, "steps": 12,
                                "schedule": [{"from_step": 0, "max_iters": 1000}]})
     assert len(stepped.axes[0].get_lines()[0].get_xdata()) == 12  # the schedule, step by step, to the last step
+
+
+def test_a_budgeted_runs_warmup_is_drawn_step_by_step_and_a_short_last_row_leaves_the_loss_line():
+    from sml.run.plots import loss_figure, lr_figure
+
+    rows = [{"step": s, "tokens": 64.0 * s, "lr": 1e-3, "train_bits_per_char": 2.0 - s / 100,
+             "val_bits_per_char": None} for s in (10.0, 20.0, 30.0, 31.0)]
+    rows[-1]["train_bits_per_char"] = 0.5  # one batch's mean: noise, not a dip
+    info = {"train": {"lr": 1e-3, "min_lr": 1e-4, "warmup_iters": 4, "max_iters": 1000, "time_budget_s": 30.0},
+            "schedule": [{"from_step": 0, "max_iters": 1000}], "warmup_lrs": [2.5e-4, 5e-4, 7.5e-4, 1e-3]}
+    first = lr_figure(rows, info).axes[0].get_lines()[0]
+    assert list(first.get_xdata()[:5]) == [1, 2, 3, 4, 10.0] and first.get_ydata()[0] == 2.5e-4
+    train = loss_figure(rows).axes[0].get_lines()[0]
+    assert list(train.get_xdata()) == [10.0, 20.0, 30.0]  # the 1-step row at 31 is left out

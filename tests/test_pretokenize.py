@@ -56,6 +56,7 @@ def test_streaming_gives_the_ids_of_the_whole_text(pattern, text, piece_chars):
 @given(text=tricky_text, cuts=st.lists(st.integers(0, 400), max_size=30), piece_chars=st.integers(1, 12))
 @example(text="ab x'll y", cuts=[6], piece_chars=3)  # a block ends after "'l": "'ll" is one chunk
 @example(text=f"ab{EOT}cd", cuts=[8], piece_chars=3)  # a block ends inside the special token
+@example(text="'llaZé", cuts=[], piece_chars=1)  # "'l" must not be cut from "'llaZé" by the settled end
 def test_streaming_blocks_cut_anywhere_gives_the_ids_of_the_whole_text(pattern, text, cuts, piece_chars):
     """A line longer than a read block comes in blocks that end anywhere: inside a word, after
     "'l" of "'ll", inside a special token. The pieces still give the whole text's ids."""
@@ -100,6 +101,9 @@ def test_the_backward_search_finds_the_cut_the_forward_rule_does(pattern, text):
     compiled, specials = compile_pattern(pattern), special_regex([EOT])
     for special_re in (specials, None):
         assert last_safe_cut(text, compiled, special_re) == _last_safe_cut_forward(text, compiled, special_re)
+        for limit in range(0, len(text), 7):  # no cut after a limit (a buffer's unsettled end)
+            cut = last_safe_cut(text, compiled, special_re, limit=limit)
+            assert cut <= limit and cut == _last_safe_cut_forward(text, compiled, special_re, limit)
 
 
 @pytest.mark.parametrize("pattern", ["gpt2", "gpt4"])

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT, params_template
+from tests.conftest import ROOT, SONNET, params_template
 
 
 def run_stage(stage: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -229,6 +229,55 @@ def test_ctrl_c_while_a_stage_starts_up_is_one_line_and_exit_130(tmp_path, delay
     _, err = process.communicate(timeout=60)
     assert process.returncode in (130, -signal.SIGINT), (process.returncode, err)
     assert err.strip() == "interrupted", err
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the workers in Linux's /proc")
+def test_ctrl_c_while_encode_workers_start_is_one_line_and_the_previous_token_files_stay(tmp_path):
+    """A terminal's Ctrl-C reaches every process of the group, encode's workers too, even while
+    they import: they leave it to the stage, which says "interrupted" once; the earlier token
+    files are kept."""
+    import signal
+    import time
+
+    from sml.tokenizer import Tokenizer
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "train.txt").write_text((SONNET + "\n") * 20_000, encoding="utf-8")  # ~12 MB: 2 workers
+    (corpus / "val.txt").write_text(SONNET, encoding="utf-8")
+    tok = Tokenizer.train(SONNET, 300, "gpt4").save(tmp_path / "tokenizer")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params_template()))
+    out = tmp_path / "tokens"
+    out.mkdir()
+    (out / "meta.json").write_text("the previous run's")
+    process = subprocess.Popen([sys.executable, "-m", "stages.encode", "--corpus", str(corpus), "--tokenizer",
+                                str(tok), "--out", str(out), "--workers", "2"], cwd=tmp_path,
+                               env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    while len(processes_of_group(process.pid, "spawn_main")) < 2 and process.poll() is None:
+        time.sleep(0.005)  # until both workers exist: they are still importing, the worst moment
+    os.killpg(process.pid, signal.SIGINT)  # as a terminal does: the whole group
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and err.strip() == "interrupted", (process.returncode, err)
+    assert (out / "meta.json").read_text() == "the previous run's" and not list(out.glob("*.tmp"))
+    time.sleep(0.5)
+    assert not processes_of_group(process.pid)  # the workers are gone too
+
+
+def processes_of_group(pgid: int, command: str = "") -> list[int]:
+    """Running processes of group ``pgid`` whose command line holds ``command`` (Linux's /proc;
+    a zombie has exited: no init here reaps it)."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()  # after "pid (name)": state, ppid, pgrp
+            if int(fields[2]) == pgid and fields[0] != "Z" and command.encode() in (proc / "cmdline").read_bytes():
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
 
 
 @pytest.mark.parametrize(("option", "value", "says"), [

@@ -25,10 +25,12 @@ Left out on purpose: shuffling; and cutting a file that has no line break at all
 
 import codecs
 import collections
+import contextlib
 import hashlib
 import multiprocessing
 import os
 import signal
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -37,14 +39,14 @@ from typing import TextIO
 
 import numpy as np
 
-from sml.run.atomic import replaced_together, write_json
 from sml.data.corpus import not_utf8_where
-from sml.run.errors import SMLError
 from sml.data.meter import Meter
+from sml.data.tokens import SPLITS, token_dtype
+from sml.run.atomic import replaced_together, write_json
+from sml.run.errors import SMLError
 from sml.tokenizer import Tokenizer
 from sml.tokenizer.pretokenize import last_safe_cut, stream_pieces
 from sml.tokenizer.tokenizer import Backend, SpecialPolicy, TokenizerError
-from sml.data.tokens import SPLITS, token_dtype
 
 MIN_SPLIT_TOKENS = 2  # one token to predict from, one to predict
 RANGE_BYTES = 32 << 20  # what one worker encodes at a time, at most
@@ -176,17 +178,18 @@ def _encoded_ranges(path: Path, ranges: list[tuple[int, int]], job: tuple, worke
     the same behaviour everywhere, and no fork of a process that may hold threads.
     """
     workers = min(processes_for(path.stat().st_size, workers), len(ranges))
-    if workers <= 1:
+    if workers <= 1:  # piece by piece: a range of any size (a file of one line is one) in bounded memory
         encoder = _RangeEncoder(*job)
         for start, end in ranges:
-            yield encoder(path, start, end)
+            yield from encoder.pieces(path, start, end)
         return
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_start_worker, initargs=job)
     try:
         in_flight: collections.deque = collections.deque()
-        for start, end in ranges:
-            in_flight.append(pool.submit(_encode_in_worker, path, start, end))
+        for i, (start, end) in enumerate(ranges):
+            with _ctrl_c_ignored_by_children(i < workers):  # the pool starts a process at each of these
+                in_flight.append(pool.submit(_encode_in_worker, path, start, end))
             if len(in_flight) >= 2 * workers:
                 yield in_flight.popleft().result()
         while in_flight:
@@ -213,16 +216,34 @@ class _RangeEncoder:
 
     def __call__(self, path: Path, start: int, end: int) -> tuple[bytes, int, int]:
         """The range's ids (as the bytes of the file to write), its characters and its bytes."""
-        parts, chars = [], 0
+        parts = list(self.pieces(path, start, end))
+        return b"".join(p[0] for p in parts), sum(p[1] for p in parts), end - start
+
+    def pieces(self, path: Path, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+        """The same, one piece of about a megabyte at a time."""
         pieces = stream_pieces(_text_blocks(path, start, end), self.tok.split_re, _special_re(self.tok, self.special))
         for piece in pieces:
             try:
                 ids = self.tok.encode(piece, self.special, self.backend)
             except TokenizerError as e:
                 raise SMLError(f"{path}: {e} (data.special_in_text in params.yaml)") from None
-            parts.append(np.asarray(ids, dtype=self.dtype))
-            chars += len(piece)
-        return b"".join(p.tobytes() for p in parts), chars, end - start
+            yield np.asarray(ids, dtype=self.dtype).tobytes(), len(piece), len(piece.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def _ctrl_c_ignored_by_children(starting: bool) -> Iterator[None]:
+    """While ``starting``, SIGINT is ignored, and so it is in the processes started then: a
+    process inherits an ignored signal, and Python then leaves it ignored. Ctrl-C (which a
+    terminal sends to every process of the group) is the stage's to handle, once, and not
+    every worker's, even one still importing, to print a traceback about."""
+    if not starting or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 _worker: _RangeEncoder | None = None
@@ -230,7 +251,6 @@ _worker: _RangeEncoder | None = None
 
 def _start_worker(*job) -> None:
     global _worker
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the stage's to handle, once, not every worker's
     _worker = _RangeEncoder(*job)
 
 

@@ -74,10 +74,18 @@ def read_log(path: Path) -> list[dict]:
 
 
 def loss_figure(rows: list[dict]):
-    """Train and val loss in bits/char (the log's own columns), against steps and tokens seen."""
+    """Train and val loss in bits/char (the log's own columns), against steps and tokens seen.
+
+    A train point is the mean of the batches since the row before; the last row of a run that
+    stopped between log steps (a time budget, an early stop) may hold one batch, whose noise
+    would read as a dip or a jump: a row of less than half the usual steps is left out.
+    """
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    spans = [b["step"] - a["step"] for a, b in zip(rows, rows[1:])]
+    usual = sorted(spans)[len(spans) // 2] if spans else 0
+    train = [r for r, span in zip(rows, [usual, *spans]) if 2 * span >= usual]
     for ax, x_key, x_label in ((axes[0], "step", "optimizer step"), (axes[1], "tokens", "tokens seen")):
-        ax.plot([r[x_key] for r in rows], [r["train_bits_per_char"] for r in rows],
+        ax.plot([r[x_key] for r in train], [r["train_bits_per_char"] for r in train],
                 label="train (batch mean)", color="tab:blue", alpha=0.7)
         val = [r for r in rows if r["val_bits_per_char"] is not None]
         ax.plot([r[x_key] for r in val], [r["val_bits_per_char"] for r in val],
@@ -95,14 +103,18 @@ def lr_figure(rows: list[dict], info: dict):
     """The learning rate of every step, from the schedule the run followed (dots: logged steps).
 
     Log rows alone would start the warmup at the first logged step, not at 0. On a time
-    budget the schedule followed the clock, not the step: there the logged rows are all
-    there is, joined by a line.
+    budget the schedule followed the clock, not the step: there it is the lr of each warmup
+    step (model.json's ``warmup_lrs``), then the logged rows, joined by a line.
     """
     fig, ax = plt.subplots(figsize=(6, 3.5))
     budget = info.get("train", {}).get("time_budget_s")
     if "train" in info and not budget:  # model.json from before the schedule was recorded has only the rows
         lrs = lr_curve(info["train"], info["schedule"])[: info.get("steps")]  # an early stop ends it sooner
         ax.plot(range(1, len(lrs) + 1), lrs, color="tab:green", label="schedule")
+    elif budget and info.get("warmup_lrs"):
+        warmup = [(step, lr) for step, lr in enumerate(info["warmup_lrs"], start=1) if step < rows[0]["step"]]
+        ax.plot(*zip(*warmup, *((r["step"], r["lr"]) for r in rows), strict=True), color="tab:green",
+                label="each warmup step, then logged")
     ax.plot([r["step"] for r in rows], [r["lr"] for r in rows], "o-" if budget else "o", color="tab:green",
             markersize=2.5, label="logged")
     title = "Learning rate: linear warmup, then cosine decay"

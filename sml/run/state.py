@@ -68,6 +68,7 @@ class RunState:
     # where train.max_iters changed ("train longer", sml/run/resume.py): the cosine of each part
     schedule: list[dict] = field(default_factory=list)
     best: Best = field(default_factory=Best)
+    warmup_lrs: list[float] = field(default_factory=list)  # the lr of each step before train.warmup_iters
     threads: int = 0  # the CPU threads picked when the run started (sml.run.device.pick_threads; 0: none)
     clock: budget.Clock = field(default_factory=budget.Clock)  # the time budget's (sml/run/budget.py)
 

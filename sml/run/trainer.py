@@ -199,7 +199,7 @@ def finish(run: Run, mine: Mine | None = None) -> dict:
         write_json(run.files.model / "model.json", {
             "model": asdict(run.model_cfg), "vocab_size": run.model.vocab_size,
             "tokenizer_sha256": run.fingerprint["tokenizer_sha256"], "steps": run.step, "metrics": metrics,
-            "train": asdict(run.cfg) | run.fingerprint["train"], "schedule": s.schedule,
+            "train": asdict(run.cfg) | run.fingerprint["train"], "schedule": s.schedule, "warmup_lrs": s.warmup_lrs,
             "impl": (mine or Mine()).model_impl(),  # evaluating needs the same parts
         })
         write_log(run.files.log, s.history)

@@ -101,7 +101,7 @@ def stream_pieces(
         if size < min_piece_chars:
             continue
         text = "".join(buffer)
-        cut = last_safe_cut(text[: _settled(text, pattern, special_re)], pattern, special_re)
+        cut = last_safe_cut(text, pattern, special_re, limit=_settled(text, pattern, special_re))
         if cut > 0:
             yield text[:cut]
             text = text[cut:]
@@ -115,19 +115,16 @@ LOOKAHEAD_CHARS = 4  # how far SML's patterns look past a chunk border: "'ll" is
 
 
 def _settled(text: str, pattern: regex.Pattern, special_re: regex.Pattern | None) -> int:
-    """How much of a buffer may be cut without knowing what follows: all of it at a line's end
-    (no chunk or special token holds a line break); inside a line, all but the last
-    ``LOOKAHEAD_CHARS`` and a special token that may still be coming ("<|endof"); nothing with
-    a custom pattern, of which nothing is known."""
+    """Up to where a buffer may be cut without knowing what follows: anywhere at a line's end
+    (no chunk or special token holds a line break); inside a line, not in the last
+    ``LOOKAHEAD_CHARS``, nor near a special token that may still be coming ("<|endof");
+    nowhere with a custom pattern, of which nothing is known."""
     if text.endswith("\n"):
         return len(text)
     if pattern.pattern not in PATTERNS.values():
         return 0
-    settled = max(len(text) - LOOKAHEAD_CHARS, 0)
-    for m in special_re.finditer(text, partial=True) if special_re is not None else ():
-        if m.start() < settled < m.end() or m.partial:
-            return min(m.start(), settled)
-    return settled
+    coming = [m.start() for m in special_re.finditer(text, partial=True) if m.partial] if special_re else []
+    return max(min(len(text), *coming) - LOOKAHEAD_CHARS, 0)
 
 
 _WHITESPACE = regex.compile(r"\s")  # the same \s as in the split patterns
@@ -159,8 +156,8 @@ def _safe_start(text: str, start: int, sure: bool) -> bool:
 
 
 def last_safe_cut(text: str, pattern: regex.Pattern, special_re: regex.Pattern | None,
-                   starts_at_border: bool = True) -> int:
-    """The last index where ``text`` may be cut without changing its chunks (0 if none).
+                   starts_at_border: bool = True, limit: int | None = None) -> int:
+    """The last index (at most ``limit``) where ``text`` may be cut without changing its chunks (0 if none).
 
     The search goes backwards, and reads only the end of the text: the last piece between
     special tokens first; in it, the last sure border (``_SURE_BORDER``, found by a backward
@@ -174,6 +171,7 @@ def last_safe_cut(text: str, pattern: regex.Pattern, special_re: regex.Pattern |
     piece only what follows a sure border counts. A later piece starts after a special
     token, which is a border either way (special tokens hold no line break).
     """
+    limit = len(text) if limit is None else limit
     pieces = list(split_special(text, special_re))
     ends = list(itertools.accumulate(len(piece) for piece, _ in pieces))
     sure = pattern.pattern in PATTERNS.values()  # the border rule holds for SML's own patterns only
@@ -181,34 +179,39 @@ def last_safe_cut(text: str, pattern: regex.Pattern, special_re: regex.Pattern |
         return 0  # a custom pattern: nothing is known about where its chunks start
     for (piece, is_special), end in zip(reversed(pieces), reversed(ends), strict=True):
         offset = end - len(piece)
+        if offset > limit:
+            continue
         if is_special:
             return offset  # right before a special token
-        borders = [b.end() for b in (_SURE_BORDER.search(piece), _SPACE_BORDER.search(piece),
-                                     _LINE_BORDER.search(piece)) if b is not None] if sure else []
+        room = limit - offset + 1  # the borders searched for lie at most at the limit
+        borders = [b.end() for b in (_SURE_BORDER.search(piece, 0, room), _SPACE_BORDER.search(piece, 0, room),
+                                     _LINE_BORDER.search(piece, 0, room)) if b is not None] if sure else []
         restart = max(borders, default=0)  # the last place chunking is known to start at
         if restart == 0 and offset == 0 and not starts_at_border:
             return 0  # the window's first piece, with nowhere known to restart chunking
         chunks = pattern.findall(piece, restart)
         starts = list(itertools.accumulate(map(len, chunks), initial=offset + restart))
         if starts[-1] != end:  # the chunks do not tile the piece (a custom pattern): go the slow way
-            return _last_safe_cut_forward(text, pattern, special_re)
+            return _last_safe_cut_forward(text, pattern, special_re, limit)
         for start in reversed(starts[:-1]):
-            if _safe_start(text, start, sure):
+            if start <= limit and _safe_start(text, start, sure):
                 return start
     return 0
 
 
-def _last_safe_cut_forward(text: str, pattern: regex.Pattern, special_re: regex.Pattern | None) -> int:
+def _last_safe_cut_forward(text: str, pattern: regex.Pattern, special_re: regex.Pattern | None,
+                           limit: int | None = None) -> int:
     """``last_safe_cut`` the plain way: every chunk border, in order, keeping the last safe one."""
     cut = offset = 0
+    limit = len(text) if limit is None else limit
     sure = pattern.pattern in PATTERNS.values()
     for piece, is_special in split_special(text, special_re):
-        if is_special:
+        if is_special and offset <= limit:
             cut = offset
-        else:
+        elif not is_special:
             for m in pattern.finditer(piece):
                 start = offset + m.start()
-                if _safe_start(text, start, sure):
+                if start <= limit and _safe_start(text, start, sure):
                     cut = start
         offset += len(piece)
     return cut
