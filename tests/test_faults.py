@@ -1,4 +1,5 @@
-"""Fault injection: every artifact a stage reads, damaged every way, and kill -9 mid-run.
+"""Fault injection: every artifact a stage reads, damaged every way, and kill -9 mid-run; and
+(``FAULT_CLASSES``) where each class of bad input from learners and strangers is tested.
 
 Each damaged case asserts what a user would: the stage exits 1 with one line that names
 the file and says what to do, or (for damage no check can see, listed in UNDETECTABLE with
@@ -246,3 +247,57 @@ def _step_of(checkpoint_json: Path) -> int:
         return json.loads(checkpoint_json.read_text())["step"]
     except (OSError, ValueError, KeyError):
         return -1
+
+
+# Bad input from learners and strangers (issue 26), class by class, and the tests that show
+# each ends in one line that names it (exit 1), loses nothing and never hangs. Each test
+# lives beside the code it exercises; this list says where, and fails when one is renamed
+# or removed without a replacement named here.
+FAULT_CLASSES = {
+    "learner file: syntax error": "test_grading::test_a_file_that_does_not_load_fails_in_one_line_with_its_line_number",
+    "learner file: raise, sys.exit or endless loop at import or in a check":
+        "test_grading::test_a_part_that_exits_or_never_returns_fails_in_words_and_cannot_run",
+    "learner file: refused by the pipeline before any work":
+        "test_grading::test_the_pipeline_refuses_a_part_that_cannot_run_before_any_work",
+    "learner file: raise or sys.exit in forward, mid-run":
+        "test_grading::test_an_error_raised_in_the_learners_file_mid_run_is_theirs_exit_1",
+    "learner file: NaN": "test_parts::test_a_nan_loss_with_a_learners_part_names_the_part_and_its_grade_first",
+    "learner file: wrong dtype": "test_grading::test_a_part_that_returns_float64_is_told_so_in_words",
+    "learner file: wrong shape (and every classic mistake)": "test_grading::test_a_classic_mistake_is_caught_and_named",
+    "a new run keeps the previous best model until it has its own":
+        "test_train::test_a_run_that_starts_over_keeps_the_previous_best_until_it_has_its_own",
+    "hf import: config out of range or inconsistent, tensors wrong, missing or not finite":
+        "test_hf::test_a_strangers_directory_is_one_line_naming_what_is_wrong_and_nothing_is_written",
+    "hf import: index files": "test_hf::test_an_index_file_reads_nothing_outside_its_directory",
+    "hf import and export: overwrites": "test_hf::test_import_and_export_never_write_over_other_files",
+    "hf import: a pickle only": "test_hf::test_a_directory_with_only_a_pickle_says_so",
+    "hf import: a symbolic link loop": "test_hf::test_a_symbolic_link_loop_is_named_as_one",
+    "a place that cannot be written (--out in a file, a full disk)":
+        "test_hf::test_a_place_that_cannot_be_written_is_one_line_and_the_earlier_import_stays",
+    "hf export of a learner's model":
+        "test_hf::test_a_model_trained_with_a_learners_part_is_not_exported_and_an_imported_one_runs_with_any",  # noqa: E501
+    "text without punctuation in bounded pieces":
+        "test_pretokenize::test_text_without_punctuation_streams_in_bounded_pieces",
+    "one endless line in bounded pieces": "test_pretokenize::test_one_endless_line_streams_in_bounded_pieces",
+    "blocks cut anywhere give the whole text's ids":
+        "test_pretokenize::test_streaming_blocks_cut_anywhere_gives_the_ids_of_the_whole_text",
+    "one endless line read in blocks by encode":
+        "test_encode::test_one_endless_line_is_read_in_blocks_and_gives_the_ids_of_the_whole_text",
+    "one endless line read and sampled in parts":
+        "test_corpus::test_one_endless_line_is_read_in_parts_and_sampled_in_whole_words",
+    "duplicate sources": "test_sources::test_a_file_given_twice_as_a_source_is_refused_in_one_line",
+    "a failed encode keeps the previous token files":
+        "test_encode::test_a_corpus_that_fails_half_way_leaves_the_previous_token_files_and_meta",
+    "Ctrl-C while a stage starts up": "test_stages::test_ctrl_c_while_a_stage_starts_up_is_one_line_and_exit_130",
+    "Ctrl-C while encode's workers start":
+        "test_stages::test_ctrl_c_while_encode_workers_start_is_one_line_and_the_previous_token_files_stay",
+    "sample options out of range": "test_stages::test_a_sample_option_out_of_range_is_refused_as_its_param_would_be",
+    "an experiment beside a running DVC command":
+        "test_stages::test_an_experiment_beside_a_running_dvc_command_is_refused_before_it_touches_params",
+}
+
+
+@pytest.mark.parametrize("fault", FAULT_CLASSES)
+def test_every_class_of_bad_input_has_its_tests(fault):
+    module, name = FAULT_CLASSES[fault].split("::")
+    assert callable(getattr(importlib.import_module(f"tests.{module}"), name, None)), (fault, FAULT_CLASSES[fault])
