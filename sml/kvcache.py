@@ -29,8 +29,8 @@ class KVCache:
     """
 
     def __init__(self, model: "GPT", batch_size: int, device, dtype=torch.float32):
-        cfg = model.cfg
-        shape = (batch_size, cfg.n_head, cfg.block_size, cfg.n_embd // cfg.n_head)
+        cfg = model.cfg  # n_kv_head heads (fewer than n_head with grouped-query attention: less memory)
+        shape = (batch_size, cfg.n_kv_head or cfg.n_head, cfg.block_size, cfg.n_embd // cfg.n_head)
         self.layers = [LayerCache(torch.zeros(shape, device=device, dtype=dtype),
                                   torch.zeros(shape, device=device, dtype=dtype)) for _ in range(cfg.n_layer)]
         self.length = torch.zeros((), dtype=torch.long, device=device)
@@ -54,13 +54,13 @@ class KVCache:
 
 
 class LayerCache:
-    """One layer's cached keys and values, (B, nh, block_size, hs) each."""
+    """One layer's cached keys and values, (B, nkv, block_size, hs) each."""
 
     def __init__(self, k: torch.Tensor, v: torch.Tensor):
         self.k, self.v = k, v
 
     def store(self, k: torch.Tensor, v: torch.Tensor, positions: torch.Tensor):
-        """Write the new keys/values (B, nh, T, hs) into their slots; return every slot."""
+        """Write the new keys/values (B, nkv, T, hs) into their slots; return every slot."""
         self.k.index_copy_(2, positions, k.to(self.k.dtype))
         self.v.index_copy_(2, positions, v.to(self.v.dtype))
         return self.k, self.v

@@ -6,10 +6,10 @@ Reading order, bottom-up like the data flows:
 3. a final norm and the language-model head: one score (logit) per vocabulary id.
 The loss is cross-entropy between those scores and the next token, in nats/token.
 
-Variants to switch in params.yaml (``model:``) and compare with ``dvc exp``: positions
-``learned | sinusoidal | rope``, norm ``layernorm | rmsnorm``, MLP ``gelu | gelu_tanh | swiglu``,
-weight tying, dropout, biases, attention ``sdpa`` (PyTorch's kernel) or ``manual`` (written out).
-Shapes: B batch, T time (tokens), C channels (n_embd), nh heads, hs head size (C / nh), V vocabulary.
+Variants (``model:`` in params.yaml, compared with ``dvc exp``): positions, norm, MLP, their
+dials (RoPE's base, eps, width), weight tying, dropout, biases, attention written out or fused,
+grouped-query attention, q and k normalised per head. Shapes: B batch, T time (tokens), C channels
+(n_embd), nh heads, nkv key/value heads (nh, or fewer), hs head size (C / nh), V vocabulary.
 
 The modules hold the weights; what they compute are the plain functions on tensors below them
 (``embed``, ``rope``, ``split_heads``, ``attention``, ``layer_norm``, ``mlp``, ``block``, ...),
@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # only for the annotations: the cache is built by generate.py
     from sml.parts import Parts
 
 INIT_STD = 0.02  # GPT-2's initial weight scale
-ROPE_BASE = 10000.0  # RoPE's base: pair i turns by base^(-2i / hs) radians per position
+ROPE_BASE = 10000.0  # RoPE's default base (model.rope_theta): pair i turns by base^(-2i / hs) radians per position
 
 
 class GPT(nn.Module):
@@ -124,9 +124,8 @@ class GPT(nn.Module):
         return counts
 
     def flops_per_token(self) -> int:
-        """Training FLOPs per token (forward + backward), PaLM appendix B's estimate: 6 per weight
-        a token passes through (2 forward, 4 backward; a position embedding is a lookup, no
-        matmul), plus attention's scores and weighted sum, 12 * n_layer * n_embd * block_size."""
+        """Training FLOPs per token, PaLM appendix B's estimate: 6 per weight a token passes through (2
+        forward, 4 backward; not a position lookup), plus attention's 12 * n_layer * n_embd * block_size."""
         counts = self.param_counts()
         n_matmul = counts["total"] - counts.get("position embedding", 0)
         return 6 * n_matmul + 12 * self.cfg.n_layer * self.cfg.n_embd * self.cfg.block_size
@@ -165,32 +164,42 @@ class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: ModelConfig, parts: "Parts | None" = None):
         super().__init__()
         self.n_head, self.dropout, self.parts = cfg.n_head, cfg.dropout, parts or reference_parts(cfg)
-        self.rope = cfg.positions == "rope"
-        self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)
+        self.n_kv_head = cfg.n_kv_head or cfg.n_head  # fewer: each k, v head serves a group of q heads
+        self.rope, self.rope_theta = cfg.positions == "rope", cfg.rope_theta
+        self.hs = hs = cfg.n_embd // cfg.n_head
+        self.qkv = nn.Linear(cfg.n_embd, (self.n_head + 2 * self.n_kv_head) * hs, bias=cfg.bias)
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
         self.resid_drop = nn.Dropout(cfg.dropout)
+        # qk_norm: each head's q and k scaled to unit RMS before they meet: scores stay bounded
+        self.q_norm = nn.RMSNorm(hs, eps=cfg.norm_eps or None) if cfg.qk_norm else None
+        self.k_norm = nn.RMSNorm(hs, eps=cfg.norm_eps or None) if cfg.qk_norm else None
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None, mask: torch.Tensor | None = None,
                 cache: "LayerCache | None" = None) -> torch.Tensor:
         """Attend over x (B, T, C) at ``positions`` (T,); ``mask`` (T, Tk) says which keys each
         query sees (None: causal). With a ``cache``, the keys are every cache slot."""
-        q, k, v = self.project(x, positions)  # 3 x (B, nh, T, hs)
+        q, k, v = self.project(x, positions)  # (B, nh, T, hs), 2 x (B, nkv, T, hs)
         if cache is not None:  # the keys and values of earlier tokens come from the cache
-            k, v = cache.store(k, v, positions)  # (B, nh, block_size, hs): every slot, filled or not
+            k, v = cache.store(k, v, positions)  # (B, nkv, block_size, hs): every slot, filled or not
+        if self.n_kv_head != self.n_head:  # q head h reads k, v head h // group: repeat each group's
+            k, v = (t.repeat_interleave(self.n_head // self.n_kv_head, dim=1) for t in (k, v))  # (B, nh, Tk, hs)
         y = self.parts.attention(q, k, v, mask, self.dropout if self.training else 0.0)  # (B, nh, T, hs)
         return self.resid_drop(self.proj(self.parts.merge_heads(y)))  # (B, T, C)
 
     def project(self, x: torch.Tensor, positions: torch.Tensor | None = None):
-        """Queries, keys and values of ``x`` (B, T, C), one set per head, RoPE applied at
+        """Queries (nh heads), keys and values (nkv heads each) of ``x`` (B, T, C), RoPE applied at
         ``positions`` (T,) (default 0..T-1)."""
-        C = x.size(-1)
-        qkv = self.qkv(x)  # (B, T, 3C): q, k, v side by side
-        qk = self.parts.split_heads(qkv[..., : 2 * C], 2 * self.n_head)  # (B, 2nh, T, hs): q's heads, then k's
-        v = self.parts.split_heads(qkv[..., 2 * C :], self.n_head)  # (B, nh, T, hs)
+        heads, qk_width = (self.n_head, self.n_kv_head), (self.n_head + self.n_kv_head) * self.hs
+        qkv = self.qkv(x)  # (B, T, (nh + 2 nkv) hs): q, k, v side by side
+        qk = self.parts.split_heads(qkv[..., :qk_width], sum(heads))  # (B, nh + nkv, T, hs): q's heads, then k's
+        v = self.parts.split_heads(qkv[..., qk_width:], self.n_kv_head)  # (B, nkv, T, hs)
+        if self.q_norm is not None:  # in float32, the norms' dtype (under autocast q and k are bfloat16)
+            q, k = qk.split(heads, dim=1)
+            qk = torch.cat((self.q_norm(q.float()), self.k_norm(k.float())), dim=1).to(qk.dtype)
         if self.rope:  # every head turns by the same angles: q's and k's in one call
             positions = torch.arange(x.size(1), device=x.device) if positions is None else positions
-            qk = self.parts.rope(qk, positions, ROPE_BASE)
-        q, k = qk.chunk(2, dim=1)  # 2 x (B, nh, T, hs)
+            qk = self.parts.rope(qk, positions, self.rope_theta)
+        q, k = qk.split(heads, dim=1)  # (B, nh, T, hs), (B, nkv, T, hs)
         return q, k, v
 
 
@@ -240,17 +249,19 @@ class MLP(nn.Module):
 
     def __init__(self, cfg: ModelConfig, parts: "Parts | None" = None):
         super().__init__()
-        self.swiglu, self.tanh = cfg.mlp == "swiglu", cfg.mlp == "gelu_tanh"
+        self.kind, self.swiglu = cfg.mlp, cfg.mlp == "swiglu"
         self.gelu_mlp = (parts or reference_parts(cfg)).mlp  # the GELU branch
         # SwiGLU has three matrices instead of two: 2/3 the width keeps the parameter count.
-        hidden = 4 * cfg.n_embd if not self.swiglu else swiglu_hidden(cfg.n_embd)
+        hidden = cfg.mlp_hidden or (swiglu_hidden(cfg.n_embd) if self.swiglu else 4 * cfg.n_embd)
         self.fc = nn.Linear(cfg.n_embd, 2 * hidden if self.swiglu else hidden, bias=cfg.bias)
         self.proj = nn.Linear(hidden, cfg.n_embd, bias=cfg.bias)
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.tanh:  # GPT-2's GELU: 0.5 h (1 + tanh(sqrt(2/pi) (h + 0.044715 h^3))), within 1e-3 of the erf form
+        if self.kind == "gelu_tanh":  # GPT-2's GELU: 0.5 h (1 + tanh(sqrt(2/pi) (h + 0.044715 h^3))), ~erf's
             return self.drop(self.proj(F.gelu(self.fc(x), approximate="tanh")))
+        if self.kind == "relu2":  # squared ReLU (Primer, 2021; modded-nanogpt): 0 below 0, h^2 above
+            return self.drop(self.proj(F.relu(self.fc(x)).square()))
         if not self.swiglu:
             return self.drop(self.gelu_mlp(x, self.fc.weight, self.fc.bias, self.proj.weight, self.proj.bias))
         gate, up = self.fc(x).chunk(2, dim=-1)  # 2 x (B, T, hidden)
@@ -261,19 +272,16 @@ def mlp(x: torch.Tensor, fc_weight: torch.Tensor, fc_bias: torch.Tensor | None, 
         proj_bias: torch.Tensor | None) -> torch.Tensor:
     """The GELU MLP on x (B, T, C), each position on its own: widen, GELU, project back (B, T, C).
 
-    Weights in nn.Linear's (out, in) layout: fc_weight (H, C), proj_weight (C, H), H the
-    hidden width (4C in SML); biases (H,) and (C,), or None. GELU is the exact erf form,
-    h * Phi(h) with Phi the standard normal's CDF.
+    Weights in nn.Linear's (out, in) layout: fc_weight (H, C), proj_weight (C, H), H the hidden
+    width (4C by default); biases (H,), (C,) or None. GELU: h * Phi(h), Phi the normal CDF.
     """
     h = F.gelu(F.linear(x, fc_weight, fc_bias))  # (B, T, H): x @ fc_weight.T + fc_bias
     return F.linear(h, proj_weight, proj_bias)  # (B, T, C)
 
 
 class Rotary(nn.Module):
-    """``rope`` from tables made once (positions 0 .. block_size - 1): the same numbers in half
-    the small operations per call (what decoding one token at a time pays for). Turning (a, b)
-    by t gives (a cos t - b sin t, b cos t + a sin t): x * cos + swap_pairs(x) * sin, the sign
-    folded into the sin table."""
+    """``rope`` from tables made once: the same numbers in half the small operations per call (what
+    decoding pays for). (a, b) turned by t is x * cos + swap_pairs(x) * sin, the sign in the sin table."""
 
     def __init__(self, head_size: int, block_size: int, base: float = ROPE_BASE):
         super().__init__()
@@ -322,21 +330,14 @@ def causal_mask(T: int, device) -> torch.Tensor:
 
 
 def embed(idx: torch.Tensor, token_table: torch.Tensor, position_rows: torch.Tensor | None = None) -> torch.Tensor:
-    """Token vectors (B, T, C): row idx[b, t] of ``token_table`` (V, C), plus ``position_rows[t]``.
-
-    ``position_rows`` (T, C): the row for each position (learned or sinusoidal); None when
-    positions enter elsewhere (RoPE rotates q and k instead).
-    """
+    """Token vectors (B, T, C): row idx[b, t] of ``token_table`` (V, C), plus ``position_rows[t]``
+    ((T, C), learned or sinusoidal; None when RoPE rotates q and k instead)."""
     x = F.embedding(idx, token_table)  # (B, T, C): what nn.Embedding does
     return x if position_rows is None else x + position_rows  # (T, C) broadcast over B
 
 
 def sinusoidal_table(block_size: int, n_embd: int) -> torch.Tensor:
-    """The fixed position code of "Attention Is All You Need": sines and cosines of many periods.
-
-    >>> sinusoidal_table(4, 6).shape
-    torch.Size([4, 6])
-    """
+    """The fixed position code of "Attention Is All You Need": sines and cosines of many periods, (T, C)."""
     position = torch.arange(block_size).float()[:, None]  # (T, 1)
     inv_freq = 10000.0 ** (-torch.arange(0, n_embd, 2).float() / n_embd)  # (C/2,)
     table = torch.zeros(block_size, n_embd)
@@ -359,16 +360,16 @@ def reference_parts(cfg: ModelConfig) -> "Parts":
 
 def make_norm(cfg: ModelConfig, parts: "Parts") -> nn.Module:
     """LayerNorm (centre and scale) or RMSNorm (scale only: cheaper, as in Llama)."""
-    if cfg.norm == "rmsnorm":
-        return nn.RMSNorm(cfg.n_embd)
-    return LayerNorm(cfg.n_embd, parts.layer_norm, bias=cfg.bias)
+    if cfg.norm == "rmsnorm":  # eps None: the dtype's machine epsilon (PyTorch's default)
+        return nn.RMSNorm(cfg.n_embd, eps=cfg.norm_eps or None)
+    return LayerNorm(cfg.n_embd, parts.layer_norm, bias=cfg.bias, eps=cfg.norm_eps or 1e-5)
 
 
 class LayerNorm(nn.LayerNorm):
     """nn.LayerNorm's weight, bias and eps (the same state_dict keys), computed by ``layer_norm``."""
 
-    def __init__(self, n_embd: int, layer_norm, bias: bool):
-        super().__init__(n_embd, bias=bias)
+    def __init__(self, n_embd: int, layer_norm, bias: bool, eps: float = 1e-5):
+        super().__init__(n_embd, eps=eps, bias=bias)
         self.layer_norm = layer_norm
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -378,9 +379,8 @@ class LayerNorm(nn.LayerNorm):
 def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, eps: float = 1e-5) -> torch.Tensor:
     """Layer norm written out: each position's C channels to mean 0 and variance 1, then scaled and shifted.
 
-    x (..., C); weight, bias (C,) (bias None: no shift). The variance is the biased one
-    (divide by C) and eps sits inside the square root, as in ``fused_layer_norm`` (PyTorch's
-    one kernel, what a default run uses); tests/test_model.py shows the two agree.
+    x (..., C); weight, bias (C,) (bias None: no shift). The variance divides by C, eps inside the
+    square root, as in ``fused_layer_norm`` (PyTorch's kernel, the default); tests show they agree.
     """
     mean = x.mean(dim=-1, keepdim=True)  # (..., 1)
     var = ((x - mean) ** 2).mean(dim=-1, keepdim=True)  # (..., 1): divided by C, not C - 1

@@ -70,7 +70,7 @@ def for_model(cfg: ModelConfig, replaced: dict[str, Callable] | None = None) -> 
     if cfg.attention == "manual":
         base = Parts(attention=model.attention)
     elif cfg.positions == "rope":  # the fast defaults: PyTorch's attention kernel, RoPE from tables made once
-        base = Parts(rope=model.Rotary(cfg.n_embd // cfg.n_head, cfg.block_size))
+        base = Parts(rope=model.Rotary(cfg.n_embd // cfg.n_head, cfg.block_size, cfg.rope_theta))
     else:
         base = Parts()
     return dataclasses.replace(base, **(replaced or {}))

@@ -93,15 +93,23 @@ class ModelConfig:
     bias: bool
     positions: Literal["learned", "sinusoidal", "rope"]
     norm: Literal["layernorm", "rmsnorm"]
-    mlp: Literal["gelu", "gelu_tanh", "swiglu"]
+    mlp: Literal["gelu", "gelu_tanh", "swiglu", "relu2"]
     tie_weights: bool
     attention: Literal["sdpa", "manual"]
+    # The dials added later have defaults (today's model): a model.json written before them still loads.
+    n_kv_head: int = dataclasses.field(default=0, metadata=limits(0, 256))  # 0: n_head
+    rope_theta: float = dataclasses.field(default=10000.0, metadata=limits(1.0, 1e12, lo_open=True))
+    mlp_hidden: int = dataclasses.field(default=0, metadata=limits(0, 1 << 20))  # 0: the mlp's own rule
+    norm_eps: float = dataclasses.field(default=0.0, metadata=limits(0.0, 1.0))  # 0: each norm's default
+    qk_norm: bool = False
 
     def __post_init__(self):
         if self.n_embd % self.n_head:
             _fail("model.n_embd", self.n_embd, f"a multiple of model.n_head ({self.n_head})")
         if self.positions == "rope" and (self.n_embd // self.n_head) % 2:
             _fail("model.n_embd", self.n_embd, "such that n_embd / n_head is even (rope rotates pairs)")
+        if self.n_kv_head and self.n_head % self.n_kv_head:
+            _fail("model.n_kv_head", self.n_kv_head, f"a divisor of model.n_head ({self.n_head}), or 0 for n_head")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,6 +28,7 @@ Only what SML computes is accepted on import: a config that asks for something e
 with the key that says so, rather than loaded into a model that computes something else.
 """
 
+import dataclasses
 import math
 
 import torch
@@ -127,8 +128,9 @@ def checked_config(fields: dict) -> ModelConfig:
     from sml.config.reading import _build
     from sml.config.sections import ParamsError
 
+    defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig) if f.default is not dataclasses.MISSING}
     try:
-        return _build(ModelConfig, fields, prefix="model.")
+        return _build(ModelConfig, defaults | fields, prefix="model.")
     except ParamsError as e:
         raise SMLError(f"config.json gives {e}") from None
 

@@ -114,12 +114,19 @@ def activation_bytes(cfg: ModelConfig, batch_size: int, dtype: torch.dtype, devi
         norm = F32 * C + F32 + (0 if cuda else F32 * C)  # input, 1/rms (, x / rms)
 
     # ---- one Block, per token: x + attn(norm1(x)), then x + mlp(norm2(x)) ----
+    kv = (cfg.n_kv_head or nh) * (C // nh)  # the width of k, and of v (C, or less with fewer kv heads)
     attn = norm + e * C  # norm1; the qkv linear's input (norm1's output)
+    if cfg.qk_norm:  # RMSNorm of each head's q and k, on the CPU a composite whose saved tensors vary
+        # by path: 1/rms per head, the normalised q and k, the joined result (whole: -2% to +8%)
+        attn += F32 * (nh + (cfg.n_kv_head or nh)) + 2 * F32 * (C + kv) + F32 * C  # float32 under autocast too
     per_tt = 0  # bytes per element of the (B, nh, T, T) matrices kept, if any
     if cfg.attention == "sdpa" and (cuda or (device_type == "cpu" and not drop)):
         # Flash / memory-efficient attention keeps q, k, v, its output and a logsumexp: no T x T.
-        attn += e * 3 * C  # qkv's output, whole: v is a view into it
-        attn += e * 2 * C if cfg.positions == "rope" else 0  # RoPE made new q and k
+        rope = cfg.positions == "rope"
+        # qkv's output, whole, while a view of it is kept: v (else v is repeated), or q (no RoPE)
+        attn += e * (C + 2 * kv) if kv == C or not rope else 0
+        attn += e * 2 * C if kv < C else 0  # k and v repeated for the query heads: new tensors
+        attn += e * (C + kv) if rope else 0  # RoPE made new q and k
         attn += e * C + F32 * nh  # the output (proj's input is the same storage); logsumexp per head
     elif cfg.attention == "sdpa":  # CPU with dropout, and MPS: PyTorch's math path, in float32
         attn += F32 * 3 * C + e * C  # q, k, v upcast; proj's input (a contiguous copy of the output)
@@ -132,12 +139,14 @@ def activation_bytes(cfg: ModelConfig, batch_size: int, dtype: torch.dtype, devi
         left = e if drop or soft != e else 0
         per_tt = soft + mask(soft) + left  # softmax output, [dropout mask], `@ v`'s input
     attn += C * mask(e)  # resid_drop on proj's output
-    if cfg.mlp != "swiglu":
-        mlp = e * 4 * C * 2  # gelu's input (fc's output) and proj's input (gelu's output), 4C wide
-    else:
-        with torch.device("meta"):
-            H = MLP(cfg).proj.in_features  # about 8C/3, as sml.model builds it
+    with torch.device("meta"):
+        H = MLP(cfg).proj.in_features  # the hidden width, as sml.model builds it (4C, ~8C/3, mlp_hidden)
+    if cfg.mlp == "swiglu":
         mlp = e * 4 * H  # fc's output (gate and up are views of it: 2H), silu(gate), proj's input
+    elif cfg.mlp == "relu2":
+        mlp = e * 2 * H  # relu's output (its own backward's and square's input), proj's input
+    else:
+        mlp = e * 2 * H  # gelu's input (fc's output) and proj's input (gelu's output)
     mlp += norm + e * C + C * mask(e)  # norm2; fc's input; the MLP's dropout
     block = B * T * (attn + mlp) + B * nh * T * T * per_tt
     block += T * T if cfg.attention == "manual" else 0  # the causal mask, bool, made per layer
