@@ -88,15 +88,34 @@ class Optimizers:
 
 
 def lr_at(step: int, cfg: TrainConfig, schedule: Callable | None = None) -> float:
-    """Learning rate for optimizer step ``step`` (0-based): linear warmup, then cosine decay.
-    ``schedule``: a ``warmup_cosine`` (the learner's ``lr_at``) in place of ours.
+    """Learning rate for optimizer step ``step`` (0-based): linear warmup, then cosine decay
+    (``train.schedule: cosine``; ``schedule``: a ``warmup_cosine``, the learner's ``lr_at``, in
+    place of ours), or stable then a linear decay at the end (``wsd``: ``warmup_stable_decay``).
 
     >>> from types import SimpleNamespace as C
     >>> cfg = C(lr=1.0, min_lr=0.1, warmup_iters=10, max_iters=110)
     >>> [round(lr_at(s, cfg), 3) for s in (0, 9, 10, 60, 110)]
     [0.1, 1.0, 1.0, 0.55, 0.1]
     """
+    if getattr(cfg, "schedule", "cosine") == "wsd":  # (a model.json from before wsd has no schedule key)
+        return warmup_stable_decay(step, cfg.lr, cfg.min_lr, cfg.warmup_iters, cfg.max_iters, cfg.decay_fraction)
     return (schedule or warmup_cosine)(step, cfg.lr, cfg.min_lr, cfg.warmup_iters, cfg.max_iters)
+
+
+def warmup_stable_decay(step: float, lr: float, min_lr: float, warmup_iters: int, max_iters: int,
+                        decay_fraction: float) -> float:
+    """Warmup as ``warmup_cosine``, then lr held, then a straight line down to min_lr over the last
+    ``decay_fraction`` of max_iters (WSD: MiniCPM, 2024). Trained longer, a run goes on from its
+    stable phase: only the short decay is done again.
+
+    >>> [warmup_stable_decay(s, 1.0, 0.0, 2, 10, 0.5) for s in (0, 1, 2, 5, 6, 8, 10, 12)]
+    [0.5, 1.0, 1.0, 1.0, 0.8, 0.4, 0.0, 0.0]
+    """
+    if step < warmup_iters:
+        return lr * (step + 1) / warmup_iters
+    decay_from = max(warmup_iters, max_iters * (1.0 - decay_fraction))
+    progress = min(max(step - decay_from, 0.0) / max(1.0, max_iters - decay_from), 1.0)
+    return lr + (min_lr - lr) * progress
 
 
 def warmup_cosine(step: int, lr: float, min_lr: float, warmup_iters: int, max_iters: int) -> float:

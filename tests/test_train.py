@@ -132,6 +132,23 @@ def test_raising_max_iters_trains_longer_from_the_checkpoint(data, tmp_path):
     assert info["schedule"] == [{"from_step": 0, "max_iters": 20}, {"from_step": 20, "max_iters": 30}]
 
 
+def test_a_wsd_run_holds_its_lr_then_decays_and_trains_longer_from_the_stable_phase(data, tmp_path):
+    wsd = dataclasses.replace(TRAIN, schedule="wsd", decay_fraction=0.2, max_iters=20, log_interval=1)
+    run(data, tmp_path, wsd)
+    lrs = [float(row.split("\t")[LOG_COLUMNS.index("lr")]) for row in log_rows(tmp_path)]
+    lr, floor = TRAIN.lr, TRAIN.min_lr
+    assert lrs[4:17] == [lr] * 13  # after 5 warmup steps, held until the last 20% (from step 16)
+    assert lrs[16] > lrs[17] > lrs[18] > lrs[19] == pytest.approx(lr + 3 / 4 * (floor - lr))  # a straight line
+    _, text = run(data, tmp_path, dataclasses.replace(wsd, max_iters=30))
+    assert f"follows the wsd schedule to {TRAIN.min_lr:.2e} at step 30" in text
+    lrs = [float(row.split("\t")[LOG_COLUMNS.index("lr")]) for row in log_rows(tmp_path)]
+    assert lrs[20:25] == [lr] * 5 and lrs[-1] == pytest.approx(lr + 5 / 6 * (floor - lr))  # stable again, then down
+
+
+def log_rows(out) -> list[str]:
+    return (out / "log.tsv").read_text().splitlines()[1:]
+
+
 def test_a_longer_run_interrupted_resumes_exactly(data, tmp_path):
     short, longer = dataclasses.replace(TRAIN, max_iters=20), dataclasses.replace(TRAIN, max_iters=30)
     for out in ("straight", "resumed"):

@@ -132,6 +132,8 @@ class TrainConfig:
     muon_lr: float = dataclasses.field(metadata=limits(0.0, 10.0, lo_open=True))
     min_lr: float = dataclasses.field(metadata=limits(0.0, 10.0))
     warmup_iters: int = dataclasses.field(metadata=limits(0, 1 << 40))
+    schedule: Literal["cosine", "wsd"]
+    decay_fraction: float = dataclasses.field(metadata=limits(0.0, 1.0, lo_open=True))
     weight_decay: float = dataclasses.field(metadata=limits(0.0, 10.0))
     beta1: float = dataclasses.field(metadata=limits(0.0, 1.0, hi_open=True))
     beta2: float = dataclasses.field(metadata=limits(0.0, 1.0, hi_open=True))

@@ -117,7 +117,8 @@ def lr_figure(rows: list[dict], info: dict):
                 label="each warmup step, then logged")
     ax.plot([r["step"] for r in rows], [r["lr"] for r in rows], "o-" if budget else "o", color="tab:green",
             markersize=2.5, label="logged")
-    title = "Learning rate: linear warmup, then cosine decay"
+    title = ("Learning rate: linear warmup, stable, then linear decay" if info.get("train", {}).get("schedule") == "wsd"
+             else "Learning rate: linear warmup, then cosine decay")
     ax.set(title=title + (f"\nover a time budget of {budget:g} s" if budget else ""), xlabel="optimizer step",
            ylabel="learning rate")
     ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))

@@ -73,7 +73,8 @@ def resume_run(run) -> bool:
         old_cfg = dataclasses.replace(cfg, max_iters=saved_max_iters)
         print(f"train longer: train.max_iters {saved_max_iters:,} -> {cfg.max_iters:,}, resuming at step"
               f" {step:,}: the learning rate goes from {lr_at(step - 1, old_cfg):.2e} to"
-              f" {lr_at(step, cfg):.2e} and follows the cosine to {cfg.min_lr:.2e} at step {cfg.max_iters:,}"
+              f" {lr_at(step, cfg):.2e} and follows the {cfg.schedule} schedule to {cfg.min_lr:.2e} at step"
+              f" {cfg.max_iters:,}"
               f" (steps 1-{step:,} keep the schedule they had)", file=out)
     run.model.load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])  # moves the moments to the parameters' device
