@@ -42,6 +42,12 @@ EXPORTABLE = {
     "gpt_neox biases, untied": dict(bias=True, tie_weights=False),
     "llama": dict(norm="rmsnorm", mlp="swiglu"),
     "llama biases, untied": dict(norm="rmsnorm", mlp="swiglu", bias=True, tie_weights=False),
+    # issue 27's dials, each as its Hugging Face key
+    "llama grouped-query, theta, width, eps": dict(norm="rmsnorm", mlp="swiglu", n_kv_head=2, rope_theta=1e5,
+                                                   mlp_hidden=40, norm_eps=1e-5),
+    "llama multi-query": dict(norm="rmsnorm", mlp="swiglu", n_kv_head=1, bias=True, tie_weights=False),
+    "gpt_neox theta, width, eps": dict(rope_theta=500.0, mlp_hidden=24, norm_eps=1e-6),
+    "gpt2 width, eps": dict(positions="learned", mlp_hidden=40, norm_eps=1e-6),
 }
 # Text a byte-level tokenizer must get right: scripts, emoji sequences, contractions in both
 # cases, long numbers, CRLF, tabs, runs of spaces, combining marks.
@@ -114,11 +120,16 @@ def test_a_tokenizer_whose_merges_spell_one_token_twice_is_refused():
         to_tokenizer_json(ours)
 
 
-@pytest.mark.parametrize("variant, named", [(dict(norm="rmsnorm"), "model.norm = rmsnorm"),
-                                            (dict(mlp="swiglu"), "model.mlp = swiglu")])
+@pytest.mark.parametrize("variant, named", [
+    (dict(norm="rmsnorm"), "model.norm = rmsnorm.*no Hugging Face architecture"),
+    (dict(mlp="swiglu"), "model.mlp = swiglu.*no Hugging Face architecture"),
+    (dict(mlp="relu2"), "model.mlp = relu2.*no Hugging Face architecture"),
+    (dict(n_kv_head=2), "model.n_kv_head = 2: no Hugging Face architecture.*Llama, the only one with fewer"),
+    (dict(norm="rmsnorm", mlp="swiglu", qk_norm=True), "model.qk_norm = true: no architecture SML exports"),
+])
 def test_a_variant_without_a_hugging_face_architecture_is_refused(tmp_path, tokenizer_dir, variant, named):
     sml_model_dir(tmp_path, dataclasses.replace(TINY, **variant), tokenizer_dir)
-    with pytest.raises(SMLError, match=f"{named}.*no Hugging Face architecture"):
+    with pytest.raises(SMLError, match=named):
         export_model(tmp_path, tokenizer_dir, tmp_path / "hf")
 
 
@@ -152,13 +163,7 @@ def gpt2_style_directory(path, vocab_size=300):
     ``transformer.`` prefix and with the causal-mask buffers, and a tokenizer that the
     ``tokenizers`` library trained GPT-2's way (ByteLevel with its own regex), which numbers
     its tokens in another order than SML (special token first, bytes in character order)."""
-    hf_tok = tokenizers.Tokenizer(tokenizers.models.BPE())
-    hf_tok.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
-    hf_tok.decoder = tokenizers.decoders.ByteLevel()
-    trainer = tokenizers.trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
-                                             initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet())
-    hf_tok.train_from_iterator([SONNET * 3 + MIXED], trainer)
-    hf_tok.save(str(path / "tokenizer.json"))
+    hf_tok = byte_level_tokenizer(path, vocab_size)
     torch.manual_seed(0)
     config = transformers().GPT2Config(vocab_size=hf_tok.get_vocab_size(), n_positions=64, n_embd=32, n_layer=2,
                                      n_head=4, activation_function="gelu_new")
@@ -199,6 +204,92 @@ def test_a_gpt2_style_directory_imports_with_the_same_logits(tmp_path):
 
 
 
+# Real small models' shapes (their config.json values), with 2 layers, random weights and a test
+# vocabulary: SML imports them with transformers' logits, and exports them back.
+LLAMA_FAMILY = {
+    "SmolLM2-135M": ("LlamaConfig", dict(hidden_size=576, num_attention_heads=9, num_key_value_heads=3,
+                                         intermediate_size=1536, rope_theta=100000.0, rms_norm_eps=1e-5,
+                                         max_position_embeddings=8192, tie_word_embeddings=True)),
+    "TinyLlama-1.1B": ("LlamaConfig", dict(hidden_size=2048, num_attention_heads=32, num_key_value_heads=4,
+                                           intermediate_size=5632, rope_theta=10000.0, rms_norm_eps=1e-5,
+                                           max_position_embeddings=2048, tie_word_embeddings=False)),
+    "Qwen2-0.5B": ("Qwen2Config", dict(hidden_size=896, num_attention_heads=14, num_key_value_heads=2,
+                                       intermediate_size=4864, rope_theta=1000000.0, rms_norm_eps=1e-6,
+                                       max_position_embeddings=32768, tie_word_embeddings=True,
+                                       use_sliding_window=False)),
+}
+
+
+@pytest.mark.parametrize("name", LLAMA_FAMILY)
+def test_a_llama_family_model_imports_with_the_logits_of_transformers_and_exports_back(tmp_path, name):
+    config_class, shape = LLAMA_FAMILY[name]
+    hf_dir = tmp_path / "hf"
+    hf_dir.mkdir()
+    hf_tok = byte_level_tokenizer(hf_dir)
+    torch.manual_seed(0)
+    config = getattr(transformers(), config_class)(vocab_size=hf_tok.get_vocab_size(), num_hidden_layers=2, **shape)
+    theirs = transformers().AutoModelForCausalLM.from_config(config).eval()
+    with torch.no_grad():
+        for param_name, p in theirs.named_parameters():
+            if "norm" in param_name or param_name.endswith(".bias"):  # far from 1 and 0: misplaced ones show
+                p.normal_(0.0 if param_name.endswith(".bias") else 1.0, 0.3)
+    theirs.save_pretrained(hf_dir)
+    import_model(hf_dir, tmp_path / "sml")
+    tokenizer = tmp_path / "sml" / "tokenizer" / "tokenizer.json"
+    ours, tok = load_model(tmp_path / "sml", tokenizer), Tokenizer.load(tokenizer)
+    assert ours.cfg.n_kv_head == shape["num_key_value_heads"] and ours.cfg.rope_theta == shape["rope_theta"]
+    assert ours.blocks[0].mlp.proj.in_features == shape["intermediate_size"]
+    assert ours.cfg.norm_eps == shape["rms_norm_eps"]
+    assert ours.cfg.bias == (config_class == "Qwen2Config")  # Qwen2's q, k, v biases
+    sml_ids = tok.encode("Shall I compare thee 東京 🙂?")
+    order = _hf_ids(tok, hf_tok, range(tok.vocab_size))  # SML id i is Hugging Face id order[i]
+    with torch.no_grad():
+        expected = theirs(torch.tensor([_hf_ids(tok, hf_tok, sml_ids)])).logits[0][:, order]
+        torch.testing.assert_close(ours(torch.tensor([sml_ids]))[0][0], expected, atol=1e-4, rtol=1e-4)
+    export_model(tmp_path / "sml", tokenizer, tmp_path / "back")  # and out again, as Llama
+    again = transformers().AutoModelForCausalLM.from_pretrained(tmp_path / "back").eval()
+    assert type(again).__name__ == "LlamaForCausalLM"
+    with torch.no_grad():
+        torch.testing.assert_close(again(torch.tensor([sml_ids])).logits[0], expected, atol=1e-4, rtol=1e-4)
+
+
+def test_cs336s_transformer_lm_shape_is_params_alone(tmp_path):
+    """Stanford CS336 assignment 1's TransformerLM: RMSNorm eps 1e-5, a given d_ff, RoPE theta
+    10000, no tied head, no biases: built from params.yaml keys, no module replaced."""
+    import yaml
+
+    from sml.config import load_params
+    from tests.conftest import params_template
+
+    raw = params_template()
+    raw["model"].update(n_layer=4, n_head=16, n_embd=512, block_size=256, positions="rope", norm="rmsnorm",
+                        mlp="swiglu", mlp_hidden=1344, norm_eps=1e-5, rope_theta=10000.0, tie_weights=False,
+                        bias=False)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    cfg = load_params(tmp_path / "params.yaml").model
+    model = GPT(cfg, 10_000)
+    block = model.blocks[0]
+    assert block.mlp.fc.weight.shape == (2 * 1344, 512) and block.mlp.proj.weight.shape == (512, 1344)  # w1|w3, w2
+    assert block.norm1.eps == 1e-5 and model.parts.rope.base == 10000.0
+    assert model.lm_head.weight is not model.wte.weight and not any(n.endswith(".bias") for n, _ in
+                                                                    model.named_parameters())
+    # CS336's count: 2 V d (embedding, untied head) + L (4 d^2 + 3 d d_ff + 2 d) + d
+    d, d_ff, L, V = 512, 1344, 4, 10_000
+    assert model.param_counts()["total"] == 2 * V * d + L * (4 * d * d + 3 * d * d_ff + 2 * d) + d
+
+
+def byte_level_tokenizer(path, vocab_size=300):
+    """A ``tokenizers`` byte-level BPE trained GPT-2's way, saved as ``path``/tokenizer.json."""
+    hf_tok = tokenizers.Tokenizer(tokenizers.models.BPE())
+    hf_tok.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
+    hf_tok.decoder = tokenizers.decoders.ByteLevel()
+    trainer = tokenizers.trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
+                                             initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet())
+    hf_tok.train_from_iterator([SONNET * 3 + MIXED], trainer)
+    hf_tok.save(str(path / "tokenizer.json"))
+    return hf_tok
+
+
 def _hf_ids(tok, hf_tok, sml_ids):
     """The Hugging Face id of each SML id, found by the token's text (for the test's own check)."""
     return [hf_tok.token_to_id(s) if (s := next((k for k, v in tok.special_tokens.items() if v == i), None))
@@ -221,12 +312,18 @@ def test_what_sml_cannot_compute_or_read_is_refused_in_one_line(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_llama_with_grouped_query_attention_is_refused_naming_the_key(tmp_path, tokenizer_dir):
+@pytest.mark.parametrize(("kv_heads", "says"), [
+    (2, r"model.safetensors does not fit .*config.json \(.*size mismatch for blocks.0.attn.qkv.weight"),
+    (3, "num_key_value_heads = 3: SML's model needs a divisor of num_attention_heads = 4"),
+    (0, "num_key_value_heads = 0: SML's model needs a divisor"),
+])
+def test_key_value_heads_that_disagree_with_the_weights_or_heads_are_one_line(tmp_path, tokenizer_dir, kv_heads,
+                                                                              says):
     sml_model_dir(tmp_path, dataclasses.replace(TINY, norm="rmsnorm", mlp="swiglu"), tokenizer_dir)
     export_model(tmp_path, tokenizer_dir, tmp_path / "hf")
     config = json.loads((tmp_path / "hf" / "config.json").read_text())
-    (tmp_path / "hf" / "config.json").write_text(json.dumps(config | {"num_key_value_heads": 2}))
-    with pytest.raises(SMLError, match="num_key_value_heads = 2: .*grouped-query"):
+    (tmp_path / "hf" / "config.json").write_text(json.dumps(config | {"num_key_value_heads": kv_heads}))
+    with pytest.raises(SMLError, match=says):
         import_model(tmp_path / "hf", tmp_path / "back")
 
 

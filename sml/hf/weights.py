@@ -23,9 +23,13 @@ in one line. The same numbers sit in different places, and each transform below 
   false`` writes zeros there, which computes the same; on import, biases that are all zero
   come back as ``bias: false``.
 
-Only what SML computes is accepted on import: a config that asks for something else
-(grouped-query attention, another RoPE base, partial rotary, parallel residuals) is refused
-with the key that says so, rather than loaded into a model that computes something else.
+The dials travel as their Hugging Face keys: ``n_kv_head`` as num_key_value_heads (Llama),
+``rope_theta``, ``mlp_hidden`` as n_inner / intermediate_size, ``norm_eps`` as the norm's eps.
+Qwen2 is Llama with biases on q, k and v only: it imports as ``bias: true`` with zeros elsewhere.
+Only what SML computes is accepted on import: a config that asks for something else (partial
+rotary, parallel residuals, sliding windows) is refused with the key that says so, rather than
+loaded into a model that computes something else; ``qk_norm`` and ``relu2`` have no
+architecture here and are refused on export.
 """
 
 import dataclasses
@@ -41,21 +45,26 @@ LAYERNORM_EPS = 1e-5  # nn.LayerNorm's default, which SML uses
 RMSNORM_EPS = torch.finfo(torch.float32).eps  # nn.RMSNorm(eps=None) in float32
 GELU_ACT = {"gelu": "gelu", "gelu_tanh": "gelu_new"}  # SML's model.mlp -> Hugging Face's activation name
 ACT_GELU = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh"}
-PREFIX = {"gpt2": "transformer.", "gpt_neox": "gpt_neox.", "llama": "model."}
+PREFIX = {"gpt2": "transformer.", "gpt_neox": "gpt_neox.", "llama": "model.", "qwen2": "model."}
 
 
 def architecture(cfg: ModelConfig) -> str:
     """The Hugging Face ``model_type`` that computes what ``cfg`` does, or a one-line SMLError."""
-    if cfg.positions == "learned" and cfg.norm == "layernorm" and cfg.mlp in GELU_ACT:
+    if cfg.qk_norm:
+        raise SMLError("model.qk_norm = true: no architecture SML exports normalises q and k (Qwen3 and"
+                       " OLMo 2 do; not yet here)")
+    grouped = cfg.n_kv_head not in (0, cfg.n_head)
+    if cfg.positions == "learned" and cfg.norm == "layernorm" and cfg.mlp in GELU_ACT and not grouped:
         return "gpt2"
-    if cfg.positions == "rope" and cfg.norm == "layernorm" and cfg.mlp in GELU_ACT:
+    if cfg.positions == "rope" and cfg.norm == "layernorm" and cfg.mlp in GELU_ACT and not grouped:
         return "gpt_neox"
     if cfg.positions == "rope" and cfg.norm == "rmsnorm" and cfg.mlp == "swiglu":
         return "llama"
-    raise SMLError(f"model.positions = {cfg.positions}, model.norm = {cfg.norm}, model.mlp = {cfg.mlp}:"
-                   " no Hugging Face architecture computes this combination (export knows learned +"
+    raise SMLError(f"model.positions = {cfg.positions}, model.norm = {cfg.norm}, model.mlp = {cfg.mlp}"
+                   + (f", model.n_kv_head = {cfg.n_kv_head}" if grouped else "") +
+                   ": no Hugging Face architecture computes this combination (export knows learned +"
                    " layernorm + gelu -> GPT-2, rope + layernorm + gelu -> GPT-NeoX, rope + rmsnorm +"
-                   " swiglu -> Llama)")
+                   " swiglu -> Llama, the only one with fewer key/value heads)")
 
 
 def to_hf(cfg: ModelConfig, vocab_size: int, state: dict[str, torch.Tensor],
@@ -152,6 +161,23 @@ class _Reader:
                        f" disagree (a {self.prefix[:-1]} model with that config has it)")
 
 
+def _eps(cfg: ModelConfig) -> float:
+    """The eps SML's norms use: model.norm_eps, or PyTorch's default for the norm."""
+    return cfg.norm_eps or (LAYERNORM_EPS if cfg.norm == "layernorm" else RMSNORM_EPS)
+
+
+def _eps_field(config: dict, key: str, default: float) -> float:
+    """model.norm_eps for a config's eps: 0 (PyTorch's default) when it is that default."""
+    eps = config.get(key, default)
+    _require(config, key, isinstance(eps, (int, float)) and 0 <= eps <= 1, "a number from 0 to 1")
+    return 0.0 if math.isclose(eps, default, rel_tol=1e-3) else float(eps)
+
+
+def _hidden(cfg: ModelConfig) -> int:
+    """The MLP's hidden width, as sml.model builds it."""
+    return cfg.mlp_hidden or (swiglu_hidden(cfg.n_embd) if cfg.mlp == "swiglu" else 4 * cfg.n_embd)
+
+
 def _require(config: dict, key: str, ok: bool, expected: str) -> None:
     if not ok:
         raise SMLError(f"config.json: {key} = {config.get(key)!r}: SML's model needs {expected}")
@@ -171,18 +197,18 @@ def _bias(state: dict, key: str, rows: int) -> torch.Tensor:
 
 def _gpt2_config(cfg: ModelConfig) -> dict:
     return {"n_layer": cfg.n_layer, "n_head": cfg.n_head, "n_embd": cfg.n_embd, "n_positions": cfg.block_size,
-            "n_inner": 4 * cfg.n_embd, "activation_function": GELU_ACT[cfg.mlp],
-            "layer_norm_epsilon": LAYERNORM_EPS, "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0}
+            "n_inner": _hidden(cfg), "activation_function": GELU_ACT[cfg.mlp],
+            "layer_norm_epsilon": _eps(cfg), "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0}
 
 
 def _gpt2_export(cfg: ModelConfig, s: dict) -> dict:
-    C, out = cfg.n_embd, {"wte.weight": s["wte.weight"], "wpe.weight": s["wpe.weight"]}
+    C, H, out = cfg.n_embd, _hidden(cfg), {"wte.weight": s["wte.weight"], "wpe.weight": s["wpe.weight"]}
     for i in range(cfg.n_layer):
         b, h = f"blocks.{i}.", f"h.{i}."
         _norm(s, b + "norm1", out, h + "ln_1")
         _norm(s, b + "norm2", out, h + "ln_2")
         for sml, hf, rows in (("attn.qkv", "attn.c_attn", 3 * C), ("attn.proj", "attn.c_proj", C),
-                              ("mlp.fc", "mlp.c_fc", 4 * C), ("mlp.proj", "mlp.c_proj", C)):
+                              ("mlp.fc", "mlp.c_fc", H), ("mlp.proj", "mlp.c_proj", C)):
             out[h + hf + ".weight"] = s[b + sml + ".weight"].T  # Conv1D: (in, out)
             out[h + hf + ".bias"] = _bias(s, b + sml + ".bias", rows)
     _norm(s, "norm_f", out, "ln_f")
@@ -192,9 +218,8 @@ def _gpt2_export(cfg: ModelConfig, s: dict) -> dict:
 def _gpt2_import(config: dict, read: _Reader) -> tuple[dict, dict]:
     n_layer, n_embd = config["n_layer"], config["n_embd"]
     _require(config, "activation_function", config.get("activation_function") in ACT_GELU, " or ".join(ACT_GELU))
-    _require(config, "n_inner", config.get("n_inner") in (None, 4 * n_embd), f"4 * n_embd = {4 * n_embd} (or null)")
-    _require(config, "layer_norm_epsilon", math.isclose(config.get("layer_norm_epsilon", 1e-5), LAYERNORM_EPS),
-             f"{LAYERNORM_EPS}")
+    hidden = config.get("n_inner") or 4 * n_embd
+    _require(config, "n_inner", isinstance(hidden, int) and hidden > 0, "a width above 0 (or null: 4 * n_embd)")
     _require(config, "scale_attn_by_inverse_layer_idx", not config.get("scale_attn_by_inverse_layer_idx"), "false")
     state = {"wte.weight": read("wte.weight"), "wpe.weight": read("wpe.weight")}
     for i in range(n_layer):
@@ -206,7 +231,9 @@ def _gpt2_import(config: dict, read: _Reader) -> tuple[dict, dict]:
             state[b + sml + ".bias"] = read(h + hf + ".bias")
     state["norm_f.weight"], state["norm_f.bias"] = read("ln_f.weight"), read("ln_f.bias")
     fields = dict(n_layer=n_layer, n_head=config["n_head"], block_size=config["n_positions"],
-                  positions="learned", norm="layernorm", mlp=ACT_GELU[config["activation_function"]])
+                  positions="learned", norm="layernorm", mlp=ACT_GELU[config["activation_function"]],
+                  mlp_hidden=0 if hidden == 4 * n_embd else hidden,
+                  norm_eps=_eps_field(config, "layer_norm_epsilon", LAYERNORM_EPS))
     return fields, state
 
 
@@ -230,28 +257,28 @@ def _rope_theta(config: dict) -> float:
     _require(config, "rope_parameters", rope.get("rope_type", rope.get("type", "default")) == "default",
              "plain RoPE (rope_type default)")
     theta = rope.get("rope_theta", config.get("rope_theta", config.get("rotary_emb_base", ROPE_BASE)))
-    _require(config, "rope_theta", math.isclose(theta, ROPE_BASE), f"{ROPE_BASE:g} (SML's RoPE base)")
-    return theta
+    _require(config, "rope_theta", isinstance(theta, (int, float)) and theta > 1, "a number above 1")
+    return float(theta)
 
 
-def _rope_config(partial: bool = False) -> dict:
-    rope = {"rope_type": "default", "rope_theta": ROPE_BASE} | ({"partial_rotary_factor": 1.0} if partial else {})
-    return {"rope_theta": ROPE_BASE, "rope_parameters": rope}  # transformers 4 reads the first, 5 the second
+def _rope_config(cfg: ModelConfig, partial: bool = False) -> dict:
+    rope = {"rope_type": "default", "rope_theta": cfg.rope_theta} | ({"partial_rotary_factor": 1.0} if partial else {})
+    return {"rope_theta": cfg.rope_theta, "rope_parameters": rope}  # transformers 4 reads the first, 5 the second
 
 
 # ---- GPT-NeoX ----------------------------------------------------------------------------------
 
 def _neox_config(cfg: ModelConfig) -> dict:
     return {"num_hidden_layers": cfg.n_layer, "num_attention_heads": cfg.n_head, "hidden_size": cfg.n_embd,
-            "intermediate_size": 4 * cfg.n_embd, "hidden_act": GELU_ACT[cfg.mlp],
-            "max_position_embeddings": cfg.block_size, "layer_norm_eps": LAYERNORM_EPS,
-            "rotary_pct": 1.0, "rotary_emb_base": ROPE_BASE, **_rope_config(partial=True),
+            "intermediate_size": _hidden(cfg), "hidden_act": GELU_ACT[cfg.mlp],
+            "max_position_embeddings": cfg.block_size, "layer_norm_eps": _eps(cfg),
+            "rotary_pct": 1.0, "rotary_emb_base": cfg.rope_theta, **_rope_config(cfg, partial=True),
             "use_parallel_residual": False, "attention_bias": True, "hidden_dropout": 0.0,
             "attention_dropout": 0.0, "classifier_dropout": 0.0}
 
 
 def _neox_export(cfg: ModelConfig, s: dict) -> dict:
-    C, nh = cfg.n_embd, cfg.n_head
+    C, nh, H = cfg.n_embd, cfg.n_head, _hidden(cfg)
     out = {"embed_in.weight": s["wte.weight"]}
     for i in range(cfg.n_layer):
         b, h = f"blocks.{i}.", f"layers.{i}."
@@ -263,7 +290,7 @@ def _neox_export(cfg: ModelConfig, s: dict) -> dict:
             q, k = _halves(q, nh), _halves(k, nh)
             packed = torch.stack([t.reshape(nh, C // nh, *t.shape[1:]) for t in (q, k, v)], dim=1)  # (nh, 3, hs, ...)
             out[h + "attention.query_key_value" + key] = packed.reshape(3 * C, *q.shape[1:])
-        for sml, hf, rows in (("attn.proj", "attention.dense", C), ("mlp.fc", "mlp.dense_h_to_4h", 4 * C),
+        for sml, hf, rows in (("attn.proj", "attention.dense", C), ("mlp.fc", "mlp.dense_h_to_4h", H),
                               ("mlp.proj", "mlp.dense_4h_to_h", C)):
             out[h + hf + ".weight"] = s[b + sml + ".weight"]
             out[h + hf + ".bias"] = _bias(s, b + sml + ".bias", rows)
@@ -278,15 +305,14 @@ def _neox_import(config: dict, read: _Reader) -> tuple[dict, dict]:
     _require(config, "rotary_pct", partial == 1.0, "1.0 (every channel of a head rotated)")
     _require(config, "use_parallel_residual", config.get("use_parallel_residual") is False, "false")
     _require(config, "hidden_act", config.get("hidden_act") in ACT_GELU, " or ".join(ACT_GELU))
-    _require(config, "intermediate_size", config.get("intermediate_size") == 4 * C, f"4 * hidden_size = {4 * C}")
-    _require(config, "layer_norm_eps", math.isclose(config.get("layer_norm_eps", 1e-5), LAYERNORM_EPS),
-             f"{LAYERNORM_EPS}")
-    _rope_theta(config)
+    H = config.get("intermediate_size", 4 * C)
+    _require(config, "intermediate_size", isinstance(H, int) and H > 0, "a width above 0")
+    theta = _rope_theta(config)
     state = {"wte.weight": read("embed_in.weight")}
     for i in range(n_layer):
         b, h = f"blocks.{i}.", f"layers.{i}."
         for sml, hf, rows in (("norm1", "input_layernorm", C), ("norm2", "post_attention_layernorm", C),
-                              ("attn.proj", "attention.dense", C), ("mlp.fc", "mlp.dense_h_to_4h", 4 * C),
+                              ("attn.proj", "attention.dense", C), ("mlp.fc", "mlp.dense_h_to_4h", H),
                               ("mlp.proj", "mlp.dense_4h_to_h", C)):
             state[b + sml + ".weight"] = read(h + hf + ".weight")
             state[b + sml + ".bias"] = read(h + hf + ".bias", rows)
@@ -298,29 +324,31 @@ def _neox_import(config: dict, read: _Reader) -> tuple[dict, dict]:
     state["norm_f.weight"] = read("final_layer_norm.weight")
     state["norm_f.bias"] = read("final_layer_norm.bias", C)
     fields = dict(n_layer=n_layer, n_head=nh, block_size=config["max_position_embeddings"],
-                  positions="rope", norm="layernorm", mlp=ACT_GELU[config["hidden_act"]])
+                  positions="rope", norm="layernorm", mlp=ACT_GELU[config["hidden_act"]], rope_theta=theta,
+                  mlp_hidden=0 if H == 4 * C else H, norm_eps=_eps_field(config, "layer_norm_eps", LAYERNORM_EPS))
     return fields, state
 
 
 # ---- Llama -------------------------------------------------------------------------------------
 
 def _llama_config(cfg: ModelConfig) -> dict:
-    hidden = swiglu_hidden(cfg.n_embd)
-    return {"num_hidden_layers": cfg.n_layer, "num_attention_heads": cfg.n_head, "num_key_value_heads": cfg.n_head,
-            "hidden_size": cfg.n_embd, "head_dim": cfg.n_embd // cfg.n_head, "intermediate_size": hidden,
-            "hidden_act": "silu", "max_position_embeddings": cfg.block_size, "rms_norm_eps": RMSNORM_EPS,
-            **_rope_config(), "attention_bias": cfg.bias, "mlp_bias": cfg.bias, "attention_dropout": 0.0}
+    return {"num_hidden_layers": cfg.n_layer, "num_attention_heads": cfg.n_head,
+            "num_key_value_heads": cfg.n_kv_head or cfg.n_head, "hidden_size": cfg.n_embd,
+            "head_dim": cfg.n_embd // cfg.n_head, "intermediate_size": _hidden(cfg), "hidden_act": "silu",
+            "max_position_embeddings": cfg.block_size, "rms_norm_eps": _eps(cfg), **_rope_config(cfg),
+            "attention_bias": cfg.bias, "mlp_bias": cfg.bias, "attention_dropout": 0.0}
 
 
 def _llama_export(cfg: ModelConfig, s: dict) -> dict:
-    nh, out = cfg.n_head, {"embed_tokens.weight": s["wte.weight"]}
+    nh, nkv, out = cfg.n_head, cfg.n_kv_head or cfg.n_head, {"embed_tokens.weight": s["wte.weight"]}
+    kv = nkv * (cfg.n_embd // nh)  # the rows of k, and of v
     for i in range(cfg.n_layer):
         b, h = f"blocks.{i}.", f"layers.{i}."
         out[h + "input_layernorm.weight"] = s[b + "norm1.weight"]
         out[h + "post_attention_layernorm.weight"] = s[b + "norm2.weight"]
         for key in (".weight", ".bias") if cfg.bias else (".weight",):
-            q, k, v = s[b + "attn.qkv" + key].chunk(3)
-            out[h + "self_attn.q_proj" + key], out[h + "self_attn.k_proj" + key] = _halves(q, nh), _halves(k, nh)
+            q, k, v = s[b + "attn.qkv" + key].split([cfg.n_embd, kv, kv])
+            out[h + "self_attn.q_proj" + key], out[h + "self_attn.k_proj" + key] = _halves(q, nh), _halves(k, nkv)
             out[h + "self_attn.v_proj" + key] = v
             out[h + "self_attn.o_proj" + key] = s[b + "attn.proj" + key]
             out[h + "mlp.gate_proj" + key], out[h + "mlp.up_proj" + key] = s[b + "mlp.fc" + key].chunk(2)
@@ -330,35 +358,38 @@ def _llama_export(cfg: ModelConfig, s: dict) -> dict:
 
 
 def _llama_import(config: dict, read: _Reader) -> tuple[dict, dict]:
+    """Llama, and Qwen2 (Llama with biases on q, k, v: ``bias: true``, zeros where it has none)."""
     n_layer, nh, C = config["num_hidden_layers"], config["num_attention_heads"], config["hidden_size"]
-    _require(config, "num_key_value_heads", config.get("num_key_value_heads", nh) == nh,
-             f"num_attention_heads = {nh} (SML has no grouped-query attention)")
+    nkv = config.get("num_key_value_heads", nh)
+    _require(config, "num_key_value_heads", isinstance(nkv, int) and 0 < nkv <= nh and nh % nkv == 0,
+             f"a divisor of num_attention_heads = {nh}")
     _require(config, "head_dim", config.get("head_dim") in (None, C // nh), f"hidden_size / heads = {C // nh}")
     _require(config, "hidden_act", config.get("hidden_act") == "silu", "silu (SwiGLU)")
-    _require(config, "intermediate_size", config.get("intermediate_size") == swiglu_hidden(C),
-             f"{swiglu_hidden(C)} (8/3 * hidden_size, rounded up to a multiple of 8)")
-    _require(config, "rms_norm_eps", math.isclose(config.get("rms_norm_eps", 0.0), RMSNORM_EPS, rel_tol=1e-3),
-             f"{RMSNORM_EPS:.9g} (float32's eps, what nn.RMSNorm uses)")
-    _rope_theta(config)
-    H = swiglu_hidden(C)
+    _require(config, "use_sliding_window", not config.get("use_sliding_window"), "false (attention over the whole"
+             " context)")
+    H = config.get("intermediate_size")
+    _require(config, "intermediate_size", isinstance(H, int) and H > 0, "a width above 0")
+    theta, kv = _rope_theta(config), nkv * (C // nh)
     state = {"wte.weight": read("embed_tokens.weight")}
     for i in range(n_layer):
         b, h = f"blocks.{i}.", f"layers.{i}."
         state[b + "norm1.weight"] = read(h + "input_layernorm.weight")
         state[b + "norm2.weight"] = read(h + "post_attention_layernorm.weight")
         for key in (".weight", ".bias"):  # absent biases (attention_bias, mlp_bias false) read as zeros
-            q, k, v = (read(h + f"self_attn.{x}_proj" + key, C) for x in "qkv")
-            state[b + "attn.qkv" + key] = torch.cat([_pairs(q, nh), _pairs(k, nh), v])
+            q, k, v = read(h + "self_attn.q_proj" + key, C), *(read(h + f"self_attn.{x}_proj" + key, kv) for x in "kv")
+            state[b + "attn.qkv" + key] = torch.cat([_pairs(q, nh), _pairs(k, nkv), v])
             state[b + "attn.proj" + key] = read(h + "self_attn.o_proj" + key, C)
             state[b + "mlp.fc" + key] = torch.cat([read(h + f"mlp.{x}_proj" + key, H) for x in ("gate", "up")])
             state[b + "mlp.proj" + key] = read(h + "mlp.down_proj" + key, C)
     state["norm_f.weight"] = read("norm.weight")
-    fields = dict(n_layer=n_layer, n_head=nh, block_size=config["max_position_embeddings"],
-                  positions="rope", norm="rmsnorm", mlp="swiglu")
+    fields = dict(n_layer=n_layer, n_head=nh, block_size=config["max_position_embeddings"], positions="rope",
+                  norm="rmsnorm", mlp="swiglu", n_kv_head=0 if nkv == nh else nkv, rope_theta=theta,
+                  mlp_hidden=0 if H == swiglu_hidden(C) else H,
+                  norm_eps=_eps_field(config, "rms_norm_eps", RMSNORM_EPS))
     return fields, state
 
 
 ARCHITECTURES = {"gpt2": "GPT2LMHeadModel", "gpt_neox": "GPTNeoXForCausalLM", "llama": "LlamaForCausalLM"}
 CONFIG = {"gpt2": _gpt2_config, "gpt_neox": _neox_config, "llama": _llama_config}
 EXPORT = {"gpt2": _gpt2_export, "gpt_neox": _neox_export, "llama": _llama_export}
-IMPORT = {"gpt2": _gpt2_import, "gpt_neox": _neox_import, "llama": _llama_import}
+IMPORT = {"gpt2": _gpt2_import, "gpt_neox": _neox_import, "llama": _llama_import, "qwen2": _llama_import}
