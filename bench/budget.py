@@ -91,6 +91,15 @@ RECIPES = {
     "preset, batch 4": {"train.batch_size": 4},
     "preset, lr 3e-3": {"train.lr": 3e-3, "train.min_lr": 3e-4},
     "preset, warmup 15%": {"train.warmup_iters": 3000},
+    # Round 5 (issue 27): the modern dials, one at a time on the preset, then together.
+    "preset, relu2": {"model.mlp": "relu2"},
+    "preset, wsd 30%": {"train.schedule": "wsd", "train.decay_fraction": 0.3},
+    "preset, qk_norm, lr 6e-3": {"model.qk_norm": True, "train.lr": 6e-3, "train.min_lr": 6e-4},
+    "preset, qk_norm": {"model.qk_norm": True},
+    "preset, 1 kv head": {"model.n_kv_head": 1},
+    "preset, swiglu": {"model.mlp": "swiglu"},
+    "preset, rmsnorm": {"model.norm": "rmsnorm"},
+    "preset, relu2, wsd 30%": {"model.mlp": "relu2", "train.schedule": "wsd", "train.decay_fraction": 0.3},
 }
 
 

@@ -31,6 +31,7 @@ import torch
 from sml.config import load_params
 from sml.generate import generate
 from sml.model import GPT
+from sml.run.device import pick_decode_threads
 
 REPO = Path(__file__).resolve().parent.parent
 SETTINGS = {"temperature": 0.8, "top_k": 200}  # nanoGPT's sample.py
@@ -68,13 +69,14 @@ def main() -> None:
             print(f"{name:>20}: compiled {compiled:7,.0f} tokens/s against eager {eager:7,.0f} tokens/s"
                   f" ({compiled / eager:.2f}x) | compiling took {seconds:.1f} s, so it {pays}")
     if args.nanogpt:
-        ours, compiled, theirs = against_nanogpt(args.nanogpt, shapes["nanoGPT CPU size"][0], args.new_tokens,
-                                                 args.compile)
+        ours, compiled, theirs, theirs_1 = against_nanogpt(args.nanogpt, shapes["nanoGPT CPU size"][0],
+                                                           args.new_tokens, args.compile)
         also = f" | SML compiled {compiled:7,.0f} tokens/s" if compiled else ""
         print(f"at nanoGPT's CPU size, taking turns, best of 5: SML cached {ours:7,.0f} tokens/s{also} | nanoGPT's"
-              f" generate {theirs:7,.0f} tokens/s")
-        print(f"SML's cached sampler against nanoGPT's generate: {ours / theirs:.1f}x"
-              + (f" (compiled: {compiled / theirs:.1f}x)" if compiled else ""))
+              f" generate {theirs:7,.0f} tokens/s (on one thread: {theirs_1:7,.0f})")
+        print(f"SML's cached sampler against nanoGPT's generate: {ours / theirs:.2f}x"
+              + (f" (compiled: {compiled / theirs:.2f}x)" if compiled else "")
+              + f"; against nanoGPT on one thread: {ours / theirs_1:.2f}x")
 
 
 def against_nanogpt(checkout: Path, cfg, new_tokens: int, compile: bool, rounds: int = 5):
@@ -90,21 +92,28 @@ def against_nanogpt(checkout: Path, cfg, new_tokens: int, compile: bool, rounds:
     theirs = NanoGPT(GPTConfig(block_size=64, vocab_size=65, n_layer=4, n_head=4, n_embd=128, dropout=0.0,
                                bias=False)).eval()
     ours = GPT(cfg, 65)
+    cores = torch.get_num_threads()  # torch's default: what nanoGPT's sample.py runs with
+    threads, why = pick_decode_threads(ours, torch.device("cpu"))  # what the sample stage does
+    print(f"SML's sampler: {threads} thread(s) ({why}); nanoGPT: torch's default {cores}, and 1")
     samplers = [ours] + ([torch.compile(ours)] if compile else [])
     start_ids = torch.zeros((1, 1), dtype=torch.long)
-    best = [0.0, 0.0, 0.0]  # SML, SML compiled, nanoGPT
+    best = [0.0, 0.0, 0.0, 0.0]  # SML, SML compiled, nanoGPT, nanoGPT on one thread
     with torch.no_grad():  # as nanoGPT's sample.py
         theirs.generate(start_ids, 20, **SETTINGS)  # warm-up
         for sampler in samplers:  # (compiling, the first time)
             list(generate(sampler, [0] * cfg.block_size, 20))
         for seed in range(rounds):
+            torch.set_num_threads(threads)
             for i, sampler in enumerate(samplers):
                 best[i] = max(best[i], best_rate(sampler, new_tokens, True, repeats=1))
-            torch.manual_seed(seed)
-            start = time.perf_counter()
-            theirs.generate(start_ids, new_tokens, **SETTINGS)
-            best[2] = max(best[2], new_tokens / (time.perf_counter() - start))
-    return best[0], best[1] or None, best[2]
+            for slot, n in ((2, cores), (3, 1)):
+                torch.set_num_threads(n)
+                torch.manual_seed(seed)
+                start = time.perf_counter()
+                theirs.generate(start_ids, new_tokens, **SETTINGS)
+                best[slot] = max(best[slot], new_tokens / (time.perf_counter() - start))
+    torch.set_num_threads(cores)
+    return best[0], best[1] or None, best[2], best[3]
 
 
 def compiled_against_eager(model: GPT, new_tokens: int, rounds: int = 5) -> tuple[float, float, float]:

@@ -213,6 +213,9 @@ def test_threads_are_the_faster_of_all_cores_and_one_unless_set(monkeypatch, thr
     idle = {4: 2_500.0, 1: 1_000.0}
     monkeypatch.setattr(device_module, "_threads_rate", lambda n, width, rows: idle[n])
     assert pick_threads(0, cpu, 128, 2048)[0] == 4 and chosen[-1] == 4
+    even = {4: 1_000.0, 1: 1_050.0}  # a tie, within noise: every core is kept
+    monkeypatch.setattr(device_module, "_threads_rate", lambda n, width, rows: even[n])
+    assert pick_threads(0, cpu, 128, 2048)[0] == 4
     assert pick_threads(0, cpu, 128, 2048, picked=1) == (1, "picked when the run started")  # a resumed run
     assert pick_threads(3, cpu, 128, 2048, picked=1) == (3, "train.threads") and chosen[-1] == 3
     monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the user's, or set for several processes: kept
@@ -228,3 +231,22 @@ def test_the_threads_measurement_leaves_the_threads_and_the_random_numbers_alone
     before = torch.get_num_threads()
     assert _threads_rate(1, 64, 256, budget_s=0.01) > 0
     assert torch.get_num_threads() == before and torch.equal(torch.rand(3), expected)
+
+
+def test_sampling_times_its_decode_step_on_every_core_and_on_one_and_keeps_the_faster(monkeypatch, threads_kept):
+    from sml.model import GPT
+    from sml.run.device import pick_decode_threads
+    from tests.test_model import TINY
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    torch.set_num_threads(2)
+    model = GPT(TINY, 50).train()
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    count, why = pick_decode_threads(model, torch.device("cpu"))
+    assert count in (1, 2) and torch.get_num_threads() == count and why.startswith("timed: one thread ran")
+    assert model.training and torch.equal(torch.rand(3), expected)  # the model's mode and the RNG left alone
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the user's choice (or several processes'): kept
+    torch.set_num_threads(2)
+    assert pick_decode_threads(model, torch.device("cpu")) == (2, "OMP_NUM_THREADS")
