@@ -1,6 +1,7 @@
 """Training: a tiny run learns; interrupted runs resume exactly; failures keep what was good."""
 
 import dataclasses
+import io
 import json
 import math
 import os
@@ -50,11 +51,11 @@ def files(data, out) -> TrainFiles:
                       out / "model", out / "log.tsv", out / "metrics.json")
 
 
-def run(data, out, cfg=TRAIN, **kwargs) -> tuple[dict, str]:
+def run(data, out, cfg=TRAIN, model=MODEL, **kwargs) -> tuple[dict, str]:
     import io
 
     text = io.StringIO()
-    metrics = train(MODEL, cfg, files(data, out), out=text, **kwargs)
+    metrics = train(model, cfg, files(data, out), out=text, **kwargs)
     return metrics, text.getvalue()
 
 
@@ -99,6 +100,40 @@ def test_an_interrupted_run_resumes_to_exactly_the_same_weights(data, tmp_path, 
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
     logs = [(tmp_path / d / "log.tsv").read_text().splitlines() for d in ("straight", "resumed")]
     assert [r.split("\t")[:4] for r in logs[0]] == [r.split("\t")[:4] for r in logs[1]]
+
+
+def test_every_new_dial_at_once_trains_resumes_exactly_evaluates_and_samples(data, tmp_path):
+    """Issue 27's dials together (grouped-query attention, qk_norm, squared ReLU at its own width,
+    RoPE's base, the norms' eps, the WSD schedule): the whole path a model takes."""
+    from sml.config import EvaluateConfig
+    from sml.generate import complete
+    from sml.run.evaluation import evaluate
+
+    model = dataclasses.replace(MODEL, n_kv_head=1, qk_norm=True, mlp="relu2", mlp_hidden=48, rope_theta=1000.0,
+                                norm="rmsnorm", norm_eps=1e-5)
+    cfg = dataclasses.replace(TRAIN, schedule="wsd", decay_fraction=0.3)
+    run(data, tmp_path / "straight", cfg, model)
+
+    def interrupt(step):
+        if step == 13:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(Interrupted):
+        run(data, tmp_path / "resumed", cfg, model, on_step=interrupt)
+    metrics, _ = run(data, tmp_path / "resumed", cfg, model)
+    straight, resumed = (load_checkpoint(tmp_path / d / "model/model.pt") for d in ("straight", "resumed"))
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    losses = [float(row.split("\t")[LOG_COLUMNS.index("train_loss")]) for row in log_rows(tmp_path / "resumed")]
+    assert losses[-1] < losses[0] - 0.3, losses  # it learns
+    tokenizer = data / "tokenizer" / "tokenizer.json"
+    trained = load_model(tmp_path / "resumed/model", tokenizer)
+    assert trained.cfg == model
+    scored = evaluate(tmp_path / "resumed/model", tokenizer, data / "tokens", data / "tokens_text" / "train.txt",
+                      EvaluateConfig(**{**dataclasses.asdict(SHIPPED.evaluate), "device": "cpu", "max_new_tokens": 8,
+                                        "prompts": ("ROMEO:",)}), out=io.StringIO())
+    assert scored["val"]["nats_per_token"] == pytest.approx(metrics["val_loss"], rel=0.05)
+    pieces, _ = complete(trained, Tokenizer.load(tokenizer), "ROMEO:", 8)
+    assert "".join(pieces)
 
 
 def test_a_finished_run_reruns_as_a_no_op(data, tmp_path):
