@@ -100,6 +100,8 @@ RECIPES = {
     "preset, swiglu": {"model.mlp": "swiglu"},
     "preset, rmsnorm": {"model.norm": "rmsnorm"},
     "preset, relu2, wsd 30%": {"model.mlp": "relu2", "train.schedule": "wsd", "train.decay_fraction": 0.3},
+    "preset, relu2, wsd 30%, qk_norm": {"model.mlp": "relu2", "train.schedule": "wsd", "train.decay_fraction": 0.3,
+                                        "model.qk_norm": True},
 }
 
 

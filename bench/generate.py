@@ -93,7 +93,7 @@ def against_nanogpt(checkout: Path, cfg, new_tokens: int, compile: bool, rounds:
                                bias=False)).eval()
     ours = GPT(cfg, 65)
     cores = torch.get_num_threads()  # torch's default: what nanoGPT's sample.py runs with
-    threads, why = pick_decode_threads(ours, torch.device("cpu"))  # what the sample stage does
+    threads, why, _ = pick_decode_threads(ours, torch.device("cpu"))  # what the sample stage does
     print(f"SML's sampler: {threads} thread(s) ({why}); nanoGPT: torch's default {cores}, and 1")
     samplers = [ours] + ([torch.compile(ours)] if compile else [])
     start_ids = torch.zeros((1, 1), dtype=torch.long)

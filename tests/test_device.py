@@ -244,9 +244,37 @@ def test_sampling_times_its_decode_step_on_every_core_and_on_one_and_keeps_the_f
     torch.manual_seed(0)
     expected = torch.rand(3)
     torch.manual_seed(0)
-    count, why = pick_decode_threads(model, torch.device("cpu"))
+    count, why, steps_per_s = pick_decode_threads(model, torch.device("cpu"))
     assert count in (1, 2) and torch.get_num_threads() == count and why.startswith("timed: one thread ran")
+    assert steps_per_s > 0
     assert model.training and torch.equal(torch.rand(3), expected)  # the model's mode and the RNG left alone
     monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the user's choice (or several processes'): kept
     torch.set_num_threads(2)
-    assert pick_decode_threads(model, torch.device("cpu")) == (2, "OMP_NUM_THREADS")
+    assert pick_decode_threads(model, torch.device("cpu")) == (2, "OMP_NUM_THREADS", None)
+
+
+def test_the_decode_step_is_compiled_only_past_its_measured_break_even(monkeypatch):
+    from sml.run.device import compile_pays
+
+    cpu = torch.device("cpu")
+    assert compile_pays(cpu, 1_500, 1_000.0)[0] is False  # 16 s to save 1/3 ms a token: 48,000 tokens
+    pays, line = compile_pays(cpu, 60_000, 1_000.0)
+    assert pays and line == "compiled decode step: 60,000 tokens to write; compiling pays from ~48,000 here"
+    assert compile_pays(cpu, 60_000, None)[1] == "eager decode step (cpu: no measured break-even for compiling it)"
+    assert compile_pays(torch.device("cuda"), 10**9, 100.0)[0] is False  # not measured on a GPU yet
+
+
+def test_a_decode_step_that_does_not_compile_samples_eagerly_and_says_so(monkeypatch, capsys):
+    from sml.model import GPT
+    from sml.run.device import compiled_or_eager
+    from tests.test_model import TINY
+
+    def broken(model):
+        def run(*args, **kwargs):
+            raise RuntimeError("no C++ compiler")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken)
+    model = GPT(TINY, 50)
+    assert compiled_or_eager(model) is model
+    assert "compiling the decode step failed (RuntimeError): sampling eagerly" in capsys.readouterr().err

@@ -182,13 +182,15 @@ def pick_threads(threads: int, device: torch.device, width: int, rows: int, pick
                   f" one thread's speed" + ("" if best == cores else ": is another program busy on this machine?"))
 
 
-def pick_decode_threads(model: torch.nn.Module, device: torch.device) -> tuple[int, str]:
+def pick_decode_threads(model: torch.nn.Module, device: torch.device) -> tuple[int, str, float | None]:
     """Set the CPU threads for sampling from ``model``: the faster of every core and one for its
     one-token step, timed (a 1 x C row is often too small to share between threads: each of a
-    decode step's dozens of tiny matmuls then waits for the other thread). Returns (count, why).
+    decode step's dozens of tiny matmuls then waits for the other thread). Returns (count, why,
+    the eager steps per second at that count, or None where nothing was timed).
     """
     if os.environ.get("OMP_NUM_THREADS") or device.type != "cpu" or torch.get_num_threads() == 1:
-        return torch.get_num_threads(), "OMP_NUM_THREADS" if os.environ.get("OMP_NUM_THREADS") else "as set"
+        why = "OMP_NUM_THREADS" if os.environ.get("OMP_NUM_THREADS") else "as set"
+        return torch.get_num_threads(), why, None
     from sml.kvcache import KVCache
 
     cores, was_training = torch.get_num_threads(), model.training
@@ -209,7 +211,33 @@ def pick_decode_threads(model: torch.nn.Module, device: torch.device) -> tuple[i
         model.train(was_training)
     best = cores if rates[cores] >= rates[1] else 1
     torch.set_num_threads(best)
-    return best, f"timed: one thread ran its decode step at {rates[1] / rates[cores]:.2f}x the speed of {cores}"
+    steps = min(16, model.cfg.block_size - 1)
+    return (best, f"timed: one thread ran its decode step at {rates[1] / rates[cores]:.2f}x the speed of {cores}",
+            rates[best] * steps)
+
+
+# Compiling the one-token step (torch.compile; the cache's fixed shapes make it one graph), as
+# measured on CPUs (docs/benchmarks.md, "A decode step with fixed shapes"): 1.44x-1.63x the eager
+# speed, after about 16 s of compiling on a first run (3-6 s once PyTorch's cache is warm).
+COMPILED_SPEEDUP = {"cpu": 1.5}
+COMPILE_SECONDS = {"cpu": 16.0}
+
+
+def compile_pays(device: torch.device, tokens: int, steps_per_s: float | None) -> tuple[bool, str]:
+    """Whether compiling the decode step pays for writing ``tokens`` at ``steps_per_s`` eager, and
+    one line that says so: the break-even is the compile time over the seconds saved per token.
+
+    >>> compile_pays(torch.device("cpu"), 1_500, 1_000.0)
+    (False, 'eager decode step: 1,500 tokens to write; compiling (~16 s) pays from ~48,000 tokens here')
+    """
+    if device.type not in COMPILED_SPEEDUP or not steps_per_s:
+        return False, f"eager decode step ({device.type}: no measured break-even for compiling it)"
+    saved = 1 / steps_per_s - 1 / (steps_per_s * COMPILED_SPEEDUP[device.type])  # seconds per token
+    break_even = COMPILE_SECONDS[device.type] / saved
+    if tokens >= break_even:
+        return True, f"compiled decode step: {tokens:,} tokens to write; compiling pays from ~{break_even:,.0f} here"
+    return False, (f"eager decode step: {tokens:,} tokens to write; compiling (~{COMPILE_SECONDS[device.type]:.0f} s)"
+                   f" pays from ~{break_even:,.0f} tokens here")
 
 
 def _threads_rate(threads: int, width: int, rows: int, budget_s: float = 0.05) -> float:
@@ -279,3 +307,19 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
     elif device.type == "mps":
         torch.mps.synchronize()
+
+
+def compiled_or_eager(model: torch.nn.Module) -> torch.nn.Module:
+    """``torch.compile(model)``, tried on one token; the model itself (and a line on stderr) if
+    compiling fails here (no C++ compiler on the CPU, say)."""
+    from sml.kvcache import KVCache
+
+    compiled = torch.compile(model)
+    try:
+        with torch.inference_mode():
+            compiled(torch.zeros(1, 1, dtype=torch.long, device=next(model.parameters()).device),
+                     cache=KVCache(model, 1, next(model.parameters()).device))
+    except Exception as e:  # noqa: BLE001 (any backend failure: the eager model computes the same)
+        print(f"warning: compiling the decode step failed ({type(e).__name__}): sampling eagerly", file=sys.stderr)
+        return model
+    return compiled
