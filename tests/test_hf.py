@@ -204,19 +204,20 @@ def test_a_gpt2_style_directory_imports_with_the_same_logits(tmp_path):
 
 
 
-# Real small models' shapes (their config.json values), with 2 layers, random weights and a test
-# vocabulary: SML imports them with transformers' logits, and exports them back.
+# Real small models' shapes (their config.json values), with 1 or 2 layers, random weights and a
+# test vocabulary: SML imports them with transformers' logits, and exports them back.
 LLAMA_FAMILY = {
     "SmolLM2-135M": ("LlamaConfig", dict(hidden_size=576, num_attention_heads=9, num_key_value_heads=3,
                                          intermediate_size=1536, rope_theta=100000.0, rms_norm_eps=1e-5,
-                                         max_position_embeddings=8192, tie_word_embeddings=True)),
+                                         max_position_embeddings=8192, tie_word_embeddings=True, num_hidden_layers=2)),
     "TinyLlama-1.1B": ("LlamaConfig", dict(hidden_size=2048, num_attention_heads=32, num_key_value_heads=4,
                                            intermediate_size=5632, rope_theta=10000.0, rms_norm_eps=1e-5,
-                                           max_position_embeddings=2048, tie_word_embeddings=False)),
+                                           max_position_embeddings=2048, tie_word_embeddings=False,
+                                           num_hidden_layers=1)),  # 44M parameters a layer: one is enough
     "Qwen2-0.5B": ("Qwen2Config", dict(hidden_size=896, num_attention_heads=14, num_key_value_heads=2,
                                        intermediate_size=4864, rope_theta=1000000.0, rms_norm_eps=1e-6,
                                        max_position_embeddings=32768, tie_word_embeddings=True,
-                                       use_sliding_window=False)),
+                                       use_sliding_window=False, num_hidden_layers=2)),
 }
 
 
@@ -227,7 +228,7 @@ def test_a_llama_family_model_imports_with_the_logits_of_transformers_and_export
     hf_dir.mkdir()
     hf_tok = byte_level_tokenizer(hf_dir)
     torch.manual_seed(0)
-    config = getattr(transformers(), config_class)(vocab_size=hf_tok.get_vocab_size(), num_hidden_layers=2, **shape)
+    config = getattr(transformers(), config_class)(vocab_size=hf_tok.get_vocab_size(), **shape)
     theirs = transformers().AutoModelForCausalLM.from_config(config).eval()
     with torch.no_grad():
         for param_name, p in theirs.named_parameters():
