@@ -19,7 +19,7 @@ from sml.generate import complete, samples_markdown
 from sml.learn.mine import MODEL_PARTS, load_mine
 from sml.run.atomic import write_text
 from sml.run.checkpoint import load_model
-from sml.run.device import compile_pays, compiled_or_eager, pick_decode_threads, pick_runtime
+from sml.run.device import pick_runtime, prepare_decoding
 from sml.tokenizer import Tokenizer
 from sml.tokenizer.tokenizer import replace_surrogates
 from stages.common import ModelDir, ParamsFile, TokenizerFile, from_params, run, stage
@@ -53,14 +53,7 @@ def main(
     if mine is not None and mine.decode is not None:  # impl.bpe: mine
         tok.use(mine.encode_chunk, mine.decode)
     net = load_model(model, tokenizer, runtime.device, mine)
-    threads, why, steps_per_s = pick_decode_threads(net, runtime.device)
-    if runtime.device.type == "cpu":
-        print(f"sample: {threads} CPU thread{'s' * (threads > 1)} ({why})", file=sys.stderr)
-    tokens = settings["max_new_tokens"] * (1 if prompt is not None else len(cfg.prompts))
-    compiled, line = compile_pays(runtime.device, tokens, steps_per_s)
-    print(f"sample: {line}", file=sys.stderr)
-    if compiled:
-        net = compiled_or_eager(net)
+    net = prepare_decoding(net, runtime.device, cfg.max_new_tokens * (1 if prompt is not None else len(cfg.prompts)))
     if prompt is not None:
         pieces, note = complete(net, tok, prompt, **settings)
         if note:

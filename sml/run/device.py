@@ -230,8 +230,10 @@ def compile_pays(device: torch.device, tokens: int, steps_per_s: float | None) -
     >>> compile_pays(torch.device("cpu"), 1_500, 1_000.0)
     (False, 'eager decode step: 1,500 tokens to write; compiling (~16 s) pays from ~48,000 tokens here')
     """
-    if device.type not in COMPILED_SPEEDUP or not steps_per_s:
-        return False, f"eager decode step ({device.type}: no measured break-even for compiling it)"
+    if device.type not in COMPILED_SPEEDUP:
+        return False, f"eager decode step (compiling it on {device.type}: no measured break-even yet)"
+    if not steps_per_s:
+        return False, "eager decode step (not timed here, so no break-even for compiling it)"
     saved = 1 / steps_per_s - 1 / (steps_per_s * COMPILED_SPEEDUP[device.type])  # seconds per token
     break_even = COMPILE_SECONDS[device.type] / saved
     if tokens >= break_even:
@@ -307,6 +309,20 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
     elif device.type == "mps":
         torch.mps.synchronize()
+
+
+def prepare_decoding(model: torch.nn.Module, device: torch.device, tokens: int, who: str = "sample",
+                     out=None) -> torch.nn.Module:
+    """Ready ``model`` to write ``tokens`` tokens: its threads picked (``pick_decode_threads``), and
+    compiled where that pays (``compile_pays``); one line each on ``out`` (stderr). Returns the
+    model to sample from."""
+    out = sys.stderr if out is None else out
+    threads, why, steps_per_s = pick_decode_threads(model, device)
+    if device.type == "cpu":
+        print(f"{who}: {threads} CPU thread{'s' * (threads > 1)} for sampling ({why})", file=out)
+    compiled, line = compile_pays(device, tokens, steps_per_s)
+    print(f"{who}: {line}", file=out)
+    return compiled_or_eager(model) if compiled else model
 
 
 def compiled_or_eager(model: torch.nn.Module) -> torch.nn.Module:

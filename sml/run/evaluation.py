@@ -22,7 +22,7 @@ from sml.evaluate import (
 from sml.generate import complete
 from sml.learn.mine import Mine
 from sml.run.checkpoint import load_model
-from sml.run.device import pick_decode_threads, pick_runtime
+from sml.run.device import pick_runtime, prepare_decoding
 from sml.run.errors import SMLError
 from sml.tokenizer import Tokenizer
 
@@ -64,10 +64,10 @@ def evaluate(model_dir: Path, tokenizer: Path, tokens: Path, corpus: Path, cfg: 
     b = metrics["bigram_val"] = loss_units(baseline, meta["val"])
     print(f"evaluate: bigram baseline on val: {b['nats_per_token']:.4f} nats/token, {b['bits_per_char']:.4f}"
           " bits/char (the floor to beat)", file=out, flush=True)
-    pick_decode_threads(model, runtime.device)  # a token at a time: often faster on one thread than on all
+    sampler = prepare_decoding(model, runtime.device, cfg.max_new_tokens * len(cfg.prompts), "evaluate", out)
     samples = []
     for i, prompt in enumerate(cfg.prompts):
-        pieces, _ = complete(model, tok, prompt, cfg.max_new_tokens, cfg.temperature, seed=cfg.seed + i)
+        pieces, _ = complete(sampler, tok, prompt, cfg.max_new_tokens, cfg.temperature, seed=cfg.seed + i)
         samples.append("".join(pieces))
     s = metrics["samples"] = generation_quality(samples, words_of(sample_lines(corpus, WORD_SAMPLE_BYTES)))
     print(f"evaluate: {len(samples)} samples of {cfg.max_new_tokens} tokens: {s['known_word_share']:.1%} known"
