@@ -102,6 +102,9 @@ RECIPES = {
     "preset, relu2, wsd 30%": {"model.mlp": "relu2", "train.schedule": "wsd", "train.decay_fraction": 0.3},
     "preset, relu2, wsd 30%, qk_norm": {"model.mlp": "relu2", "train.schedule": "wsd", "train.decay_fraction": 0.3,
                                         "model.qk_norm": True},
+    # Round 6, on the preset with relu2 + wsd 30% (as params.yaml has it now).
+    "preset, decay 50%": {"train.decay_fraction": 0.5},
+    "preset, 3 layers": {"model.n_layer": 3},
 }
 
 
