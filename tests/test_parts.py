@@ -35,17 +35,20 @@ def solved(tmp_path_factory) -> Path:
     return project(tmp_path_factory.mktemp("solved"), **{part: SOLUTIONS / f"{part}.py" for part in PARTS})
 
 
-def config(positions: str) -> ModelConfig:
+def config(positions: str, **dials) -> ModelConfig:
     return ModelConfig(n_layer=2, n_head=2, n_embd=16, block_size=12, dropout=0.0, bias=True, positions=positions,
-                       norm="layernorm", mlp="gelu", tie_weights=True, attention="sdpa")
+                       norm="layernorm", mlp="gelu", tie_weights=True, attention="sdpa", **dials)
 
 
-@pytest.mark.parametrize("positions", ["learned", "sinusoidal", "rope"])
-def test_a_model_of_correct_learner_parts_computes_the_reference_logits(solved, positions):
+@pytest.mark.parametrize(("positions", "dials"), [("learned", {}), ("sinusoidal", {}), ("rope", {}),
+                                                  ("rope", {"n_kv_head": 1, "rope_theta": 500.0, "qk_norm": True})])
+def test_a_model_of_correct_learner_parts_computes_the_reference_logits(solved, positions, dials):
+    """The learner's parts, the dials included: grouped k and v reach their attention repeated to
+    the query heads, and their split_heads cuts q's and k's heads together as it cuts any width."""
     mine = load_mine(ALL_MINE, solved)
     torch.manual_seed(0)
-    reference = GPT(config(positions), 50).eval()
-    theirs = GPT(config(positions), 50, parts_for(config(positions), mine)).eval()
+    reference = GPT(config(positions, **dials), 50).eval()
+    theirs = GPT(config(positions, **dials), 50, parts_for(config(positions, **dials), mine)).eval()
     theirs.load_state_dict(reference.state_dict())  # the same keys: only the code differs
     idx = torch.randint(0, 50, (3, 12), generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(theirs(idx)[0], reference(idx)[0], atol=1e-5, rtol=1e-5)
