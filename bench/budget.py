@@ -105,6 +105,11 @@ RECIPES = {
     # Round 6, on the preset with relu2 + wsd 30% (as params.yaml has it now).
     "preset, decay 50%": {"train.decay_fraction": 0.5},
     "preset, 3 layers": {"model.n_layer": 3},
+    # Round 7: from "preset, qk_norm", the best of round 6.
+    "qk_norm, lr 4e-3": {"model.qk_norm": True, "train.lr": 4e-3, "train.min_lr": 4e-4},
+    "qk_norm, vocab 2048": {"model.qk_norm": True, "tokenizer.vocab_size": 2048},
+    "qk_norm, context 64, batch 16": {"model.qk_norm": True, "model.block_size": 64, "train.batch_size": 16},
+    "qk_norm, warmup 5%": {"model.qk_norm": True, "train.warmup_iters": 1000},
 }
 
 
