@@ -173,9 +173,7 @@ def pick_threads(threads: int, device: torch.device, width: int, rows: int, pick
     cores = torch.get_num_threads()
     if cores == 1:
         return 1, "one core"
-    rates: dict[int, float] = {}
-    for n in (cores, 1, cores, 1):  # in turns, the best of two each: a moment of noise is not a verdict
-        rates[n] = max(rates.get(n, 0.0), _threads_rate(n, width, rows))
+    rates = _in_turns(cores, lambda n: _threads_rate(n, width, rows))
     best = cores if rates[cores] >= SLOWER_BY * rates[1] else 1  # one thread only when clearly faster
     torch.set_num_threads(best)
     return best, (f"measured: {cores} threads ran this model's kind of work at {rates[cores] / rates[1]:.2f}x"
@@ -195,25 +193,36 @@ def pick_decode_threads(model: torch.nn.Module, device: torch.device) -> tuple[i
 
     cores, was_training = torch.get_num_threads(), model.training
     cache, token = KVCache(model, 1, device), torch.zeros(1, 1, dtype=torch.long, device=device)
-    rates = {}
+    steps = min(16, model.cfg.block_size - 1)
+
+    def steps_per_s(n: int) -> float:
+        torch.set_num_threads(n)
+        cache.reset()
+        model(token, cache=cache)  # warm-up: the thread pool, the buffers
+        start = time.perf_counter()
+        for _ in range(steps):
+            model(token, cache=cache)
+        return steps / (time.perf_counter() - start)
+
     model.eval()
     try:
         with torch.inference_mode():
-            for n in (cores, 1, cores, 1):  # in turns, the best of two each
-                torch.set_num_threads(n)
-                cache.reset()
-                model(token, cache=cache)  # warm-up: the thread pool, the buffers
-                start = time.perf_counter()
-                for _ in range(min(16, model.cfg.block_size - 1)):
-                    model(token, cache=cache)
-                rates[n] = max(rates.get(n, 0.0), 1 / (time.perf_counter() - start))
+            rates = _in_turns(cores, steps_per_s)
     finally:
         model.train(was_training)
     best = cores if rates[cores] >= rates[1] else 1
     torch.set_num_threads(best)
-    steps = min(16, model.cfg.block_size - 1)
     return (best, f"timed: one thread ran its decode step at {rates[1] / rates[cores]:.2f}x the speed of {cores}",
-            rates[best] * steps)
+            rates[best])
+
+
+def _in_turns(cores: int, rate_of) -> dict[int, float]:
+    """``rate_of(n)`` on every core and on one, in turns, the best of two each: on a shared machine
+    one moment of noise is not a verdict."""
+    rates: dict[int, float] = {}
+    for n in (cores, 1, cores, 1):
+        rates[n] = max(rates.get(n, 0.0), rate_of(n))
+    return rates
 
 
 # Compiling the one-token step (torch.compile; the cache's fixed shapes make it one graph), as
