@@ -27,6 +27,7 @@ import torch
 
 from sml.kvcache import KVCache
 from sml.model import GPT
+from sml.run.device import small_ops
 from sml.tokenizer.tokenizer import replace_surrogates
 
 
@@ -53,13 +54,14 @@ def generate(model: GPT, prompt: list[int], max_new_tokens: int, temperature: fl
             refill = i == 0
             if len(tokens) - start == block_size:  # full: keep the newer half
                 start, refill = len(tokens) - block_size // 2, True
-            if not use_cache:
-                logits = model(_tensor(tokens[start:], device))[0]
-            elif refill:  # (re)fill the cache with the whole window
-                cache.reset()
-                logits = model(_tensor(tokens[start:], device), cache=cache)[0]
-            else:
-                logits = model(_tensor(tokens[-1:], device), cache=cache)[0]
+            with small_ops(device):  # on a CPU: without oneDNN, whose setup outweighs one row's work
+                if not use_cache:
+                    logits = model(_tensor(tokens[start:], device))[0]
+                elif refill:  # (re)fill the cache with the whole window
+                    cache.reset()
+                    logits = model(_tensor(tokens[start:], device), cache=cache)[0]
+                else:
+                    logits = model(_tensor(tokens[-1:], device), cache=cache)[0]
             next_id = pick(logits[0, -1], temperature, top_k, top_p, generator)
             tokens.append(next_id)
             yield next_id

@@ -15,9 +15,8 @@ The modules hold the weights; what they compute are the plain functions on tenso
 (``embed``, ``rope``, ``split_heads``, ``attention``, ``layer_norm``, ``mlp``, ``block``, ...),
 called through ``parts`` (``sml/parts.py``): one record of these functions, so that a learner's
 own (``impl`` in params.yaml) can take any one's place. Generation passes a ``KVCache``
-(``kvcache.py``): a new token then costs one position, not the whole context.
-
-Left out on purpose: sampling strategies (``generate.py``), and any training code.
+(``kvcache.py``): a new token then costs one position, not the whole context. Left out on
+purpose: sampling strategies (``generate.py``), and any training code.
 """
 
 import math
@@ -53,7 +52,7 @@ class GPT(nn.Module):
             # of unit sines would drown the tokens (the original paper scaled tokens up instead).
             table = INIT_STD * parts.sinusoidal_table(cfg.block_size, cfg.n_embd)
             self.register_buffer("sinusoid", table, persistent=False)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = nn.Dropout(cfg.dropout) if cfg.dropout else identity
         self.blocks = nn.ModuleList(Block(cfg, parts) for _ in range(cfg.n_layer))
         self.norm_f = make_norm(cfg, parts)
         self.lm_head = nn.Linear(cfg.n_embd, vocab_size, bias=False)
@@ -169,10 +168,9 @@ class CausalSelfAttention(nn.Module):
         self.hs = hs = cfg.n_embd // cfg.n_head
         self.qkv = nn.Linear(cfg.n_embd, (self.n_head + 2 * self.n_kv_head) * hs, bias=cfg.bias)
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
-        self.resid_drop = nn.Dropout(cfg.dropout)
-        # qk_norm: each head's q and k scaled to unit RMS before they meet: scores stay bounded
-        self.q_norm = nn.RMSNorm(hs, eps=cfg.norm_eps or None) if cfg.qk_norm else None
-        self.k_norm = nn.RMSNorm(hs, eps=cfg.norm_eps or None) if cfg.qk_norm else None
+        self.resid_drop = nn.Dropout(cfg.dropout) if cfg.dropout else identity
+        self.q_norm = nn.RMSNorm(hs, eps=cfg.norm_eps or None) if cfg.qk_norm else None  # qk_norm: each
+        self.k_norm = nn.RMSNorm(hs, eps=cfg.norm_eps or None) if cfg.qk_norm else None  # head's q, k to unit RMS
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None, mask: torch.Tensor | None = None,
                 cache: "LayerCache | None" = None) -> torch.Tensor:
@@ -255,7 +253,7 @@ class MLP(nn.Module):
         hidden = cfg.mlp_hidden or (swiglu_hidden(cfg.n_embd) if self.swiglu else 4 * cfg.n_embd)
         self.fc = nn.Linear(cfg.n_embd, 2 * hidden if self.swiglu else hidden, bias=cfg.bias)
         self.proj = nn.Linear(hidden, cfg.n_embd, bias=cfg.bias)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = nn.Dropout(cfg.dropout) if cfg.dropout else identity
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.kind == "gelu_tanh":  # GPT-2's GELU: 0.5 h (1 + tanh(sqrt(2/pi) (h + 0.044715 h^3))), ~erf's
@@ -297,10 +295,8 @@ class Rotary(nn.Module):
         """Rotate x (..., T, hs) whose T rows sit at ``positions`` (T,), as ``rope`` does."""
         if base != self.base:
             raise ValueError(f"these tables turn by base {self.base}, not {base}")
-        # The tables are float32; under autocast x is bfloat16/float16, and x * cos would
-        # promote it back to float32 (slower attention, twice the memory): keep x's dtype.
-        cos = self.cos.index_select(0, positions).to(x.dtype)  # (T, hs)
-        sin = self.sin.index_select(0, positions).to(x.dtype)  # (T, hs)
+        cos = self.cos.index_select(0, positions).to(x.dtype)  # (T, hs) in x's dtype: under autocast a
+        sin = self.sin.index_select(0, positions).to(x.dtype)  # float32 table would promote a bfloat16 x
         swapped = x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)  # (..., T, hs): (b, a) for each (a, b)
         return x * cos + swapped * sin
 
@@ -349,6 +345,11 @@ def sinusoidal_table(block_size: int, n_embd: int) -> torch.Tensor:
 def rows(table: torch.Tensor, positions: torch.Tensor | None, T: int) -> torch.Tensor:
     """The rows of a per-position table for ``positions`` (T,); None means 0..T-1, a view."""
     return table[:T] if positions is None else table.index_select(0, positions)
+
+
+def identity(x: torch.Tensor) -> torch.Tensor:
+    """Dropout 0: x itself, not an nn.Dropout (a module call costs microseconds; decoding makes 9 a token)."""
+    return x
 
 
 def reference_parts(cfg: ModelConfig) -> "Parts":

@@ -206,7 +206,7 @@ def pick_decode_threads(model: torch.nn.Module, device: torch.device) -> tuple[i
 
     model.eval()
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), small_ops(device):
             rates = _in_turns(cores, steps_per_s)
     finally:
         model.train(was_training)
@@ -214,6 +214,22 @@ def pick_decode_threads(model: torch.nn.Module, device: torch.device) -> tuple[i
     torch.set_num_threads(best)
     return (best, f"timed: one thread ran its decode step at {rates[1] / rates[cores]:.2f}x the speed of {cores}",
             rates[best])
+
+
+@contextlib.contextmanager
+def small_ops(device: torch.device):
+    """On a CPU, the enclosed work runs without oneDNN: a decode step's operations are one row
+    each, and oneDNN's setup per call outweighs them (an exact GELU of 512 numbers: ~10-15 us
+    with it, ~2 us in PyTorch's own kernel; the whole step at nanoGPT's CPU size: 12% faster
+    without it, docs/benchmarks.md). Elsewhere, or with oneDNN already off, nothing changes."""
+    if device.type != "cpu" or not torch.backends.mkldnn.enabled:
+        yield
+        return
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = True
 
 
 def _in_turns(cores: int, rate_of) -> dict[int, float]:
