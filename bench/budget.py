@@ -23,6 +23,7 @@ import argparse
 import json
 import math
 import multiprocessing
+import os
 import re
 import shutil
 import subprocess
@@ -110,6 +111,22 @@ RECIPES = {
     "qk_norm, vocab 2048": {"model.qk_norm": True, "tokenizer.vocab_size": 2048},
     "qk_norm, context 64, batch 16": {"model.qk_norm": True, "model.block_size": 64, "train.batch_size": 16},
     "qk_norm, warmup 5%": {"model.qk_norm": True, "train.warmup_iters": 1000},
+    # Round 8: Muon (orthogonalised in float32) for the blocks' matrices, at three lrs.
+    "muon 3e-3": {"train.optimizer": "muon", "train.muon_lr": 3e-3},
+    "muon 6e-3": {"train.optimizer": "muon", "train.muon_lr": 6e-3},
+    "muon 1.2e-2": {"train.optimizer": "muon", "train.muon_lr": 1.2e-2},
+    # Round 9: cheap changes to the preset (no slower step), each beside the preset.
+    "untied": {"model.tie_weights": False},
+    "beta2 0.95": {"train.beta2": 0.95},
+    "lr 4e-3": {"train.lr": 4e-3, "train.min_lr": 4e-4},
+    "context 64, batch 16": {"model.block_size": 64, "train.batch_size": 16},
+    "weight decay 0": {"train.weight_decay": 0.0},
+    # Round 10: from "preset, qk_norm" (better than the preset in rounds 6, 9 and c).
+    "qk_norm, beta2 0.95": {"model.qk_norm": True, "train.beta2": 0.95},
+    "qk_norm, beta2 0.95, lr 4e-3": {"model.qk_norm": True, "train.beta2": 0.95, "train.lr": 4e-3,
+                                     "train.min_lr": 4e-4},
+    "qk_norm, dropout 0.1": {"model.qk_norm": True, "model.dropout": 0.1},
+    "qk_norm, 2 heads": {"model.qk_norm": True, "model.n_head": 2},
 }
 
 
@@ -124,6 +141,9 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra overrides, every run")
     parser.add_argument("--work", type=Path, help="scratch directory (default: a temporary one)")
     parser.add_argument("--out", type=Path, help="write the results here as JSON")
+    parser.add_argument("--muon-float32", action="store_true",
+                        help="Muon's Newton-Schulz in float32 (PyTorch's casts to bfloat16: emulated, 0.1x, on CPUs"
+                             " without AVX-512 BF16)")
     parser.add_argument("--table", nargs="+", type=Path, help="print earlier --out files as one markdown table")
     parser.add_argument("--params", type=Path, default=REPO / "params.yaml",
                         help="--table: the params.yaml whose cpu preset the recipes ran on")
@@ -143,6 +163,8 @@ def main() -> None:
         budget = budget or results["nanogpt"]["seconds"]
     if not budget:
         parser.error("give --budget, or --nanogpt to take its time")
+    if args.muon_float32:
+        os.environ["SML_BENCH_MUON_FLOAT32"] = "1"  # read by each recipe's process (``one``)
     names = list(RECIPES) if args.search else (args.recipe or ["preset"])
     extra = dict(parse_set(s) for s in args.set)
     for name in names:
@@ -185,9 +207,11 @@ def table(results: list[dict], params_file: Path) -> list[str]:
             p = recipe_params(r["overrides"], params_file)
             m, t = p.model, p.train
             share = t.warmup_iters / t.max_iters
-            lrs = f"{t.optimizer} {t.lr:g} -> {t.min_lr:g}" + (f", muon {t.muon_lr:g}" if t.optimizer == "muon" else "")
+            muon = f", muon {t.muon_lr:g} (blocks)" if t.optimizer == "muon" else ""
+            schedule = f"wsd, last {t.decay_fraction:.0%}" if t.schedule == "wsd" else "cosine"
+            lrs = f"adamw {t.lr:g} -> {t.min_lr:g}{muon} ({schedule})"
             lines.append(f"| {r['name']} | {p.tokenizer.vocab_size:,} | {m.n_layer}x{m.n_head}x{m.n_embd} |"
-                         f" {m.block_size} | {m.dropout:g} | {lrs} (cosine) | {share:.1%} of the run | {t.batch_size} |"
+                         f" {m.block_size} | {m.dropout:g} | {lrs} | {share:.1%} of the run | {t.batch_size} |"
                          f" {r['dtype']} | {r['steps']:,} | {r['tokens_per_s']:,.0f} | {r['val_nats_per_char']:.4f} |")
     return lines
 
@@ -235,6 +259,10 @@ def one(spec_path: Path) -> None:
     from sml.run.trainer import TrainFiles, train
 
     spec = json.loads(spec_path.read_text())
+    if os.environ.get("SML_BENCH_MUON_FLOAT32"):
+        import torch.optim._muon
+
+        torch.optim._muon._zeropower_via_newtonschulz = newton_schulz_float32
     params = recipe_params(spec["overrides"])
     work = Path(spec["work"])
     data = prepare(Path(spec["corpus"]), params, work / f"vocab{params.tokenizer.vocab_size}")
@@ -254,6 +282,21 @@ def one(spec_path: Path) -> None:
               "train_seconds": metrics["train_seconds"], "warmup_seconds": metrics["warmup_seconds"],
               "parameters": metrics["parameters"]}
     spec_path.with_suffix(".result.json").write_text(json.dumps(result))
+
+
+def newton_schulz_float32(grad, coefficients: tuple[float, float, float], steps: int, eps: float):
+    """PyTorch's Muon orthogonalisation (torch/optim/_muon.py, the same quintic iteration) in float32."""
+    import torch
+
+    a, b, c = coefficients
+    x = grad.float()
+    tall = grad.size(0) > grad.size(1)
+    x = x.T if tall else x
+    x = x / x.norm().clamp(min=eps)  # spectral norm at most 1
+    for _ in range(steps):
+        gram = x @ x.T
+        x = torch.addmm(x, torch.addmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
+    return x.T if tall else x
 
 
 def prepare(corpus: Path, params, data: Path) -> Path:
