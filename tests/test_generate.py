@@ -119,3 +119,33 @@ def test_a_prompt_with_a_lone_surrogate_makes_a_page_utf8_can_hold(tok):
                                                            "top_p": 1.0, "seed": 0}, "t")
     page.encode("utf-8")  # would raise on a lone surrogate
     assert "ROMEO\ufffd:" in page
+
+
+def test_decode_steps_run_without_onednn_on_a_cpu_and_give_the_setting_back():
+    # oneDNN's setup per call costs more than a one-row step (docs/benchmarks.md): generate turns
+    # it off around each model call only, so the caller's code between two tokens never sees it off.
+    torch.manual_seed(0)
+    model = GPT(TINY, 50)
+    seen = []
+    model.register_forward_pre_hook(lambda module, args: seen.append(torch.backends.mkldnn.enabled))
+    assert torch.backends.mkldnn.enabled
+    tokens = generate(model, [1, 2], 5)
+    first = next(tokens)
+    assert torch.backends.mkldnn.enabled  # suspended between two tokens
+    assert [first, *tokens] == list(generate(model, [1, 2], 5)) and seen == [False] * 10
+    assert torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False  # off already: left off
+    try:
+        list(generate(model, [1, 2], 2))
+        assert not torch.backends.mkldnn.enabled
+    finally:
+        torch.backends.mkldnn.enabled = True
+
+
+def test_small_ops_puts_onednn_back_after_an_error():
+    from sml.run.device import small_ops
+
+    with pytest.raises(KeyboardInterrupt), small_ops(torch.device("cpu")):
+        assert not torch.backends.mkldnn.enabled
+        raise KeyboardInterrupt
+    assert torch.backends.mkldnn.enabled

@@ -111,6 +111,19 @@ def test_weight_tying_shares_one_matrix():
     assert untied.param_counts()["lm head"] == 50 * 32
 
 
+def test_dropout_drops_only_in_training_and_zero_calls_no_module():
+    torch.manual_seed(0)
+    x = torch.randint(0, 50, (2, 16))
+    dropping = GPT(dataclasses.replace(TINY, dropout=0.5), 50)
+    assert sum(isinstance(m, torch.nn.Dropout) for m in dropping.modules()) == 1 + 2 * TINY.n_layer
+    assert not torch.equal(dropping.train()(x)[0], dropping(x)[0])  # two draws of the dropped units
+    assert torch.equal(dropping.eval()(x)[0], dropping(x)[0])
+    plain = GPT(TINY, 50)  # dropout 0: the identity, no nn.Dropout call (decoding makes ~9 a token)
+    assert not any(isinstance(m, torch.nn.Dropout) for m in plain.modules())
+    assert plain.state_dict().keys() == GPT(TINY, 50).state_dict().keys()
+    assert torch.equal(plain.train()(x)[0], plain.eval()(x)[0])
+
+
 def test_swiglu_keeps_the_mlp_about_the_same_size():
     gelu = GPT(TINY, 50).param_counts()["mlp"]
     swiglu = GPT(dataclasses.replace(TINY, mlp="swiglu"), 50).param_counts()["mlp"]
