@@ -79,14 +79,22 @@ def build_corpus(train: list[Source], val: list[Source], out_dir: str | Path, va
 
 def documents(source: Source, text_field: str = "text") -> Iterator[Iterator[str]]:
     """The documents of ``source``, each as an iterator of text blocks (a whole file can be one)."""
-    with _open(source.path) as f:
-        if source.format == "text":
+    if source.format == "text":
+        with _open(source.path) as f:
             yield _text_blocks(f, source)
-            return
+        return
+    for number, line in json_lines(source):
+        yield iter((_json_text(line, number, source, text_field),))
+
+
+def json_lines(source: Source) -> Iterator[tuple[int, bytes]]:
+    """The lines of a JSON-lines file that are not blank, with their numbers (from 1), read
+    compressed where it is a .gz; a damaged file is one line naming it."""
+    with _open(source.path) as f:
         try:
             for number, line in enumerate(f, start=1):
                 if line.strip():
-                    yield iter((_json_text(line, number, source, text_field),))
+                    yield number, line
         except READ_ERRORS as e:
             raise _unreadable(source, e) from None
 

@@ -1,0 +1,126 @@
+"""Conversations for fine-tuning: JSON lines of chat messages, checked line by line.
+
+Each line of a conversations file is one conversation, in the chat format most datasets and
+APIs use::
+
+    {"messages": [{"role": "system", "content": "You write short stories."},
+                  {"role": "user", "content": "A story about a cat."},
+                  {"role": "assistant", "content": "Once upon a time..."}]}
+
+A role is ``system``, ``user`` or ``assistant``; content is text. A conversation needs at
+least one assistant turn: fine-tuning learns the assistant's tokens only, so one without
+has nothing to teach. Files come from the same sources as the corpus (a local path or a
+URL with its sha256, a ``.gz`` read compressed), and a problem is one line naming the file,
+the line and what to change.
+
+``build_conversations`` writes ``train.jsonl`` and ``val.jsonl``: the train sources'
+conversations in order, and the val sources' (with none: the last ``val_fraction`` of the
+train conversations, whole conversations, never one cut in two). Each written line holds
+the messages only, checked; memory stays small for any number of conversations.
+"""
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sml.data.sources import Source, json_lines
+from sml.run.atomic import atomic_open
+from sml.run.errors import SMLError
+from sml.tokenizer.tokenizer import replace_surrogates
+
+ROLES = ("system", "user", "assistant")
+EXAMPLE = '{"messages": [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}]}'
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str  # one of ROLES
+    content: str
+
+
+def conversations(source: Source) -> Iterator[list[Message]]:
+    """The conversations of one source, each checked (``parse_conversation``)."""
+    for number, line in json_lines(source):
+        yield parse_conversation(line, f"{source.path} ({source.key}) line {number:,}")
+
+
+def parse_conversation(line: bytes | str, where: str) -> list[Message]:
+    """One JSON line as a conversation, or a one-line ``SMLError`` that starts with ``where``."""
+    try:
+        record = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SMLError(f"{where}: not a JSON object ({e}): each line must be one conversation, like"
+                       f" {EXAMPLE}") from None
+    messages = record.get("messages") if isinstance(record, dict) else None
+    if not isinstance(messages, list):
+        found = ", ".join(map(repr, record)) if isinstance(record, dict) else type(record).__name__
+        raise SMLError(f"{where}: no list under 'messages' (found {found or 'nothing'}): each line must be like"
+                       f" {EXAMPLE}")
+    turns = [_message(m, f"{where}, message {i + 1}") for i, m in enumerate(messages)]
+    if not any(t.role == "assistant" for t in turns):
+        raise SMLError(f"{where}: no assistant message: fine-tuning learns the assistant's replies, so each"
+                       " conversation needs at least one (remove the line, or add the reply)")
+    return turns
+
+
+def _message(message: object, where: str) -> Message:
+    if not isinstance(message, dict):
+        raise SMLError(f"{where}: a {type(message).__name__}, not an object like"
+                       ' {"role": "user", "content": "..."}')
+    if "role" not in message:
+        raise SMLError(f"{where}: no 'role': give each message one of {', '.join(ROLES)}")
+    role = message["role"]
+    if role not in ROLES:
+        raise SMLError(f"{where}: role {json.dumps(role)[:40]} is not one of {', '.join(ROLES)}")
+    content = message.get("content")
+    if not isinstance(content, str):
+        shown = "no 'content'" if "content" not in message else (
+            "'content' null" if content is None else f"'content' a {type(content).__name__}")
+        raise SMLError(f"{where}: {shown}, not text: each message's 'content' must be a string")
+    return Message(role, replace_surrogates(content))  # JSON may escape a lone surrogate: no UTF-8 holds one
+
+
+@dataclass
+class Counted:
+    """What went into one conversations file."""
+
+    conversations: int = 0
+    messages: int = 0
+
+
+def build_conversations(train: list[Source], val: list[Source], out_dir: str | Path,
+                        val_fraction: float) -> tuple[Counted, Counted]:
+    """Write ``out_dir``/train.jsonl and val.jsonl (see the module's docstring); returns what each
+    holds. Both are replaced together at the end, or neither (a bad line anywhere keeps the old pair)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if val:
+        train_part, val_part = (train, 0, None), (val, 0, None)
+    else:
+        total = sum(1 for source in train for _ in json_lines(source))  # a first pass: count, then cut
+        n_val = max(1, round(total * val_fraction))
+        if total - n_val < 1:
+            keys = ", ".join(sorted({s.key for s in train}))
+            raise SMLError(f"{keys}: {total:,} conversation(s), too few to keep {n_val:,} for val and train on"
+                           " the rest: add some, or give val sources of their own")
+        train_part, val_part = (train, 0, total - n_val), (train, total - n_val, None)
+    with atomic_open(out_dir / "train.jsonl") as train_file, atomic_open(out_dir / "val.jsonl") as val_file:
+        return _write(train_file, *train_part), _write(val_file, *val_part)
+
+
+def _write(f, sources: list[Source], first: int, stop: int | None) -> Counted:
+    """Conversations ``first`` .. ``stop`` - 1 of ``sources`` (counted across them) into ``f``; every
+    one is checked, written or not."""
+    counted, index = Counted(), 0
+    for source in sources:
+        for turns in conversations(source):
+            if first <= index and (stop is None or index < stop):
+                f.write(json.dumps({"messages": [vars(t) for t in turns]}, ensure_ascii=False) + "\n")
+                counted.conversations += 1
+                counted.messages += len(turns)
+            index += 1
+    if counted.conversations == 0:
+        keys = ", ".join(sorted({s.key for s in sources})) or "the conversation sources"
+        raise SMLError(f"{Path(f.name).name}: no conversations: check {keys} in params.yaml")
+    return counted

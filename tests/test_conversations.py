@@ -1,0 +1,91 @@
+"""Conversations as data (issue 28): chat messages from JSON lines, checked line by line, split."""
+
+import gzip
+import json
+
+import pytest
+
+from sml.data.conversations import Message, build_conversations, conversations
+from sml.data.sources import Source
+from sml.run.errors import SMLError
+
+
+def chat(user: str, reply: str, system: str | None = None) -> dict:
+    turns = [{"role": "system", "content": system}] if system else []
+    return {"messages": turns + [{"role": "user", "content": user}, {"role": "assistant", "content": reply}]}
+
+
+def write_jsonl(path, records, compress=False):
+    text = "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records)
+    path.write_bytes(gzip.compress(text.encode()) if compress else text.encode())
+    return Source(path, "jsonl", "finetune.sources[0]")
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_conversations_are_read_in_order_with_their_roles(tmp_path, compress):
+    source = write_jsonl(tmp_path / "c.jsonl", [chat("hi", "hello", system="be brief"), "", chat("2+2?", "4")],
+                         compress)
+    got = list(conversations(source))
+    assert got == [[Message("system", "be brief"), Message("user", "hi"), Message("assistant", "hello")],
+                   [Message("user", "2+2?"), Message("assistant", "4")]]
+
+
+BAD = [
+    ("not json", "line 2: not a JSON object"),
+    ('["a list"]', "line 2: no list under 'messages' (found list)"),
+    ('{"text": "a story"}', "line 2: no list under 'messages' (found 'text')"),
+    ({"messages": ["hi"]}, "line 2, message 1: a str, not an object"),
+    ({"messages": [{"content": "hi"}]}, "line 2, message 1: no 'role'"),
+    ({"messages": [{"role": "bot", "content": "hi"}]}, 'line 2, message 1: role "bot" is not one of'),
+    ({"messages": [{"role": "user", "content": 3}]}, "line 2, message 1: 'content' a int, not text"),
+    ({"messages": [{"role": "user", "content": None}]}, "line 2, message 1: 'content' null, not text"),
+    ({"messages": [{"role": "user"}]}, "line 2, message 1: no 'content', not text"),
+    ({"messages": [{"role": "user", "content": "hi"}]}, "line 2: no assistant message"),
+    ({"messages": []}, "line 2: no assistant message"),
+]
+
+
+@pytest.mark.parametrize("bad, says", BAD)
+def test_a_bad_conversation_is_one_line_naming_the_file_and_line(tmp_path, bad, says):
+    source = write_jsonl(tmp_path / "c.jsonl", [chat("hi", "hello"), bad])
+    with pytest.raises(SMLError) as e:
+        list(conversations(source))
+    message = str(e.value)
+    assert "\n" not in message and message.startswith(f"{source.path} (finetune.sources[0]) ")
+    assert says in message
+
+
+def test_a_damaged_gz_is_one_line(tmp_path):
+    path = tmp_path / "c.jsonl.gz"
+    path.write_bytes(gzip.compress(json.dumps(chat("hi", "hello")).encode() * 50)[:40])
+    with pytest.raises(SMLError, match="cannot be read"):
+        list(conversations(Source(path, "jsonl", "finetune.sources[0]")))
+
+
+def test_the_last_fraction_of_whole_conversations_is_val(tmp_path):
+    source = write_jsonl(tmp_path / "c.jsonl", [chat(f"q{i}", f"a{i}") for i in range(10)])
+    train, val = build_conversations([source], [], tmp_path / "out", 0.2)
+    assert (train.conversations, val.conversations, train.messages) == (8, 2, 16)
+    lines = (tmp_path / "out" / "val.jsonl").read_text().splitlines()
+    assert [json.loads(x)["messages"][0]["content"] for x in lines] == ["q8", "q9"]
+    assert len((tmp_path / "out" / "train.jsonl").read_text().splitlines()) == 8
+
+
+def test_val_sources_of_their_own_and_too_few_to_split(tmp_path):
+    train = write_jsonl(tmp_path / "t.jsonl", [chat("a", "b")])
+    val = write_jsonl(tmp_path / "v.jsonl", [chat("c", "d"), chat("e", "f")])
+    assert [c.conversations for c in build_conversations([train], [val], tmp_path / "out", 0.1)] == [1, 2]
+    with pytest.raises(SMLError, match="1 conversation\\(s\\), too few to keep 1 for val"):
+        build_conversations([train], [], tmp_path / "out2", 0.1)
+
+
+def test_a_failed_build_keeps_both_files_of_the_previous_one(tmp_path):
+    good = write_jsonl(tmp_path / "c.jsonl", [chat(f"q{i}", f"a{i}") for i in range(4)])
+    build_conversations([good], [], tmp_path / "out", 0.25)
+    before = {name: (tmp_path / "out" / name).read_text() for name in ("train.jsonl", "val.jsonl")}
+    new_train = write_jsonl(tmp_path / "t.jsonl", [chat("q", "a")])  # fine: only the val source is bad
+    bad_val = write_jsonl(tmp_path / "d.jsonl", [chat("q", "a"), {"messages": [{"role": "user"}]}])
+    with pytest.raises(SMLError, match="line 2, message 1"):
+        build_conversations([new_train], [bad_val], tmp_path / "out", 0.25)
+    assert {name: (tmp_path / "out" / name).read_text() for name in before} == before
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["train.jsonl", "val.jsonl"]  # no temp left
