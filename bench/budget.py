@@ -127,6 +127,12 @@ RECIPES = {
                                      "train.min_lr": 4e-4},
     "qk_norm, dropout 0.1": {"model.qk_norm": True, "model.dropout": 0.1},
     "qk_norm, 2 heads": {"model.qk_norm": True, "model.n_head": 2},
+    # Round 11: the schedule's ends and the step's size, on the preset.
+    "batch 4": {"train.batch_size": 4},
+    "wsd to 0": {"train.min_lr": 0.0},
+    "decay 20%": {"train.decay_fraction": 0.2},
+    "warmup 3%": {"train.warmup_iters": 600},
+    "vocab 768": {"tokenizer.vocab_size": 768},
 }
 
 

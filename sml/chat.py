@@ -1,0 +1,90 @@
+"""Chat: a conversation as the token ids a model reads, and which of them it learns.
+
+A base model continues text. A chat model has learned a template: each message wrapped in
+special tokens that say who speaks and where the message ends,
+
+    <|system|>You write short stories.<|end|><|user|>A cat story.<|end|><|assistant|>Once...<|end|>
+
+To ask for a reply, the prompt is the conversation so far followed by ``<|assistant|>``;
+the model writes the reply and ends it with ``<|end|>``, which is where sampling stops.
+
+**The loss mask.** Fine-tuning learns the assistant's tokens only: its words and its
+``<|end|>`` (so it learns to stop), never the system's or the user's (the model is not
+meant to write those) nor the role tokens (the template puts them there). ``render``
+returns, beside the ids, one flag per id: is this token one the model learns to predict?
+The model predicts id t + 1 from ids 0..t, so the flags of the *targets* (ids[1:]) are the
+ones that count: ``inputs_and_targets`` makes that shift, and writes ``IGNORE`` (-100) for
+a target not learned. The model's loss, ``F.cross_entropy``, skips those: its mean is over
+the learned targets only (what -100 means to PyTorch's ``ignore_index``).
+
+**New tokens, no new BPE.** ``with_chat_tokens`` appends the four special tokens to a
+trained tokenizer: new ids after the old ones, the merges unchanged. ``grow_vocab`` gives
+the model's embedding (and an untied head) as many new rows, each the mean of the old ones:
+a new token starts as an average token, not as noise that the first steps must undo.
+
+Content is encoded with special tokens as plain text: a user who types ``<|end|>`` does not
+end their message early.
+"""
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+
+from sml.data.conversations import Message
+from sml.tokenizer import Tokenizer
+
+ROLE_TOKENS = {"system": "<|system|>", "user": "<|user|>", "assistant": "<|assistant|>"}
+END = "<|end|>"
+CHAT_TOKENS = (*ROLE_TOKENS.values(), END)
+IGNORE = -100  # a target the loss skips: F.cross_entropy's default ignore_index
+
+
+def with_chat_tokens(tok: Tokenizer) -> Tokenizer:
+    """``tok`` with the chat tokens it lacks appended as special tokens (ids after its own)."""
+    specials = sorted(tok.special_tokens, key=tok.special_tokens.get)
+    missing = [t for t in CHAT_TOKENS if t not in tok.special_tokens]
+    return tok if not missing else Tokenizer(list(tok.merges), tok.pattern, specials + missing)
+
+
+def render(messages: Sequence[Message], tok: Tokenizer) -> tuple[list[int], list[bool]]:
+    """The template's ids for ``messages``, and for each id whether it is one the model learns
+    (the assistant's content and its end token)."""
+    ids: list[int] = []
+    learn: list[bool] = []
+    for m in messages:
+        body = tok.encode(m.content, special="text") + [tok.special_tokens[END]]
+        ids += [tok.special_tokens[ROLE_TOKENS[m.role]], *body]
+        learn += [False] + [m.role == "assistant"] * len(body)
+    return ids, learn
+
+
+def prompt(messages: Sequence[Message], tok: Tokenizer) -> list[int]:
+    """The ids that ask for the next reply: the conversation so far, then ``<|assistant|>``."""
+    return render(messages, tok)[0] + [tok.special_tokens[ROLE_TOKENS["assistant"]]]
+
+
+def inputs_and_targets(ids: list[int], learn: list[bool]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs (T,) and targets (T,) of one rendered conversation: the target of position t is
+    ids[t + 1] where that id is learned, and ``IGNORE`` where it is not."""
+    x = torch.tensor(ids[:-1], dtype=torch.long)
+    y = torch.tensor(ids[1:], dtype=torch.long)
+    return x, y.masked_fill(~torch.tensor(learn[1:]), IGNORE)
+
+
+def grow_vocab(model: nn.Module, vocab_size: int) -> None:
+    """Give ``model`` ``vocab_size`` ids: new embedding (and untied head) rows at the end, each
+    the mean of the old rows. A tied head shares the grown embedding, as before."""
+    embedding, head = model.wte.weight, model.lm_head.weight
+    if vocab_size < embedding.size(0):
+        raise ValueError(f"vocab_size {vocab_size} is below the model's {embedding.size(0)}")
+    model.wte.weight = nn.Parameter(_rows(embedding, vocab_size))
+    model.wte.num_embeddings = vocab_size
+    model.lm_head.weight = model.wte.weight if head is embedding else nn.Parameter(_rows(head, vocab_size))
+    model.lm_head.out_features = model.vocab_size = vocab_size
+
+
+def _rows(weight: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """``weight`` (V, C) with rows added up to ``vocab_size``, each the mean of the old rows."""
+    extra = weight.detach().mean(dim=0, keepdim=True).expand(vocab_size - weight.size(0), -1)
+    return torch.cat([weight.detach(), extra])
