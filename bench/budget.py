@@ -133,6 +133,8 @@ RECIPES = {
     "decay 20%": {"train.decay_fraction": 0.2},
     "warmup 3%": {"train.warmup_iters": 600},
     "vocab 768": {"tokenizer.vocab_size": 768},
+    # Round 12: the two best of round 11 together, each recipe twice, in turns (two --work dirs).
+    "wsd to 0, vocab 768": {"train.min_lr": 0.0, "tokenizer.vocab_size": 768},
 }
 
 
