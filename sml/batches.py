@@ -22,10 +22,14 @@ import torch
 
 
 class RandomWindows:
-    """Draws (x, y) batches of shape (batch_size, block_size) from a 1-D token array."""
+    """Draws (x, y) batches of shape (batch_size, block_size) from a 1-D token array.
+
+    ``labels`` (fine-tuning, ``sml/chat.py``): a second array as long as ``tokens``, the
+    targets to learn at each place (-100 where none); y then comes from it, x from ``tokens``.
+    """
 
     def __init__(self, tokens: np.ndarray, block_size: int, batch_size: int, seed: int,
-                 device: torch.device, cut: Callable | None = None):
+                 device: torch.device, cut: Callable | None = None, labels: np.ndarray | None = None):
         if len(tokens) <= block_size:
             raise ValueError(f"{len(tokens)} tokens cannot fill one window of {block_size} + 1")
         self.tokens, self.block_size, self.batch_size = tokens, block_size, batch_size
@@ -35,11 +39,14 @@ class RandomWindows:
         with warnings.catch_warnings():  # a read-only map: nothing writes through the tensor
             warnings.simplefilter("ignore", UserWarning)
             self.stream = torch.from_numpy(np.asarray(tokens))  # (N,), no copy
+            self.labels = None if labels is None else torch.from_numpy(np.asarray(labels))
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The next batch: inputs and targets, (B, T) int64 each, on the device."""
         starts = torch.randint(len(self.tokens) - self.block_size, (self.batch_size,), generator=self.generator)
         x, y = self.cut(self.stream, starts, self.block_size)
+        if self.labels is not None:  # the same windows' targets, from the labels
+            y = self.cut(self.labels, starts, self.block_size)[1]
         return self._to_device(x.to(torch.int64)), self._to_device(y.to(torch.int64))
 
     def _to_device(self, batch: torch.Tensor) -> torch.Tensor:

@@ -27,17 +27,23 @@ end their message early.
 """
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 
-from sml.data.conversations import Message
 from sml.tokenizer import Tokenizer
 
 ROLE_TOKENS = {"system": "<|system|>", "user": "<|user|>", "assistant": "<|assistant|>"}
 END = "<|end|>"
 CHAT_TOKENS = (*ROLE_TOKENS.values(), END)
 IGNORE = -100  # a target the loss skips: F.cross_entropy's default ignore_index
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str  # system, user or assistant
+    content: str
 
 
 def with_chat_tokens(tok: Tokenizer) -> Tokenizer:

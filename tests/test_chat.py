@@ -5,8 +5,7 @@ import dataclasses
 import pytest
 import torch
 
-from sml.chat import CHAT_TOKENS, END, IGNORE, grow_vocab, inputs_and_targets, prompt, render, with_chat_tokens
-from sml.data.conversations import Message
+from sml.chat import CHAT_TOKENS, END, IGNORE, Message, grow_vocab, inputs_and_targets, prompt, render, with_chat_tokens
 from sml.model import GPT
 from sml.tokenizer import Tokenizer
 from tests.conftest import MIXED, SONNET

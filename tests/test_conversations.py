@@ -4,10 +4,15 @@ import gzip
 import json
 
 import pytest
+import torch
 
-from sml.data.conversations import Message, build_conversations, conversations
+from sml.batches import RandomWindows
+from sml.chat import IGNORE, Message, render, with_chat_tokens
+from sml.data.conversations import build_conversations, conversations, encode_conversations
 from sml.data.sources import Source
 from sml.run.errors import SMLError
+from sml.tokenizer import Tokenizer
+from tests.conftest import SONNET
 
 
 def chat(user: str, reply: str, system: str | None = None) -> dict:
@@ -89,3 +94,25 @@ def test_a_failed_build_keeps_both_files_of_the_previous_one(tmp_path):
         build_conversations([new_train], [bad_val], tmp_path / "out", 0.25)
     assert {name: (tmp_path / "out" / name).read_text() for name in before} == before
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["train.jsonl", "val.jsonl"]  # no temp left
+
+
+def test_encoded_conversations_feed_windows_whose_targets_are_the_replies_only(tmp_path):
+    tok = with_chat_tokens(Tokenizer.train(SONNET, 300, "gpt4"))
+    talks = [chat(f"Question {i}?", f"Answer {i}.") for i in range(6)]
+    build_conversations([write_jsonl(tmp_path / "c.jsonl", talks)], [], tmp_path / "out", 1 / 6)
+    ids, labels = encode_conversations(tmp_path / "out" / "train.jsonl", tok)
+    rendered = [render([Message(**m) for m in t["messages"]], tok) for t in talks[:5]]
+    assert ids.tolist() == [i for r, _ in rendered for i in r]
+    assert labels.tolist() == [i if keep else IGNORE for r, learn in rendered for i, keep in zip(r, learn)]
+    assert tok.decode(ids[labels != IGNORE].tolist()) == "".join(f"Answer {i}.<|end|>" for i in range(5))
+    windows = RandomWindows(ids, 16, 4, 0, torch.device("cpu"), labels=labels)
+    seen = torch.zeros(2, dtype=torch.long)  # targets learned, targets ignored
+    for _ in range(20):
+        x, y = windows.next()
+        assert x.shape == y.shape == (4, 16) and y.dtype == torch.int64
+        learned = y != IGNORE
+        # where a target is learned it is the next input: the labels are the ids, shifted with them
+        assert torch.equal(y[:, :-1][learned[:, :-1]], x[:, 1:][learned[:, :-1]])
+        assert set(y[learned].tolist()) <= set(labels[labels != IGNORE].tolist())
+        seen += torch.tensor([learned.sum(), (~learned).sum()])
+    assert seen.min() > 0

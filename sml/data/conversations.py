@@ -24,19 +24,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from sml.chat import IGNORE, Message, render
 from sml.data.sources import Source, json_lines
 from sml.run.atomic import atomic_open
 from sml.run.errors import SMLError
+from sml.tokenizer import Tokenizer
 from sml.tokenizer.tokenizer import replace_surrogates
 
 ROLES = ("system", "user", "assistant")
 EXAMPLE = '{"messages": [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}]}'
-
-
-@dataclass(frozen=True)
-class Message:
-    role: str  # one of ROLES
-    content: str
 
 
 def conversations(source: Source) -> Iterator[list[Message]]:
@@ -124,3 +122,15 @@ def _write(f, sources: list[Source], first: int, stop: int | None) -> Counted:
         keys = ", ".join(sorted({s.key for s in sources})) or "the conversation sources"
         raise SMLError(f"{Path(f.name).name}: no conversations: check {keys} in params.yaml")
     return counted
+
+
+def encode_conversations(path: str | Path, tok: Tokenizer) -> tuple[np.ndarray, np.ndarray]:
+    """A written conversations file (``build_conversations``) as two arrays of one length: the
+    ids of every conversation in the chat template, back to back, and their labels (the id
+    where the model learns it, ``IGNORE`` where not). Held in memory: 8 bytes a token."""
+    ids, labels = [], []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        turns, learn = render(parse_conversation(line, f"{path} line {number:,}"), tok)
+        ids += turns
+        labels += [i if keep else IGNORE for i, keep in zip(turns, learn, strict=True)]
+    return np.array(ids, dtype=np.int32), np.array(labels, dtype=np.int32)
