@@ -20,20 +20,21 @@ the messages only, checked; memory stays small for any number of conversations.
 """
 
 import json
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from sml.chat import IGNORE, Message, render
+from sml.chat import IGNORE, ROLE_TOKENS, Message, render
 from sml.data.sources import Source, json_lines
 from sml.run.atomic import atomic_open
 from sml.run.errors import SMLError
 from sml.tokenizer import Tokenizer
 from sml.tokenizer.tokenizer import replace_surrogates
 
-ROLES = ("system", "user", "assistant")
+ROLES = tuple(ROLE_TOKENS)  # system, user, assistant
 EXAMPLE = '{"messages": [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}]}'
 
 
@@ -128,9 +129,10 @@ def encode_conversations(path: str | Path, tok: Tokenizer) -> tuple[np.ndarray, 
     """A written conversations file (``build_conversations``) as two arrays of one length: the
     ids of every conversation in the chat template, back to back, and their labels (the id
     where the model learns it, ``IGNORE`` where not). Held in memory: 8 bytes a token."""
-    ids, labels = [], []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
-        turns, learn = render(parse_conversation(line, f"{path} line {number:,}"), tok)
-        ids += turns
-        labels += [i if keep else IGNORE for i, keep in zip(turns, learn, strict=True)]
-    return np.array(ids, dtype=np.int32), np.array(labels, dtype=np.int32)
+    ids, labels = array("i"), array("i")  # 4 bytes an entry as they grow, not a list's ~36
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            turns, learn = render(parse_conversation(line, f"{path} line {number:,}"), tok)
+            ids.extend(turns)
+            labels.extend(i if keep else IGNORE for i, keep in zip(turns, learn, strict=True))
+    return np.frombuffer(ids, dtype=np.int32), np.frombuffer(labels, dtype=np.int32)
