@@ -32,3 +32,17 @@ def test_logits_near_1000_stay_finite():
 def test_even_bets_over_v_entries_score_ln_v_nats():
     assert cross_entropy(torch.zeros(3, 50), torch.tensor([0, 7, 49])).item() == pytest.approx(math.log(50), rel=1e-6)
 
+
+
+def test_targets_of_minus_100_are_not_scored_as_in_pytorch():
+    g = torch.Generator().manual_seed(1)
+    logits = (torch.randn(10, 7, generator=g) * 2).requires_grad_()
+    targets = torch.randint(0, 7, (10,), generator=g)
+    targets[[0, 3, 4, 9]] = -100  # fine-tuning's unlearned targets (sml/chat.py)
+    ours = cross_entropy(logits, targets)
+    theirs = F.cross_entropy(logits, targets)
+    torch.testing.assert_close(ours, theirs)
+    (grad,) = torch.autograd.grad(ours, logits)
+    torch.testing.assert_close(grad, torch.autograd.grad(theirs, logits)[0])
+    assert grad[[0, 3, 4, 9]].abs().max() == 0
+    torch.testing.assert_close(ours, F.cross_entropy(logits[targets != -100], targets[targets != -100]))
