@@ -24,14 +24,21 @@ a new token starts as an average token, not as noise that the first steps must u
 
 Content is encoded with special tokens as plain text: a user who types ``<|end|>`` does not
 end their message early.
+
+**Talking.** ``Chat`` keeps a conversation and the KV cache of the ids the model has read:
+each turn feeds only its new ids (the end of the last reply, the user's message, then
+``<|assistant|>``) and samples until ``<|end|>``. When a turn would overflow the context, the
+oldest messages after the system's are dropped and the cache is refilled.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 
+from sml.kvcache import KVCache
+from sml.run.device import small_ops
 from sml.tokenizer import Tokenizer
 
 ROLE_TOKENS = {"system": "<|system|>", "user": "<|user|>", "assistant": "<|assistant|>"}
@@ -94,3 +101,69 @@ def _rows(weight: torch.Tensor, vocab_size: int) -> torch.Tensor:
     """``weight`` (V, C) with rows added up to ``vocab_size``, each the mean of the old rows."""
     extra = weight.detach().mean(dim=0, keepdim=True).expand(vocab_size - weight.size(0), -1)
     return torch.cat([weight.detach(), extra])
+
+
+class Chat:
+    """A conversation with a model, turn by turn: the messages so far, and the KV cache of the ids
+    the model has read, kept from one turn to the next (a new turn costs its own tokens only).
+
+    ``reply`` streams the assistant's ids until it writes ``<|end|>`` (or ``max_new_tokens``).
+    When a turn would not fit the context (its prompt plus ``max_new_tokens``), the oldest turns
+    after the system message are dropped, the cache is refilled, and ``dropped`` counts them.
+    """
+
+    def __init__(self, model: nn.Module, tok: Tokenizer, system: str = ""):
+        self.model, self.tok = model, tok
+        self.system = [Message("system", system)] if system else []
+        self.messages = list(self.system)
+        self.cache = KVCache(model, 1, next(model.parameters()).device)
+        self.read: list[int] = []  # the ids in the cache, in order
+        self.dropped = 0  # messages dropped (the oldest after the system's) to fit the context
+
+    def reply(self, text: str, max_new_tokens: int = 200, temperature: float = 0.0, top_k: int = 0,
+              top_p: float = 1.0, seed: int = 0) -> Iterator[int]:
+        """Add the user's ``text``; yield the reply's ids as they come (not its end token)."""
+        block_size = self.model.cfg.block_size
+        messages = [*self.messages, Message("user", text)]
+        ask = [self.tok.special_tokens[ROLE_TOKENS["assistant"]]]
+        ids = (self.read + [self.tok.special_tokens[END]] + render(messages[-1:], self.tok)[0] + ask
+               if self.read else prompt(messages, self.tok))  # the reply's own ids, not its text again
+        dropped = 0
+        while len(ids) + max_new_tokens > block_size and len(messages) > len(self.system) + 1:
+            del messages[len(self.system)]  # the oldest turn goes: positions move, the cache is refilled
+            dropped += 1
+            ids = prompt(messages, self.tok)
+        if len(ids) + max_new_tokens > block_size:  # nothing changed: the conversation is as it was
+            raise ValueError(f"this message takes {len(ids)} tokens: with max_new_tokens {max_new_tokens},"
+                             f" more than the context of {block_size}")
+        self.messages, self.dropped = messages, self.dropped + dropped
+        generator = torch.Generator().manual_seed(seed)
+        end, words = self.tok.special_tokens[END], []
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                if not (self.read and ids[: len(self.read)] == self.read):  # not a continuation: read it all
+                    self.cache.reset()
+                    self.read = []
+                logits = self._feed(ids[len(self.read):])
+                for _ in range(max_new_tokens):
+                    next_id = self.model.parts.pick(logits[0, -1], temperature, top_k, top_p, generator)
+                    if next_id == end:
+                        break
+                    words.append(next_id)
+                    yield next_id
+                    logits = self._feed([next_id])
+        finally:  # a reply cut short (the caller stopped reading) is still the assistant's turn
+            self.messages.append(Message("assistant", self.tok.decode(words)))
+
+    def reset(self) -> None:
+        """Forget the conversation (the system message stays)."""
+        self.messages, self.read, self.dropped = list(self.system), [], 0
+        self.cache.reset()
+
+    def _feed(self, ids: list[int]) -> torch.Tensor:
+        """The model reads ``ids`` after the cached ones; the logits (1, T, V)."""
+        with small_ops(self.cache.length.device):
+            logits = self.model(torch.tensor([ids], device=self.cache.length.device), cache=self.cache)[0]
+        self.read += ids
+        return logits

@@ -5,7 +5,18 @@ import dataclasses
 import pytest
 import torch
 
-from sml.chat import CHAT_TOKENS, END, IGNORE, Message, grow_vocab, inputs_and_targets, prompt, render, with_chat_tokens
+from sml.chat import (
+    CHAT_TOKENS,
+    END,
+    IGNORE,
+    Chat,
+    Message,
+    grow_vocab,
+    inputs_and_targets,
+    prompt,
+    render,
+    with_chat_tokens,
+)
 from sml.model import GPT
 from sml.tokenizer import Tokenizer
 from tests.conftest import MIXED, SONNET
@@ -108,3 +119,65 @@ def test_a_grown_model_keeps_its_old_logits_and_starts_new_rows_at_the_mean(base
     assert model.wte.weight.grad[tok.special_tokens[END]].abs().sum() > 0
     with pytest.raises(ValueError, match="below the model's"):
         grow_vocab(model, base.vocab_size)
+
+
+def chat_model(base, tok, block_size=128):
+    torch.manual_seed(0)
+    model = GPT(dataclasses.replace(TINY, block_size=block_size), base.vocab_size)
+    grow_vocab(model, tok.vocab_size)
+    return model.eval()
+
+
+def greedy_until_end(model, tok, ids, n):
+    """What a fresh, uncached greedy sampler writes after ``ids``, cut at the end token."""
+    from sml.generate import generate
+
+    out = []
+    for i in generate(model, ids, n, temperature=0.0, use_cache=False):
+        if i == tok.special_tokens[END]:
+            break
+        out.append(i)
+    return out
+
+
+def test_a_chat_reuses_its_cache_across_turns_and_writes_what_a_fresh_sampler_would(base, tok):
+    model = chat_model(base, tok)
+    fed = []
+    model.register_forward_pre_hook(lambda m, args, kwargs: fed.append(args[0].shape[1]), with_kwargs=True)
+    talk = Chat(model, tok, system="Be brief.")
+    first = list(talk.reply("Shall I compare thee?", max_new_tokens=12))
+    asked = prompt([Message("system", "Be brief."), Message("user", "Shall I compare thee?")], tok)
+    assert first == greedy_until_end(model, tok, asked, 12)
+    fed.clear()
+    second = list(talk.reply("And?", max_new_tokens=12))
+    end, assistant = tok.special_tokens[END], tok.special_tokens["<|assistant|>"]
+    new = [end, *render([Message("user", "And?")], tok)[0], assistant]
+    assert fed[0] == len(new)  # the second turn reads its own tokens only, not the conversation again
+    assert second == greedy_until_end(model, tok, asked + first + new, 12)
+    assert [m.role for m in talk.messages] == ["system", "user", "assistant", "user", "assistant"]
+    assert talk.messages[-1].content == tok.decode(second)
+
+
+def test_a_full_context_drops_the_oldest_turns_and_keeps_the_system_message(base, tok):
+    model = chat_model(base, tok, block_size=96)
+    talk = Chat(model, tok, system="Be brief.")
+    for i in range(6):
+        list(talk.reply(f"Question number {i}, if you please?", max_new_tokens=8))
+    assert talk.dropped > 0 and talk.messages[0] == Message("system", "Be brief.")
+    assert talk.messages[-2] == Message("user", "Question number 5, if you please?")
+    assert len(talk.read) <= 96
+    with pytest.raises(ValueError, match="more than the context of 96"):
+        list(talk.reply("word " * 60, max_new_tokens=8))
+    assert talk.messages[-2].content == "Question number 5, if you please?"  # nothing lost
+    talk.reset()
+    assert talk.messages == [Message("system", "Be brief.")] and talk.read == [] and talk.dropped == 0
+
+
+def test_a_reply_cut_short_is_still_the_assistants_turn(base, tok):
+    talk = Chat(chat_model(base, tok), tok)
+    stream = talk.reply("Hello?", max_new_tokens=20)
+    taken = [next(stream), next(stream)]
+    stream.close()
+    assert [m.role for m in talk.messages] == ["user", "assistant"]
+    assert talk.messages[-1].content == tok.decode(taken)
+    list(talk.reply("Again?", max_new_tokens=5))  # the next turn continues from what was read

@@ -53,9 +53,9 @@ def test_the_model_knows_nothing_of_the_learners_harness():
 
 
 @pytest.mark.parametrize("doc", ["README.md", "LEARN.md"])
-def test_the_textbook_stays_under_2800_lines_and_the_docs_give_its_reading_order_and_sizes(doc):
+def test_the_textbook_stays_under_2900_lines_and_the_docs_give_its_reading_order_and_sizes(doc):
     """Every textbook file is in the doc's reading order, with its line count within 10%."""
-    assert sum(map(lines, TEXTBOOK)) <= 2800  # 2,572 after issue 25; issue 27's dials ~50; issue 28's chat ~100
+    assert sum(map(lines, TEXTBOOK)) <= 2900  # 2,572 after issue 25; issue 27's dials ~50; issue 28's chat ~190
     text = (ROOT / doc).read_text(encoding="utf-8")
     section = text[text.index("### Reading order"):]
     section = section[: section.index("\n#")]
