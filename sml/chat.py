@@ -151,8 +151,8 @@ class Chat:
                     if next_id == end:
                         break
                     words.append(next_id)
+                    logits = self._feed([next_id])  # read before it is shown: a reply cut short was read whole
                     yield next_id
-                    logits = self._feed([next_id])
         finally:  # a reply cut short (the caller stopped reading) is still the assistant's turn
             self.messages.append(Message("assistant", self.tok.decode(words)))
 

@@ -180,4 +180,7 @@ def test_a_reply_cut_short_is_still_the_assistants_turn(base, tok):
     stream.close()
     assert [m.role for m in talk.messages] == ["user", "assistant"]
     assert talk.messages[-1].content == tok.decode(taken)
-    list(talk.reply("Again?", max_new_tokens=5))  # the next turn continues from what was read
+    assert talk.read[-2:] == taken  # the model read what the user saw
+    asked = talk.read + [tok.special_tokens[END], *render([Message("user", "Again?")], tok)[0],
+                         tok.special_tokens["<|assistant|>"]]
+    assert list(talk.reply("Again?", max_new_tokens=5)) == greedy_until_end(talk.model, tok, asked, 5)
