@@ -116,3 +116,12 @@ def test_encoded_conversations_feed_windows_whose_targets_are_the_replies_only(t
         assert set(y[learned].tolist()) <= set(labels[labels != IGNORE].tolist())
         seen += torch.tensor([learned.sum(), (~learned).sum()])
     assert seen.min() > 0
+
+
+def test_val_sources_with_no_conversation_are_one_line_and_replace_nothing(tmp_path):
+    train = write_jsonl(tmp_path / "t.jsonl", [chat("a", "b")])
+    empty = tmp_path / "v.jsonl"
+    empty.write_text("\n\n")
+    with pytest.raises(SMLError, match=r"^val.jsonl: no conversations: check finetune.sources\[0\]"):
+        build_conversations([train], [Source(empty, "jsonl", "finetune.sources[0]")], tmp_path / "out", 0.1)
+    assert not (tmp_path / "out" / "train.jsonl").exists()

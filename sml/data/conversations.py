@@ -94,35 +94,34 @@ def build_conversations(train: list[Source], val: list[Source], out_dir: str | P
     holds. Both are replaced together at the end, or neither (a bad line anywhere keeps the old pair)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if val:
-        train_part, val_part = (train, 0, None), (val, 0, None)
-    else:
+    cut = None  # with val sources, every train conversation is train's
+    if not val:
         total = sum(1 for source in train for _ in json_lines(source))  # a first pass: count, then cut
         n_val = max(1, round(total * val_fraction))
         if total - n_val < 1:
             keys = ", ".join(sorted({s.key for s in train}))
             raise SMLError(f"{keys}: {total:,} conversation(s), too few to keep {n_val:,} for val and train on"
                            " the rest: add some, or give val sources of their own")
-        train_part, val_part = (train, 0, total - n_val), (train, total - n_val, None)
+        cut = total - n_val
+    counted = Counted(), Counted()
     with atomic_open(out_dir / "train.jsonl") as train_file, atomic_open(out_dir / "val.jsonl") as val_file:
-        return _write(train_file, *train_part), _write(val_file, *val_part)
-
-
-def _write(f, sources: list[Source], first: int, stop: int | None) -> Counted:
-    """Conversations ``first`` .. ``stop`` - 1 of ``sources`` (counted across them) into ``f``; every
-    one is checked, written or not."""
-    counted, index = Counted(), 0
-    for source in sources:
-        for turns in conversations(source):
-            if first <= index and (stop is None or index < stop):
-                f.write(json.dumps({"messages": [vars(t) for t in turns]}, ensure_ascii=False) + "\n")
-                counted.conversations += 1
-                counted.messages += len(turns)
-            index += 1
-    if counted.conversations == 0:
-        keys = ", ".join(sorted({s.key for s in sources})) or "the conversation sources"
-        raise SMLError(f"{Path(f.name).name}: no conversations: check {keys} in params.yaml")
+        files = train_file, val_file
+        for index, turns in enumerate(c for source in train for c in conversations(source)):
+            side = int(cut is not None and index >= cut)
+            _write(files[side], turns, counted[side])
+        for turns in (c for source in val for c in conversations(source)):
+            _write(val_file, turns, counted[1])
+        for name, sources, count in (("train.jsonl", train, counted[0]), ("val.jsonl", val or train, counted[1])):
+            if count.conversations == 0:
+                keys = ", ".join(sorted({s.key for s in sources})) or "the conversation sources"
+                raise SMLError(f"{name}: no conversations: check {keys} in params.yaml")
     return counted
+
+
+def _write(f, turns: list[Message], counted: Counted) -> None:
+    f.write(json.dumps({"messages": [vars(t) for t in turns]}, ensure_ascii=False) + "\n")
+    counted.conversations += 1
+    counted.messages += len(turns)
 
 
 def encode_conversations(path: str | Path, tok: Tokenizer) -> tuple[np.ndarray, np.ndarray]:
