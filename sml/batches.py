@@ -20,16 +20,21 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+IGNORE = -100  # a target the loss skips: F.cross_entropy's default ignore_index (sml/chat.py)
+
 
 class RandomWindows:
     """Draws (x, y) batches of shape (batch_size, block_size) from a 1-D token array.
 
-    ``labels`` (fine-tuning, ``sml/chat.py``): a second array as long as ``tokens``, the
-    targets to learn at each place (-100 where none); y then comes from it, x from ``tokens``.
+    ``learn`` (fine-tuning, ``sml/chat.py``): one flag per token, 1 where the model learns to
+    predict it; a target not learned is ``IGNORE`` (-100) in y, which the loss skips. A batch with
+    no target to learn at all (its loss would be 0 / 0) is drawn again.
     """
 
+    MAX_DRAWS = 1000  # batches drawn in a row without a learned target before giving up
+
     def __init__(self, tokens: np.ndarray, block_size: int, batch_size: int, seed: int,
-                 device: torch.device, cut: Callable | None = None, labels: np.ndarray | None = None):
+                 device: torch.device, cut: Callable | None = None, learn: np.ndarray | None = None):
         if len(tokens) <= block_size:
             raise ValueError(f"{len(tokens)} tokens cannot fill one window of {block_size} + 1")
         self.tokens, self.block_size, self.batch_size = tokens, block_size, batch_size
@@ -39,15 +44,23 @@ class RandomWindows:
         with warnings.catch_warnings():  # a read-only map: nothing writes through the tensor
             warnings.simplefilter("ignore", UserWarning)
             self.stream = torch.from_numpy(np.asarray(tokens))  # (N,), no copy
-            self.labels = None if labels is None else torch.from_numpy(np.asarray(labels))
+            self.learn = None if learn is None else torch.from_numpy(np.asarray(learn))
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The next batch: inputs and targets, (B, T) int64 each, on the device."""
-        starts = torch.randint(len(self.tokens) - self.block_size, (self.batch_size,), generator=self.generator)
-        x, y = self.cut(self.stream, starts, self.block_size)
-        if self.labels is not None:  # the same windows' targets, from the labels
-            y = self.cut(self.labels, starts, self.block_size)[1]
-        return self._to_device(x.to(torch.int64)), self._to_device(y.to(torch.int64))
+        for _ in range(self.MAX_DRAWS):
+            starts = torch.randint(len(self.tokens) - self.block_size, (self.batch_size,), generator=self.generator)
+            x, y = self.cut(self.stream, starts, self.block_size)
+            x, y = x.to(torch.int64), y.to(torch.int64)
+            if self.learn is None:
+                break
+            learned = self.cut(self.learn, starts, self.block_size)[1] != 0  # the same windows' flags
+            if learned.any():
+                y = y.masked_fill(~learned, IGNORE)
+                break
+        else:
+            raise ValueError(f"{self.MAX_DRAWS} batches in a row held no token to learn")
+        return self._to_device(x), self._to_device(y)
 
     def _to_device(self, batch: torch.Tensor) -> torch.Tensor:
         if self.device.type == "cuda":  # pinned memory lets the copy overlap with compute

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from sml.batches import IGNORE
 from sml.kvcache import KVCache
 from sml.run.device import small_ops
 from sml.tokenizer import Tokenizer
@@ -44,7 +45,6 @@ from sml.tokenizer import Tokenizer
 ROLE_TOKENS = {"system": "<|system|>", "user": "<|user|>", "assistant": "<|assistant|>"}
 END = "<|end|>"
 CHAT_TOKENS = (*ROLE_TOKENS.values(), END)
-IGNORE = -100  # a target the loss skips: F.cross_entropy's default ignore_index
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from sml.batches import RandomWindows
+from sml.batches import IGNORE, RandomWindows
 from sml.optim import lr_at
 from sml.run import budget
 from sml.run.device import synchronize
@@ -219,21 +219,28 @@ def estimate_loss(run: "Run", split: str) -> float:
     one: ``eval_iters`` batches at fixed random offsets.
     """
     tokens, T, B = run.tokens[split], run.model_cfg.block_size, run.cfg.batch_size
+    learn = run.learn[split] if run.learn is not None else None  # fine-tuning: the replies' tokens only
     if len(tokens) - 1 <= run.cfg.eval_iters * B * T:
         ids = torch.from_numpy(np.asarray(tokens, dtype=np.int64))
+        targets = ids[1:]
+        if learn is not None:
+            targets = targets.masked_fill(torch.from_numpy(np.asarray(learn[1:]) == 0), IGNORE)
         n = (len(ids) - 1) // T
-        x, y = ids[: n * T].view(n, T), ids[1 : n * T + 1].view(n, T)  # (n, T) each: consecutive windows
+        x, y = ids[: n * T].view(n, T), targets[: n * T].view(n, T)  # (n, T) each: consecutive windows
         batches = [(x[i : i + B], y[i : i + B]) for i in range(0, n, B)]
         if len(ids) - 1 > n * T:  # the rest: one shorter window
-            batches.append((ids[n * T : -1][None], ids[n * T + 1 :][None]))
+            batches.append((ids[n * T : -1][None], targets[n * T :][None]))
     else:
-        windows = RandomWindows(tokens, T, B, run.cfg.seed + 1, torch.device("cpu"))
+        windows = RandomWindows(tokens, T, B, run.cfg.seed + 1, torch.device("cpu"), learn=learn)
         batches = [windows.next() for _ in range(run.cfg.eval_iters)]
+    counted = [int((y != IGNORE).sum()) for _, y in batches]  # the targets each batch's mean is over
     run.model.eval()
     total = torch.zeros((), dtype=torch.float64, device=run.runtime.device)
-    for x, y in batches[run.dist.rank :: run.dist.world_size]:
+    for (x, y), n in list(zip(batches, counted, strict=True))[run.dist.rank :: run.dist.world_size]:
+        if n == 0:  # nothing learned in this batch (fine-tuning): its mean would be 0 / 0
+            continue
         x, y = x.to(run.runtime.device), y.to(run.runtime.device)
         with run.runtime.autocast():
-            total += run.model(x, y)[1].double() * y.numel()
+            total += run.model(x, y)[1].double() * n
     run.model.train()
-    return run.dist.sum(total.item()) / sum(y.numel() for _, y in batches)
+    return run.dist.sum(total.item()) / sum(counted)

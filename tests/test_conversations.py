@@ -100,20 +100,22 @@ def test_encoded_conversations_feed_windows_whose_targets_are_the_replies_only(t
     tok = with_chat_tokens(Tokenizer.train(SONNET, 300, "gpt4"))
     talks = [chat(f"Question {i}?", f"Answer {i}.") for i in range(6)]
     build_conversations([write_jsonl(tmp_path / "c.jsonl", talks)], [], tmp_path / "out", 1 / 6)
-    ids, labels = encode_conversations(tmp_path / "out" / "train.jsonl", tok)
+    ids, learn, counts = encode_conversations(tmp_path / "out" / "train.jsonl", tok)
     rendered = [render([Message(**m) for m in t["messages"]], tok) for t in talks[:5]]
     assert ids.tolist() == [i for r, _ in rendered for i in r]
-    assert labels.tolist() == [i if keep else IGNORE for r, learn in rendered for i, keep in zip(r, learn)]
-    assert tok.decode(ids[labels != IGNORE].tolist()) == "".join(f"Answer {i}.<|end|>" for i in range(5))
-    windows = RandomWindows(ids, 16, 4, 0, torch.device("cpu"), labels=labels)
+    assert learn.tolist() == [int(keep) for _, flags in rendered for keep in flags]
+    assert tok.decode(ids[learn == 1].tolist()) == "".join(f"Answer {i}.<|end|>" for i in range(5))
+    assert counts == {"tokens": len(ids), "chars": len("Answer 0.") * 5, "bytes": len("Answer 0.") * 5,
+                      "learned_tokens": int(learn.sum()), "conversations": 5}
+    windows = RandomWindows(ids, 16, 4, 0, torch.device("cpu"), learn=learn)
     seen = torch.zeros(2, dtype=torch.long)  # targets learned, targets ignored
     for _ in range(20):
         x, y = windows.next()
         assert x.shape == y.shape == (4, 16) and y.dtype == torch.int64
         learned = y != IGNORE
-        # where a target is learned it is the next input: the labels are the ids, shifted with them
+        # where a target is learned it is the next input: the flags are the ids', shifted with them
         assert torch.equal(y[:, :-1][learned[:, :-1]], x[:, 1:][learned[:, :-1]])
-        assert set(y[learned].tolist()) <= set(labels[labels != IGNORE].tolist())
+        assert set(y[learned].tolist()) <= set(ids[learn == 1].tolist())
         seen += torch.tensor([learned.sum(), (~learned).sum()])
     assert seen.min() > 0
 

@@ -20,8 +20,11 @@ to the ``params:`` list of each stage in ``dvc.yaml`` that reads it.
 
 from sml.config.reading import apply_preset, load_params, load_preset, parse_params, with_options
 from sml.config.sections import (
+    ChatConfig,
+    ConversationSourceConfig,
     DataConfig,
     EvaluateConfig,
+    FinetuneConfig,
     ImplConfig,
     ModelConfig,
     Params,
@@ -34,6 +37,7 @@ from sml.config.sections import (
     limits,
 )
 
-__all__ = ["DataConfig", "EvaluateConfig", "ImplConfig", "ModelConfig", "Params", "ParamsError", "PlotConfig",
-           "SampleConfig", "SourceConfig", "TokenizerConfig", "TrainConfig", "apply_preset", "limits",
-           "load_params", "load_preset", "parse_params", "with_options"]
+__all__ = ["ChatConfig", "ConversationSourceConfig", "DataConfig", "EvaluateConfig", "FinetuneConfig",
+           "ImplConfig", "ModelConfig", "Params", "ParamsError", "PlotConfig", "SampleConfig", "SourceConfig",
+           "TokenizerConfig", "TrainConfig", "apply_preset", "limits", "load_params", "load_preset", "parse_params",
+           "with_options"]

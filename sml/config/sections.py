@@ -185,6 +185,66 @@ class PlotConfig:
     layer: int = dataclasses.field(metadata=limits(0, 255))
 
 
+@dataclasses.dataclass(frozen=True)
+class ConversationSourceConfig:
+    """One file of conversations: where it is, its checksum, and how its conversations are stored."""
+
+    url: str = dataclasses.field(metadata=limits(pattern=r".+", hint="an http(s) URL or a path"))
+    sha256: str = dataclasses.field(metadata=limits(
+        pattern=r"[0-9a-f]{64}|", hint='64 lowercase hex digits, or "" to download it and print its sha256'))
+    format: Literal["jsonl", "play", "tinystories_instruct"]
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneConfig:
+    """Fine-tuning the trained model on conversations (stages ``conversations`` and ``finetune``).
+
+    The optimization settings not named here (device, dtype, optimizer, weight decay, betas,
+    clipping, schedule, seed...) are ``train``'s."""
+
+    sources: tuple[ConversationSourceConfig, ...]
+    val_sources: tuple[ConversationSourceConfig, ...]
+    val_fraction: float = dataclasses.field(metadata=limits(0.0, 1.0, lo_open=True, hi_open=True))
+    batch_size: int = dataclasses.field(metadata=limits(1, 1 << 20))
+    max_iters: int = dataclasses.field(metadata=limits(1, 1 << 40))
+    time_budget_s: float = dataclasses.field(metadata=limits(0.0, 1e9))
+    lr: float = dataclasses.field(metadata=limits(0.0, 10.0, lo_open=True))
+    min_lr: float = dataclasses.field(metadata=limits(0.0, 10.0))
+    warmup_iters: int = dataclasses.field(metadata=limits(0, 1 << 40))
+    eval_interval: int = dataclasses.field(metadata=limits(1, 1 << 40))
+    eval_iters: int = dataclasses.field(metadata=limits(1, 1 << 20))
+    log_interval: int = dataclasses.field(metadata=limits(1, 1 << 40))
+    checkpoint_interval: int = dataclasses.field(metadata=limits(1, 1 << 40))
+    patience: int = dataclasses.field(metadata=limits(0, 1 << 20))
+
+    def __post_init__(self):
+        if not self.sources:
+            _fail("finetune.sources", [], "a list of at least one source (url, sha256, format)")
+        if self.min_lr > self.lr:
+            _fail("finetune.min_lr", self.min_lr, f"a number <= finetune.lr ({self.lr})")
+        if self.warmup_iters > self.max_iters:
+            _fail("finetune.warmup_iters", self.warmup_iters, f"<= finetune.max_iters ({self.max_iters})")
+
+    def train_config(self, train: TrainConfig) -> TrainConfig:
+        """The run fine-tuning is: ``train``'s settings with this section's in their place."""
+        own = {f.name for f in dataclasses.fields(TrainConfig)} & {f.name for f in dataclasses.fields(self)}
+        return dataclasses.replace(train, **{name: getattr(self, name) for name in own})
+
+
+@dataclasses.dataclass(frozen=True)
+class ChatConfig:
+    """Talking to the fine-tuned model (``python -m stages.chat``, stage ``evaluate_chat``)."""
+
+    device: Literal["auto", "cpu", "cuda", "mps"]
+    system: str
+    max_new_tokens: int = dataclasses.field(metadata=limits(1, 1 << 20))
+    temperature: float = dataclasses.field(metadata=limits(0.0, 100.0))
+    top_k: int = dataclasses.field(metadata=limits(0, 1 << 24))
+    top_p: float = dataclasses.field(metadata=limits(0.0, 1.0, lo_open=True))
+    seed: int = dataclasses.field(metadata=limits(0, 2**63 - 1))
+    eval_conversations: int = dataclasses.field(metadata=limits(0, 1 << 20))
+
+
 Impl = Literal["reference", "mine"]
 
 
@@ -203,6 +263,7 @@ class ImplConfig:
     block: Impl
     training: Impl
     sampling: Impl
+    chat: Impl
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,6 +277,8 @@ class Params:
     evaluate: EvaluateConfig
     sample: SampleConfig
     plot: PlotConfig
+    finetune: FinetuneConfig
+    chat: ChatConfig
     impl: ImplConfig
 
     def __post_init__(self):

@@ -19,17 +19,20 @@ train conversations, whole conversations, never one cut in two). Each written li
 the messages only, checked; memory stays small for any number of conversations.
 """
 
+import hashlib
+import itertools
 import json
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from sml.chat import IGNORE, ROLE_TOKENS, Message, render
-from sml.data.sources import Source, json_lines
-from sml.run.atomic import atomic_open
+from sml.chat import ROLE_TOKENS, Message, render
+from sml.data.sources import Source, json_lines, text_lines
+from sml.data.tokens import SPLITS, token_dtype
+from sml.run.atomic import atomic_open, replaced_together, write_json
 from sml.run.errors import SMLError
 from sml.tokenizer import Tokenizer
 from sml.tokenizer.tokenizer import replace_surrogates
@@ -39,9 +42,80 @@ EXAMPLE = '{"messages": [{"role": "user", "content": "..."}, {"role": "assistant
 
 
 def conversations(source: Source) -> Iterator[list[Message]]:
-    """The conversations of one source, each checked (``parse_conversation``)."""
-    for number, line in json_lines(source):
-        yield parse_conversation(line, f"{source.path} ({source.key}) line {number:,}")
+    """The conversations of one source, by its format: ``jsonl`` (each line checked by
+    ``parse_conversation``), ``play`` or ``tinystories_instruct`` (turned into conversations)."""
+    if source.format == "play":
+        yield from play_conversations(source)
+    elif source.format == "tinystories_instruct":
+        yield from instruct_conversations(source)
+    else:
+        for number, line in json_lines(source):
+            yield parse_conversation(line, f"{source.path} ({source.key}) line {number:,}")
+
+
+def play_conversations(source: Source) -> Iterator[list[Message]]:
+    """A play's text as conversations: each speech answers the one before it.
+
+    A speech is a block of lines after a blank line whose first line is the speaker's name and a
+    colon (``ROMEO:``), as in tiny Shakespeare. Each pair of speeches in a row becomes one
+    conversation: the user says the first one's words, the assistant answers with the second
+    one, its speaker's name first (so the model learns who answers, too). Blocks that are not
+    speeches (a stage direction, a sonnet) end the run of speeches."""
+    speech: list[str] = []
+    last: list[str] | None = None  # the speech before, while speeches follow one another
+    for _, line in itertools.chain(text_lines(source), [(0, "")]):  # a blank line at the end closes the last block
+        if line.strip():
+            speech.append(line)
+            continue
+        if not speech:
+            continue
+        is_speech = len(speech) > 1 and speech[0].endswith(":") and 0 < len(speech[0]) <= 40
+        if is_speech and last is not None:
+            yield [Message("user", "\n".join(last[1:])), Message("assistant", "\n".join(speech))]
+        last, speech = (speech if is_speech else None), []
+
+
+INSTRUCT_END = "<|endoftext|>"
+
+
+def instruct_conversations(source: Source) -> Iterator[list[Message]]:
+    """TinyStories' Instruct files as conversations: each entry's instructions (its ``Features:``,
+    ``Words:``, ``Summary:``, ``Random sentence:`` lines) are the user's request, the text after
+    ``Story:`` the assistant's story. Entries end with ``<|endoftext|>``; one without a story is a
+    one-line error naming its line."""
+    entry: list[str] = []
+    start = 1
+    for number, line in itertools.chain(text_lines(source), [(-1, INSTRUCT_END)]):
+        if line.strip() != INSTRUCT_END:
+            entry.append(line)
+            continue
+        if "".join(entry).strip():
+            yield _instruct_entry(entry, f"{source.path} ({source.key}) line {start:,}")
+        entry, start = [], number + 1
+
+
+def _instruct_entry(lines: list[str], where: str) -> list[Message]:
+    story_at = next((i for i, line in enumerate(lines) if line.startswith("Story:")), None)
+    if story_at is None:
+        raise SMLError(f"{where}: an entry with no 'Story:' line: each entry of a tinystories_instruct file is its"
+                       " Features/Words/Summary lines, then 'Story:' and the story, then <|endoftext|>")
+    asked = [line.strip() for line in lines[:story_at] if line.strip()]
+    story = "\n".join([lines[story_at].removeprefix("Story:").strip(), *lines[story_at + 1 :]]).strip()
+    if not story:
+        raise SMLError(f"{where}: an entry whose story is empty: remove it, or give it its story after 'Story:'")
+    return [Message("user", "\n".join(["Write a story.", *asked])), Message("assistant", story)]
+
+
+def required_words(request: str) -> list[str]:
+    """The words a request's ``Words:`` line asks for (TinyStories-Instruct), or none.
+
+    >>> required_words("Write a story.\nWords: quit, oak, gloomy")
+    ['quit', 'oak', 'gloomy']
+    """
+    for line in request.splitlines():
+        if line.startswith("Words:"):
+            return [w.strip() for w in line.removeprefix("Words:").split(",") if w.strip()]
+    return []
 
 
 def parse_conversation(line: bytes | str, where: str) -> list[Message]:
@@ -96,7 +170,7 @@ def build_conversations(train: list[Source], val: list[Source], out_dir: str | P
     out_dir.mkdir(parents=True, exist_ok=True)
     cut = None  # with val sources, every train conversation is train's
     if not val:
-        total = sum(1 for source in train for _ in json_lines(source))  # a first pass: count, then cut
+        total = sum(1 for source in train for _ in _count(source))  # a first pass: count, then cut
         n_val = max(1, round(total * val_fraction))
         if total - n_val < 1:
             keys = ", ".join(sorted({s.key for s in train}))
@@ -118,20 +192,66 @@ def build_conversations(train: list[Source], val: list[Source], out_dir: str | P
     return counted
 
 
+def _count(source: Source) -> Iterator[object]:
+    """One item per conversation of ``source``, cheaply where its lines are its conversations."""
+    return json_lines(source) if source.format == "jsonl" else conversations(source)
+
+
 def _write(f, turns: list[Message], counted: Counted) -> None:
     f.write(json.dumps({"messages": [vars(t) for t in turns]}, ensure_ascii=False) + "\n")
     counted.conversations += 1
     counted.messages += len(turns)
 
 
-def encode_conversations(path: str | Path, tok: Tokenizer) -> tuple[np.ndarray, np.ndarray]:
-    """A written conversations file (``build_conversations``) as two arrays of one length: the
-    ids of every conversation in the chat template, back to back, and their labels (the id
-    where the model learns it, ``IGNORE`` where not). Held in memory: 8 bytes a token."""
-    ids, labels = array("i"), array("i")  # 4 bytes an entry as they grow, not a list's ~36
+def encode_conversations(path: str | Path, tok: Tokenizer, render_fn: Callable = render
+                         ) -> tuple[np.ndarray, np.ndarray, dict]:
+    """A written conversations file (``build_conversations``) in the chat template: the ids of
+    every conversation back to back, one flag per id (1 where the model learns it: ``render``),
+    and what they hold: tokens, the characters and UTF-8 bytes of the learned messages'
+    content, the learned tokens, conversations. Held in memory: 5 bytes a token.
+    ``render_fn``: the learner's ``render`` (``impl.chat: mine``) or SML's."""
+    ids, learn = array("i"), bytearray()  # 4 bytes and 1 an entry as they grow, not a list's ~36
+    counts = {"tokens": 0, "chars": 0, "bytes": 0, "learned_tokens": 0, "conversations": 0}
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, start=1):
-            turns, learn = render(parse_conversation(line, f"{path} line {number:,}"), tok)
-            ids.extend(turns)
-            labels.extend(i if keep else IGNORE for i, keep in zip(turns, learn, strict=True))
-    return np.frombuffer(ids, dtype=np.int32), np.frombuffer(labels, dtype=np.int32)
+            turns = parse_conversation(line, f"{path} line {number:,}")
+            rendered, flags = render_fn(turns, tok)
+            ids.extend(rendered)
+            learn.extend(bool(flag) for flag in flags)
+            for m in turns:
+                if m.role == "assistant":
+                    counts["chars"] += len(m.content)
+                    counts["bytes"] += len(m.content.encode("utf-8", "surrogatepass"))
+            counts["conversations"] += 1
+    counts["tokens"], counts["learned_tokens"] = len(ids), sum(learn)
+    return np.frombuffer(ids, dtype=np.int32), np.frombuffer(learn, dtype=np.uint8), counts
+
+
+def encode_conversation_splits(conversations_dir: str | Path, tok: Tokenizer, out_dir: str | Path,
+                               render_fn: Callable = render) -> dict:
+    """``conversations_dir``/{train,val}.jsonl as token files in ``out_dir``: {train,val}.bin (the
+    ids, as the corpus's: ``sml.data.tokens``), {train,val}.learn.bin (one byte a token: 1 where
+    it is learned) and meta.json (the corpus's keys; its counts of chars and bytes are the
+    learned messages', so that a loss over the learned tokens turns into bits/char). All five
+    files are replaced together, or none. Returns the meta dict."""
+    conversations_dir, out_dir = Path(conversations_dir), Path(out_dir)
+    dtype = token_dtype(tok.vocab_size)
+    meta: dict = {"tokenizer": str(tok.pattern_name), "vocab_size": tok.vocab_size, "dtype": dtype.name,
+                  "backend": "python (chat template)", "sha256": {}}
+    names = [f"{split}{kind}.bin" for split in SPLITS for kind in ("", ".learn")]
+    with replaced_together(*(out_dir / name for name in names)) as temps:
+        written = dict(zip(names, temps, strict=True))
+        for split in SPLITS:
+            path = conversations_dir / f"{split}.jsonl"
+            if not path.is_file():
+                raise SMLError(f"{path}: not found: run the conversations stage first (dvc repro conversations)")
+            ids, learn, counts = encode_conversations(path, tok, render_fn)
+            if counts["learned_tokens"] == 0:
+                raise SMLError(f"{path}: no token to learn (no assistant content): check the conversations")
+            for name, data in ((f"{split}.bin", ids.astype(dtype.newbyteorder("<"))), (f"{split}.learn.bin", learn)):
+                written[name].write_bytes(data.tobytes())
+                meta["sha256"][name.removesuffix(".bin")] = hashlib.sha256(data.tobytes()).hexdigest()
+            meta[split] = counts
+        (out_dir / "meta.json").unlink(missing_ok=True)  # it no longer describes the files about to replace
+    write_json(out_dir / "meta.json", meta)
+    return meta

@@ -28,14 +28,13 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import BinaryIO
 
-from sml.run.atomic import atomic_open
 from sml.data.corpus import not_utf8_where
+from sml.run.atomic import atomic_open
 from sml.run.errors import SMLError
 from sml.tokenizer.tokenizer import replace_surrogates
 
-Format = Literal["text", "jsonl"]
 BLOCK_BYTES = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -45,7 +44,7 @@ class Source:
     """A local file of the corpus (already fetched and verified) and how to read it."""
 
     path: Path
-    format: Format
+    format: str  # a corpus's: text | jsonl; conversations': jsonl | play | tinystories_instruct
     key: str  # the params key that names it, for messages: "data.sources[1]"
 
 
@@ -97,6 +96,20 @@ def json_lines(source: Source) -> Iterator[tuple[int, bytes]]:
                     yield number, line
         except READ_ERRORS as e:
             raise _unreadable(source, e) from None
+
+
+def text_lines(source: Source) -> Iterator[tuple[int, str]]:
+    """The lines of a text file (their line ends cut off), numbered from 1, checked as UTF-8 on the
+    way, read compressed where it is a .gz."""
+    with _open(source.path) as f:
+        pending, number = "", 0
+        for block in _text_blocks(f, source):
+            *lines, pending = (pending + block).split("\n")
+            for line in lines:
+                number += 1
+                yield number, line.removesuffix("\r")
+        if pending:
+            yield number + 1, pending.removesuffix("\r")
 
 
 def _write_documents(f: BinaryIO, sources: list[Source], text_field: str, separator: str) -> Written:

@@ -78,6 +78,25 @@ def load_tokens(directory: str | Path, split: str) -> np.memmap:
     return tokens
 
 
+def load_learned(directory: str | Path, split: str) -> np.memmap:
+    """The learned flags of ``split`` (fine-tuning: ``{split}.learn.bin``, one byte a token, 1
+    where the model learns it; ``sml.data.conversations``), checked against ``meta.json``."""
+    meta, path = load_meta(directory), Path(directory) / f"{split}.learn.bin"
+    rerun = "rerun the conversations stage (dvc repro conversations)"
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise SMLError(f"{path}: not found: fine-tuning needs the token files of conversations; {rerun}") from None
+    if size != meta[split]["tokens"]:
+        raise SMLError(f"{path}: {size:,} flags for {meta[split]['tokens']:,} tokens: the files come from"
+                       f" different runs; {rerun}")
+    with open(path, "rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    if digest != meta["sha256"].get(f"{split}.learn"):
+        raise SMLError(f"{path}: its bytes changed since it was written (sha256 {digest[:12]}...); {rerun}")
+    return np.memmap(path, dtype=np.uint8, mode="r")
+
+
 def chunks(tokens: np.ndarray, size: int, overlap: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
     """``tokens[lo : lo + size + overlap]`` as int64, for lo = 0, size, 2 size, ... below ``stop``
     (default: the end), each chunk's pages given back (``drop_pages``) once it has been used.

@@ -27,7 +27,7 @@ from sml.config import ImplConfig
 from sml.run.errors import SMLError
 
 MODEL_PARTS = ("embeddings", "attention", "heads", "layernorm", "mlp", "block")  # what the model calls
-PARTS = ("micrograd", "bpe", *MODEL_PARTS, "training", "sampling")  # syllabus order
+PARTS = ("micrograd", "bpe", *MODEL_PARTS, "training", "sampling", "chat")  # syllabus order
 
 
 @dataclass(frozen=True)
@@ -53,13 +53,16 @@ class Mine:
     adamw_step: Callable | None = None
     lr_at: Callable | None = None
     pick: Callable | None = None  # sampling
+    render: Callable | None = None  # chat
+    inputs_and_targets: Callable | None = None
     sha256: dict[str, str] = dataclasses.field(default_factory=dict)  # part -> sha256 of mine/<part>.py
     files: dict[str, Path] = dataclasses.field(default_factory=dict)  # part -> mine/<part>.py
     graded: dict[str, str] = dataclasses.field(default_factory=dict)  # part -> "passes" or what fails
 
     def replaced(self) -> dict[str, Callable]:
         """The learner's functions that take a field of ``sml/parts.py``'s record, by field name."""
-        handed_over = ("Value", "learn_merges", "encode_chunk", "decode", "sha256", "files", "graded")  # not fields
+        handed_over = ("Value", "learn_merges", "encode_chunk", "decode", "render", "inputs_and_targets", "sha256",
+                       "files", "graded")  # not fields of sml/parts.py's record
         return {f.name: fn for f in dataclasses.fields(self)
                 if f.name not in handed_over and (fn := getattr(self, f.name)) is not None}
 

@@ -36,6 +36,8 @@ class TrainFiles:
     model: Path  # directory for the exported weights and model.json
     log: Path  # TSV, one row per log interval
     metrics: Path  # JSON with the final figures
+    base: Path | None = None  # fine-tuning: the trained model directory to start from (None: from scratch)
+    base_tokenizer: Path | None = None  # fine-tuning: the tokenizer that model was trained with
 
     @property
     def best(self) -> Path:
@@ -122,6 +124,7 @@ class Run:
     out: Any  # where rank 0 prints; other ranks print nowhere
     state: RunState
     forward: Callable | None = None  # computes the loss: the model, wrapped in DDP and/or compiled
+    learn: dict[str, np.ndarray] | None = None  # fine-tuning: per split, 1 where a token is learned
     ddp: Any = None  # the DistributedDataParallel wrapper when there are several ranks
 
     @property
@@ -134,8 +137,9 @@ class Run:
         return self.cfg.batch_size * self.cfg.grad_accum * self.model_cfg.block_size * self.dist.world_size
 
     def bits_per_char(self, nats_per_token: float, split: str) -> float:
+        """A loss in nats per (learned) token as bits per character (of the learned text, fine-tuning)."""
         counts = self.meta[split]
-        return nats_per_token * counts["tokens"] / counts["chars"] / math.log(2)
+        return nats_per_token * counts.get("learned_tokens", counts["tokens"]) / counts["chars"] / math.log(2)
 
     @property
     def stopped_early(self) -> bool:

@@ -21,15 +21,23 @@ from pathlib import Path
 import torch
 
 from sml.batches import RandomWindows
+from sml.chat import grow_vocab, with_chat_tokens
 from sml.config import ModelConfig, TrainConfig
-from sml.data.tokens import check_vocab_size, load_meta, load_tokens
+from sml.data.tokens import SPLITS, check_vocab_size, load_learned, load_meta, load_tokens
 from sml.learn.mine import Mine
 from sml.model import GPT
 from sml.optim import make_optimizer
 from sml.parts import parts_for
 from sml.run import distributed
-from sml.run.atomic import write_json
-from sml.run.checkpoint import file_fingerprint, load_checkpoint, run_fingerprint, save_torch
+from sml.run.atomic import atomic_open, write_json
+from sml.run.checkpoint import (
+    file_fingerprint,
+    load_checkpoint,
+    load_model,
+    model_info,
+    run_fingerprint,
+    save_torch,
+)
 from sml.run.device import Runtime, pick_runtime, pick_threads
 from sml.run.distributed import Dist
 from sml.run.errors import SMLError
@@ -80,20 +88,42 @@ def build(model_cfg: ModelConfig, cfg: TrainConfig, files: TrainFiles, runtime: 
     meta = load_meta(files.tokens)
     # The tokenizer is checked whole (a damaged one fails here), and against the token files.
     check_vocab_size(files.tokens, Tokenizer.load(files.tokenizer).vocab_size, files.tokenizer)
-    tokens = {split: load_tokens(files.tokens, split) for split in ("train", "val")}
+    tokens = {split: load_tokens(files.tokens, split) for split in SPLITS}
     check_splits(tokens, model_cfg.block_size, files.tokens)
+    learn = {split: load_learned(files.tokens, split) for split in SPLITS} if files.base else None
     resolved = {"device": runtime.device.type, "dtype": str(runtime.dtype).removeprefix("torch."),
                 "nproc": env.world_size}
     fingerprint = run_fingerprint(model_cfg, cfg, file_fingerprint(files.tokenizer), meta, resolved, mine)
-    model = GPT(model_cfg, meta["vocab_size"], parts_for(model_cfg, mine)).to(runtime.device)
+    if files.base is None:
+        model = GPT(model_cfg, meta["vocab_size"], parts_for(model_cfg, mine))
+    else:  # fine-tuning: the trained model, and which weights it was
+        model = base_model(files, meta["vocab_size"], mine, out)
+        fingerprint["base_sha256"] = file_fingerprint(files.base / "model.pt")
+    model = model.to(runtime.device)
     if env.rank:  # each rank its own dropout masks and batches (seed + 1 draws the eval batches)
         torch.manual_seed(cfg.seed + 1000 * env.rank)
     sampler = RandomWindows(tokens["train"], model_cfg.block_size, cfg.batch_size, cfg.seed + 1000 * env.rank,
-                            runtime.device, model.parts.get_batch)
+                            runtime.device, model.parts.get_batch, learn=learn["train"] if learn else None)
     optimizer = make_optimizer(model, cfg, runtime.device, model.parts.adamw_step)
     return Run(model_cfg, cfg, files, runtime, env, model, optimizer,
                torch.amp.GradScaler(runtime.device.type, enabled=runtime.use_scaler), sampler, tokens,
-               meta, fingerprint, estimate(model, model_cfg, cfg, runtime, env), out, RunState.start(cfg))
+               meta, fingerprint, estimate(model, model_cfg, cfg, runtime, env), out, RunState.start(cfg),
+               learn=learn)
+
+
+def base_model(files: TrainFiles, vocab_size: int, mine: Mine | None, out) -> GPT:
+    """Fine-tuning's start: the trained model in ``files.base``, its vocabulary grown to the chat
+    tokenizer's (``sml.chat.grow_vocab``), which must be its own tokenizer plus the chat tokens."""
+    base_tok, chat_tok = Tokenizer.load(files.base_tokenizer), Tokenizer.load(files.tokenizer)
+    if with_chat_tokens(base_tok).to_dict() != chat_tok.to_dict():
+        raise SMLError(f"{files.tokenizer} is not {files.base_tokenizer} with the chat tokens added: rerun the"
+                       " conversations stage (dvc repro conversations)")
+    model = load_model(files.base, files.base_tokenizer, "cpu", mine)
+    before = model.vocab_size
+    grow_vocab(model, vocab_size)
+    print(f"finetune: from {files.base} ({model_info(files.base)['steps']:,} steps of training); vocabulary"
+          f" {before:,} -> {vocab_size:,} ids, the chat tokens' rows at the mean of the others", file=out)
+    return model
 
 
 def check_splits(tokens: dict, block_size: int, where: Path) -> None:
@@ -196,12 +226,15 @@ def finish(run: Run, mine: Mine | None = None) -> dict:
     }
     if run.dist.is_main:
         save_torch(run.files.model / "model.pt", run.model.state_dict())
+        if run.files.base is not None:  # a fine-tuned model travels with its (chat) tokenizer
+            with atomic_open(run.files.model / "tokenizer.json", "wb") as f:
+                f.write(run.files.tokenizer.read_bytes())
         write_json(run.files.model / "model.json", {
             "model": asdict(run.model_cfg), "vocab_size": run.model.vocab_size,
             "tokenizer_sha256": run.fingerprint["tokenizer_sha256"], "steps": run.step, "metrics": metrics,
             "train": asdict(run.cfg) | run.fingerprint["train"], "schedule": s.schedule, "warmup_lrs": s.warmup_lrs,
             "impl": (mine or Mine()).model_impl(),  # evaluating needs the same parts
-        })
+        } | ({"base_sha256": run.fingerprint["base_sha256"]} if run.files.base else {}))
         write_log(run.files.log, s.history)
         write_json(run.files.metrics, metrics)
     run.dist.barrier()
