@@ -160,8 +160,8 @@ def look(run: "Run", window: Window, moments: Moments, progress: Progress) -> No
     train_loss = run.dist.mean(window.loss.item() / window.steps)
     if not math.isfinite(train_loss):
         raise NonFiniteLoss(f"loss is {train_loss} at step {run.step} (lr {lr:.2e}):"
-                       f" stopped; the last good checkpoint ({run.files.checkpoint}) is kept. Lower train.lr"
-                       " or raise train.warmup_iters, then rerun")
+                       f" stopped; the last good checkpoint ({run.files.checkpoint}) is kept. Lower {run.section}.lr"
+                       f" or raise {run.section}.warmup_iters, then rerun")
     rate = window.timed_steps * run.tokens_per_step / seconds if window.timed_steps and seconds else None
     flops = rate * run.model.flops_per_token() if rate else None
     row = {"step": run.step, "tokens": run.step * run.tokens_per_step, "train_loss": train_loss,

@@ -22,24 +22,6 @@ ModelDir = Annotated[Path, typer.Option(help="The trained model directory (model
 TokenizerFile = Annotated[Path, typer.Option(help="The tokenizer.json the model was trained with.")]
 
 
-def fetched(sources, key: str, downloads: Path, params: Path) -> list:
-    """Each of ``sources`` (``data.sources``' or ``finetune.sources``' entries) fetched and checked
-    against its sha256 (``sml.data.download``), as ``sml.data.sources.Source``s; ``key`` names the
-    list in messages. An unpinned source prints the line to pin it with."""
-    from sml.data.download import fetch
-    from sml.data.sources import Source
-
-    files = []
-    for i, source in enumerate(sources):
-        got = fetch(source.url, source.sha256, downloads, progress=sys.stdout, key=f"{key}[{i}]")
-        pinned = "sha256 verified" if source.sha256 else "NOT PINNED"
-        print(f"download: {key}[{i}]: {got.path.stat().st_size:,} bytes ({pinned}) from {got.origin}")
-        if not source.sha256:
-            print(f"download: to pin {key}[{i}], write under its url in {params}:  sha256: {got.sha256}")
-        files.append(Source(got.path, source.format, f"{key}[{i}]"))
-    return files
-
-
 @functools.cache
 def params_as_written(path: str = "params.yaml") -> dict:
     """params.yaml of the current directory as plain data, read once, for help texts and tables.

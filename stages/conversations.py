@@ -18,7 +18,8 @@ from sml.config import load_params
 from sml.data.conversations import build_conversations, encode_conversation_splits
 from sml.learn.mine import load_mine
 from sml.tokenizer import Tokenizer
-from stages.common import ParamsFile, TokenizerFile, fetched, run, stage
+from stages.common import ParamsFile, TokenizerFile, run, stage
+from stages.download import fetched
 
 
 @stage

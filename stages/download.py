@@ -6,14 +6,31 @@ the download cache, resumable HTTP), then its documents are joined (``sml/data/s
 Honours ``SML_DATA_MIRROR`` (a directory searched for a file with that sha256 first).
 """
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from sml.config import load_params
-from sml.data.sources import build_corpus
-from stages.common import ParamsFile, fetched, run, stage
+from sml.data.download import fetch
+from sml.data.sources import Source, build_corpus
+from stages.common import ParamsFile, run, stage
+
+
+def fetched(sources, key: str, downloads: Path, params: Path) -> list:
+    """Each of ``sources`` (``data.sources``' or ``finetune.sources``' entries) fetched and checked
+    against its sha256 (``sml.data.download``), as ``sml.data.sources.Source``s; ``key`` names the
+    list in messages. An unpinned source prints the line to pin it with."""
+    files = []
+    for i, source in enumerate(sources):
+        got = fetch(source.url, source.sha256, downloads, progress=sys.stdout, key=f"{key}[{i}]")
+        pinned = "sha256 verified" if source.sha256 else "NOT PINNED"
+        print(f"download: {key}[{i}]: {got.path.stat().st_size:,} bytes ({pinned}) from {got.origin}")
+        if not source.sha256:
+            print(f"download: to pin {key}[{i}], write under its url in {params}:  sha256: {got.sha256}")
+        files.append(Source(got.path, source.format, f"{key}[{i}]"))
+    return files
 
 
 @stage

@@ -8,8 +8,15 @@ import torch
 
 from sml.batches import RandomWindows
 from sml.chat import IGNORE, Message, render, with_chat_tokens
-from sml.data.conversations import build_conversations, conversations, encode_conversations
+from sml.data.conversations import (
+    build_conversations,
+    conversations,
+    encode_conversation_splits,
+    encode_conversations,
+    required_words,
+)
 from sml.data.sources import Source
+from sml.data.tokens import load_learned, load_tokens
 from sml.run.errors import SMLError
 from sml.tokenizer import Tokenizer
 from tests.conftest import SONNET
@@ -127,3 +134,96 @@ def test_val_sources_with_no_conversation_are_one_line_and_replace_nothing(tmp_p
     with pytest.raises(SMLError, match=r"^val.jsonl: no conversations: check finetune.sources\[0\]"):
         build_conversations([train], [Source(empty, "jsonl", "finetune.sources[0]")], tmp_path / "out", 0.1)
     assert not (tmp_path / "out" / "train.jsonl").exists()
+
+
+def test_a_play_becomes_conversations_each_speech_answering_the_one_before(tmp_path):
+    play = tmp_path / "play.txt"
+    play.write_text(SONNET.replace("\n", "\r\n"), encoding="utf-8")  # CRLF too: cut off with the line
+    got = list(conversations(Source(play, "play", "finetune.sources[0]")))
+    assert got[:2] == [
+        [Message("user", "Before we proceed any further, hear me speak."), Message("assistant", "ALL:\nSpeak, speak.")],
+        [Message("user", "Speak, speak."), Message("assistant", "FIRST CITIZEN:\nYou are all resolved rather to die"
+                                                                " than to famish?")]]
+    assert len(got) == 3  # the sonnet after the speeches is no speech: it neither asks nor answers
+
+
+INSTRUCT = """\
+Features: Dialogue
+Words: quit, oak, gloomy
+Summary: Sara and Ben play in the park until it gets dark.
+Story:\x20
+
+Sara and Ben were playing in the park.
+"Let's go home," said Sara.
+<|endoftext|>
+Random sentence: The sky was blue.
+Words: kite, run
+Story: Tom ran with his kite.
+<|endoftext|>
+"""
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_tinystories_instruct_entries_become_requests_and_their_stories(tmp_path, compress):
+    path = tmp_path / "instruct.txt"
+    path.write_bytes(gzip.compress(INSTRUCT.encode()) if compress else INSTRUCT.encode())
+    got = list(conversations(Source(path, "tinystories_instruct", "finetune.sources[0]")))
+    assert got == [
+        [Message("user", "Write a story.\nFeatures: Dialogue\nWords: quit, oak, gloomy\nSummary: Sara and Ben play"
+                         " in the park until it gets dark."),
+         Message("assistant", 'Sara and Ben were playing in the park.\n"Let\'s go home," said Sara.')],
+        [Message("user", "Write a story.\nRandom sentence: The sky was blue.\nWords: kite, run"),
+         Message("assistant", "Tom ran with his kite.")]]
+    assert required_words(got[0][0].content) == ["quit", "oak", "gloomy"]
+
+
+def test_an_instruct_entry_without_a_story_is_one_line_naming_where_it_starts(tmp_path):
+    path = tmp_path / "instruct.txt"
+    path.write_text(INSTRUCT + "Features: Twist\nSummary: no story here\n<|endoftext|>\n", encoding="utf-8")
+    with pytest.raises(SMLError, match=r"instruct.txt \(finetune.sources\[0\]\) line 13: an entry with no 'Story:'"):
+        list(conversations(Source(path, "tinystories_instruct", "finetune.sources[0]")))
+
+
+def test_encoded_splits_hold_ids_flags_and_the_replies_counts_and_refuse_damage(tmp_path):
+    tok = with_chat_tokens(Tokenizer.train(SONNET, 300, "gpt4"))
+    talks = [chat(f"Question {i}?", f"Answer {i}.") for i in range(6)]
+    build_conversations([write_jsonl(tmp_path / "c.jsonl", talks)], [], tmp_path / "conv", 1 / 6)
+    meta = encode_conversation_splits(tmp_path / "conv", tok, tmp_path / "tokens")
+    assert meta["val"]["conversations"] == 1 and meta["val"]["chars"] == len("Answer 5.")
+    ids, learn = load_tokens(tmp_path / "tokens", "val"), load_learned(tmp_path / "tokens", "val")
+    assert tok.decode(ids[learn == 1].tolist()) == "Answer 5.<|end|>"
+    assert learn.sum() == meta["val"]["learned_tokens"]
+    flags = tmp_path / "tokens" / "train.learn.bin"
+    data = bytearray(flags.read_bytes())
+    data[3] ^= 1
+    flags.write_bytes(bytes(data))
+    with pytest.raises(SMLError, match=r"train.learn.bin: its bytes changed since it was written.*conversations"):
+        load_learned(tmp_path / "tokens", "train")
+    flags.write_bytes(bytes(data[:-1]))
+    with pytest.raises(SMLError, match=r"train.learn.bin: \d+ flags for \d+ tokens"):
+        load_learned(tmp_path / "tokens", "train")
+
+
+def test_a_bad_conversations_file_fails_the_stage_in_one_line_and_keeps_the_previous_data(tmp_path, monkeypatch):
+    import yaml
+
+    from tests.conftest import command, local_sources, params_template
+
+    monkeypatch.chdir(tmp_path)
+    Tokenizer.train(SONNET, 300, "gpt4").save(tmp_path / "tok")
+    good = write_jsonl(tmp_path / "good.jsonl", [chat(f"q{i}", f"a{i}") for i in range(10)])
+    params = params_template()
+    params["finetune"]["sources"] = local_sources(good.path, fmt="jsonl")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    done = command("stages.conversations", "--tokenizer", "tok/tokenizer.json")
+    assert done.returncode == 0, done.stderr
+    before = {p: p.read_bytes() for p in (tmp_path / "data/chat").rglob("*") if p.is_file()}
+    bad = write_jsonl(tmp_path / "bad.jsonl", [chat("q", "a"), {"messages": [{"role": "robot", "content": "x"}]}])
+    params["finetune"]["sources"] = local_sources(bad.path, fmt="jsonl")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    done = command("stages.conversations", "--tokenizer", "tok/tokenizer.json")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"error: {bad.path} (finetune.sources[0]) line 2, message 1: role \"robot\" is not one of system, user,"
+        " assistant"]
+    assert {p: p.read_bytes() for p in (tmp_path / "data/chat").rglob("*") if p.is_file()} == before

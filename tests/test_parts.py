@@ -286,7 +286,8 @@ def test_each_learner_function_the_model_trainer_or_sampler_runs_has_its_field_i
     from sml.learn.mine import Mine
     from sml.parts import Parts
 
-    handed_over = {"Value", "learn_merges", "encode_chunk", "decode"}  # micrograd's and the tokenizer's
+    handed_over = {"Value", "learn_merges", "encode_chunk", "decode",  # micrograd's and the tokenizer's
+                   "render", "inputs_and_targets"}  # chat's: the conversations stage and evaluate_chat
     learner = {f.name for f in dataclasses.fields(Mine)} - {"sha256", "files", "graded"}
     assert learner - handed_over == {f.name for f in dataclasses.fields(Parts)}
     assert set(Mine(attention=len, Value=int).replaced()) == {"attention"}

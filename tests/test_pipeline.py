@@ -79,6 +79,9 @@ def build_repository(root: Path) -> None:
     corpus[0].write_text(SONNET * 3 + MIXED, encoding="utf-8")
     stories = [{"text": f"Story {i}. {SONNET[i * 20 : i * 20 + 300]}"} for i in range(20)]
     corpus[1].write_bytes(gzip.compress("".join(json.dumps(s) + "\n" for s in stories).encode()))
+    talks = [{"messages": [{"role": "user", "content": f"Line {i}?"},
+                           {"role": "assistant", "content": SONNET[i * 30 : i * 30 + 60]}]} for i in range(20)]
+    (root / "chats.jsonl").write_text("".join(json.dumps(t) + "\n" for t in talks), encoding="utf-8")
     (repo / "params.yaml").write_text(yaml.safe_dump(pipeline_params(corpus), sort_keys=False))
     run(["git", "init", "-q"], repo)
     run([*DVC, "init", "-q"], repo)
@@ -101,6 +104,7 @@ def pipeline_params(corpus: list[Path]) -> dict:
     params = params_template()
     params["data"].update(sources=local_sources(corpus[0]) + local_sources(*corpus[1:], fmt="jsonl"))
     params["tokenizer"]["vocab_size"] = 320
+    params["finetune"].update(sources=local_sources(corpus[0].with_name("chats.jsonl"), fmt="jsonl"))
     params["presets"] = {"tiny": {"train.lr": 0.004, "model.n_embd": 16}}
     return params
 
@@ -112,8 +116,10 @@ def set_param(repo: Path, section: str, key: str, value) -> None:
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-ALL = ["parts", "download", "train_bpe", "encode", "train", "evaluate", "sample", "plot"]
-READ_THE_MODEL = ["evaluate", "sample", "plot"]
+ALL = ["parts", "download", "train_bpe", "encode", "train", "evaluate", "sample", "plot", "conversations", "finetune",
+       "evaluate_chat"]
+READ_THE_MODEL = ["evaluate", "sample", "plot", "finetune"]
+NEW_TOKENIZER = ["train", "evaluate", "sample", "plot", "conversations", "finetune"]  # what reads it, or its model
 
 
 def test_repro_runs_every_stage_then_nothing(built, repo):
@@ -138,14 +144,14 @@ def test_vocab_size_reruns_train_bpe_and_what_follows_never_download(repo):
     assert stale(repo) == {"train_bpe": ["tokenizer.vocab_size"]}
     assert ran(run([*DVC, "repro", "encode"], repo)) == ["train_bpe", "encode"]
     assert '"vocab_size": 330' in (repo / "data/tokens/meta.json").read_text()
-    assert list(stale(repo)) == ["train", *READ_THE_MODEL]  # a new tokenizer: everything after it
+    assert list(stale(repo)) == NEW_TOKENIZER  # a new tokenizer: everything after it
 
 
 def test_val_fraction_reruns_everything_the_tokenizer_learns_from_the_train_text_alone(repo):
     set_param(repo, "data", "val_fraction", 0.2)
     assert stale(repo) == {"download": ["data.val_fraction"]}
     assert ran(run([*DVC, "repro", "encode"], repo)) == ["download", "train_bpe", "encode"]
-    assert list(stale(repo)) == ["train", *READ_THE_MODEL]
+    assert list(stale(repo)) == NEW_TOKENIZER
 
 
 def test_sample_temperature_reruns_only_sample(repo):
@@ -156,7 +162,7 @@ def test_sample_temperature_reruns_only_sample(repo):
 
 def test_train_lr_reruns_train_and_what_reads_the_model(repo):
     set_param(repo, "train", "lr", 0.002)
-    assert stale(repo) == {"train": ["train"]}
+    assert stale(repo) == {"train": ["train"], "finetune": ["train"]}  # fine-tuning runs with train's settings
     stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]  # the rerun itself: the experiment below
     assert [name for name, spec in stages.items() if "artifacts/model" in spec["deps"]] == READ_THE_MODEL
     shown = run([*DVC, "metrics", "show"], repo)
@@ -169,13 +175,14 @@ def test_train_lr_reruns_train_and_what_reads_the_model(repo):
 def test_a_preset_runs_as_a_dvc_experiment_that_exp_show_lists(repo):
     output = run([sys.executable, "-m", "stages.experiment", "tiny", "--name", "tiny-run"], repo)
     assert "-S train.lr=0.004 -S model.n_embd=16" in output
-    assert ran(output) == ["train", *READ_THE_MODEL]  # a change to train: it and what reads the model rerun
+    assert ran(output) == ["train", *READ_THE_MODEL, "evaluate_chat"]  # train, what reads its model, and on
     shown = run([*DVC, "exp", "show", "--no-pager", "--csv"], repo)
     row = next(line for line in shown.splitlines() if line.startswith("tiny-run,"))
     assert ",0.004," in row and ",16," in row
     header = shown.splitlines()[0].split(",")
-    for metric in ("val_bits_per_char", "val.bits_per_char", "samples.distinct_2"):
-        assert float(row.split(",")[header.index(metric)]) > 0, metric  # a number, not "!"
+    for metric in ("val_bits_per_char", "val.bits_per_char", "samples.distinct_2", "finetune.val_bits_per_char",
+                   "chat.val_bits_per_char", "chat.ends_with_end"):
+        assert float(row.split(",")[header.index(metric)]) >= 0, metric  # a number, not "!"
     assert "val_bits_per_char" in run([*DVC, "metrics", "diff", "HEAD", "tiny-run"], repo)
     table = run([sys.executable, "-m", "stages.show"], repo).splitlines()  # make show
     assert table[0].startswith("experiment  val bits/char  train bits/char  best step  train s")
@@ -241,7 +248,7 @@ def test_a_stub_edited_while_its_part_is_the_reference_retrains_nothing(repo):
     shutil.copy(ROOT / "tests" / "solutions" / "attention.py", repo / "mine" / "attention.py")
     set_param(repo, "impl", "attention", "mine")
     run([*DVC, "repro", "parts"], repo)
-    assert set(stale(repo)) == {"train", "evaluate", "sample", "plot"}
+    assert set(stale(repo)) == {"train", "evaluate", "sample", "plot", "finetune", "evaluate_chat"}
     assert "artifacts/parts/attention.json" in stale(repo)["train"]
 
 

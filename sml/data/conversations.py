@@ -109,7 +109,7 @@ def _instruct_entry(lines: list[str], where: str) -> list[Message]:
 def required_words(request: str) -> list[str]:
     """The words a request's ``Words:`` line asks for (TinyStories-Instruct), or none.
 
-    >>> required_words("Write a story.\nWords: quit, oak, gloomy")
+    >>> required_words("Write a story.\\nWords: quit, oak, gloomy")
     ['quit', 'oak', 'gloomy']
     """
     for line in request.splitlines():

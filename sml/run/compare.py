@@ -33,6 +33,11 @@ DROP = "|".join([
     r"^(train|val)\.(nats_per_token|perplexity|nats_per_char|bits_per_byte|tokens|scored_tokens)$",
     r"^bigram_val\.",
     r"^samples\.",
+    r"^finetune\.(val_loss|val_nats_per_char|val_bits_per_char|train_loss|best_step|last_val_loss|steps)$",
+    r"^finetune\.(last_val_bits_per_char|stopped_early|tokens_per_s|model_flops_per_s|mfu|train_seconds)$",
+    r"^finetune\.(warmup_seconds|(peak|estimated)_memory_gb|estimated_tensors_gb|parameters)$",
+    r"^chat\.(val_loss|val_bits_per_char|conversations_scored|learned_tokens|replies|ends_with_end|mean_reply_tokens)$",
+    r"^chat\.(words_asked|words_used|too_long_to_ask)$",
 ])
 _DVC = ("Experiment", "rev", "typ", "Created", "parent", "State", "Executor")
 

@@ -74,3 +74,4 @@ def evaluate(model_dir: Path, tokenizer: Path, tokens: Path, corpus: Path, cfg: 
           f" words, distinct-2 {s['distinct_2']:.3f}, distinct-3 {s['distinct_3']:.3f}, longest repeat"
           f" {s['longest_repeat_words']} words", file=out, flush=True)
     return metrics
+

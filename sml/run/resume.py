@@ -55,23 +55,23 @@ def resume_run(run) -> bool:
         saved, _with_length(run.fingerprint, saved_max_iters, saved_budget)) is None
     step, trained_s = state["run"]["step"], state["run"].get("clock", {}).get("seconds", 0.0)
     if longer and step > cfg.max_iters:
-        print(f"not resuming {path}: it is at step {step:,}, past train.max_iters {cfg.max_iters:,};"
+        print(f"not resuming {path}: it is at step {step:,}, past {run.section}.max_iters {cfg.max_iters:,};"
               " starting at step 0", file=out)
         return False
     if longer and cfg.time_budget_s and trained_s > cfg.time_budget_s:
-        print(f"not resuming {path}: it has trained {trained_s:.1f} s, past train.time_budget_s"
+        print(f"not resuming {path}: it has trained {trained_s:.1f} s, past {run.section}.time_budget_s"
               f" {cfg.time_budget_s:g}; starting at step 0", file=out)
         return False
     if difference and not longer:
         print(f"not resuming {path}: it is from another run ({difference}); starting at step 0", file=out)
         return False
     if longer and saved_budget != cfg.time_budget_s:
-        print(f"train longer: train.time_budget_s {saved_budget:g} -> {cfg.time_budget_s:g} s, resuming at step"
+        print(f"train longer: {run.section}.time_budget_s {saved_budget:g} -> {cfg.time_budget_s:g} s, resuming at step"
               f" {step:,} after {trained_s:.1f} s of training: warmup and decay follow the new budget"
               f" (steps 1-{step:,} keep the schedule they had)", file=out)
     elif longer:
         old_cfg = dataclasses.replace(cfg, max_iters=saved_max_iters)
-        print(f"train longer: train.max_iters {saved_max_iters:,} -> {cfg.max_iters:,}, resuming at step"
+        print(f"train longer: {run.section}.max_iters {saved_max_iters:,} -> {cfg.max_iters:,}, resuming at step"
               f" {step:,}: the learning rate goes from {lr_at(step - 1, old_cfg):.2e} to"
               f" {lr_at(step, cfg):.2e} and follows the {cfg.schedule} schedule to {cfg.min_lr:.2e} at step"
               f" {cfg.max_iters:,}"

@@ -132,6 +132,11 @@ class Run:
         return self.state.step
 
     @property
+    def section(self) -> str:
+        """The params section this run's settings are named by: ``train``, or ``finetune``."""
+        return "train" if self.files.base is None else "finetune"
+
+    @property
     def tokens_per_step(self) -> int:
         """Tokens of one optimizer step, all ranks together."""
         return self.cfg.batch_size * self.cfg.grad_accum * self.model_cfg.block_size * self.dist.world_size

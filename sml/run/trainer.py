@@ -70,8 +70,8 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, files: TrainFiles,
         wrap(run)
         print_header(run, resumed_at, f"{run.state.threads} CPU thread{'s' * (run.state.threads > 1)} ({why})")
         if run.stopped_early:
-            print(f"train: this run stopped early at step {run.step:,} (no better val loss for {cfg.patience}"
-                  " evaluations): nothing to train; raise train.patience (0: off) to go on", file=run.out)
+            print(f"{run.section}: this run stopped early at step {run.step:,} (no better val loss for {cfg.patience}"
+                  f" evaluations): nothing to train; raise {run.section}.patience (0: off) to go on", file=run.out)
         try:
             loop(run, on_step)
         except NonFiniteLoss as e:  # the learner's parts first: the likelier cause than the lr
@@ -170,12 +170,12 @@ def print_header(run: Run, resumed_at: int | None, threads: str = "") -> None:
     print(f"model: {counts['total'] / 1e6:.2f}M parameters ({parts})", file=out)
     print(f"model: {run.model.flops_per_token() / 1e6:.1f} MFLOP/token (forward + backward)", file=out)
     ranks = f" x {run.dist.world_size} processes" if run.dist.world_size > 1 else ""
-    print(f"train: {run.runtime.describe()}{ranks}; {run.tokens_per_step:,} tokens/step; {run.cfg.max_iters:,}"
+    print(f"{run.section}: {run.runtime.describe()}{ranks}; {run.tokens_per_step:,} tokens/step; {run.cfg.max_iters:,}"
           f" steps" + (f"; resuming at step {resumed_at:,}" if resumed_at is not None else ""), file=out)
-    print(f"train: peak {run.estimates.peak_flops / 1e12:.3g} TFLOP/s per device ({run.estimates.peak_source}),"
+    print(f"{run.section}: peak {run.estimates.peak_flops / 1e12:.3g} TFLOP/s per device ({run.estimates.peak_source}),"
           " for MFU", file=out)
     if threads and run.runtime.device.type == "cpu":
-        print(f"train: {threads}", file=out)
+        print(f"{run.section}: {threads}", file=out)
     print(f"memory: {run.estimates.fits}", file=out)
 
 
@@ -236,7 +236,8 @@ def finish(run: Run, mine: Mine | None = None) -> dict:
             "impl": (mine or Mine()).model_impl(),  # evaluating needs the same parts
         } | ({"base_sha256": run.fingerprint["base_sha256"]} if run.files.base else {}))
         write_log(run.files.log, s.history)
-        write_json(run.files.metrics, metrics)
+        # fine-tuning's under its own name, so `dvc exp show` keeps train's columns as they are
+        write_json(run.files.metrics, {"finetune": metrics} if run.files.base else metrics)
     run.dist.barrier()
     print(f"done: best val {best_val:.4f} nats/token = {metrics['val_bits_per_char']:.4f} bits/char"
           f" at step {best_step:,} of {run.step:,} (exported); {rate:,.0f} tokens/s, MFU"

@@ -1,0 +1,96 @@
+"""The evaluate_chat stage's work: the fine-tuned model on held-out conversations.
+
+Two kinds of figure: the loss over the replies (what fine-tuning lowers), and how the model
+replies when asked (does it stop; does it do what was asked), since a lower loss alone does
+not say that a model answers.
+"""
+
+import math
+import sys
+from pathlib import Path
+
+import torch
+
+from sml.chat import END, IGNORE, Chat, inputs_and_targets, render
+from sml.config import ChatConfig
+from sml.data.conversations import parse_conversation, required_words
+from sml.learn.mine import Mine
+from sml.run.checkpoint import load_model
+from sml.run.device import pick_runtime
+from sml.run.errors import SMLError
+from sml.tokenizer import Tokenizer
+
+
+def evaluate_chat(model_dir: Path, conversations: Path, cfg: ChatConfig, out=None, mine: Mine | None = None) -> dict:
+    """The fine-tuned model in ``model_dir`` on the held-out conversations in ``conversations``
+    (val.jsonl): returns the metrics as a dict.
+
+    - The loss over the replies: each conversation scored alone from its start (its first
+      ``block_size + 1`` ids), the mean over the learned targets in nats/token, and in bits per
+      character of the replies' text.
+    - How it replies, on the first ``cfg.eval_conversations``: the conversation up to its last
+      reply is the prompt, the model answers greedily; the share of replies that end with
+      ``<|end|>`` within ``cfg.max_new_tokens``, and, where the request has a ``Words:`` line
+      (TinyStories-Instruct), the share of the required words the reply uses.
+
+    ``mine``: the learner's parts; with ``impl.chat: mine`` their ``render`` and
+    ``inputs_and_targets`` make the scored targets.
+    """
+    out = sys.stdout if out is None else out
+    runtime = pick_runtime(cfg.device, "float32", compile=False, key="chat")
+    tok = Tokenizer.load(model_dir / "tokenizer.json")
+    model = load_model(model_dir, model_dir / "tokenizer.json", runtime.device, mine).eval()
+    render_fn = mine.render if mine is not None and mine.render else render
+    targets_fn = mine.inputs_and_targets if mine is not None and mine.inputs_and_targets else inputs_and_targets
+    end, block = tok.special_tokens[END], model.cfg.block_size
+    talks = [parse_conversation(line, f"{conversations} line {n:,}")
+             for n, line in enumerate(conversations.read_text(encoding="utf-8").splitlines(), start=1)]
+    nats, learned, chars, cut = 0.0, 0, 0, 0
+    with torch.inference_mode():
+        for talk in talks:
+            ids, learn = render_fn(talk, tok)
+            cut += len(ids) > block + 1
+            x, y = targets_fn(list(ids[: block + 1]), list(learn[: block + 1]))
+            n = int((y != IGNORE).sum())
+            if n:
+                loss = model(x[None].to(runtime.device), y[None].to(runtime.device))[1]
+                nats += loss.item() * n
+                learned += n
+                chars += len(tok.decode([i for i in y[y != IGNORE].tolist() if i != end]))
+    if not learned:
+        raise SMLError(f"{conversations}: no reply to score: rerun the conversations stage")
+    metrics: dict = {"val_loss": nats / learned, "val_bits_per_char": nats / max(chars, 1) / math.log(2),
+                     "conversations_scored": len(talks), "learned_tokens": learned}
+    print(f"evaluate_chat: {len(talks):,} held-out conversations ({cut:,} cut to the context of {block:,} tokens):"
+          f" {metrics['val_loss']:.4f} nats/token over the replies' {learned:,} tokens,"
+          f" {metrics['val_bits_per_char']:.4f} bits/char", file=out, flush=True)
+    ended, asked, used, lengths, too_long = 0, 0, 0.0, [], 0
+    asking = [t[: max(i for i, m in enumerate(t) if m.role == "assistant")] for t in talks[: cfg.eval_conversations]]
+    for history in (t for t in asking if t and t[-1].role == "user"):
+        chat = Chat(model, tok)
+        chat.messages = list(history[:-1])
+        try:
+            reply = list(chat.reply(history[-1].content, cfg.max_new_tokens, temperature=0.0))
+        except ValueError:  # the request alone leaves no room for a reply in the context
+            too_long += 1
+            continue
+        lengths.append(len(reply))
+        ended += len(reply) < cfg.max_new_tokens  # stopped by <|end|>, not by the limit
+        words = required_words(history[-1].content)
+        if words:
+            text = tok.decode(reply).lower()
+            asked += 1
+            used += sum(w.lower() in text for w in words) / len(words)
+        if len(lengths) <= 3:
+            print(f"evaluate_chat: {history[-1].content[:60]!r} -> {tok.decode(reply)[:100]!r}", file=out)
+    replies = len(lengths)
+    metrics |= {"replies": replies, "ends_with_end": ended / replies if replies else None,
+                "mean_reply_tokens": sum(lengths) / replies if replies else None,
+                "words_asked": asked, "words_used": used / asked if asked else None, "too_long_to_ask": too_long}
+    if replies:
+        print(f"evaluate_chat: {replies} greedy replies ({too_long} requests too long for the context left out):"
+              f" {metrics['ends_with_end']:.0%} end with <|end|> within"
+              f" {cfg.max_new_tokens} tokens (mean {metrics['mean_reply_tokens']:.1f} tokens)"
+              + (f"; {metrics['words_used']:.0%} of the required words used ({asked} requests)" if asked else ""),
+              file=out, flush=True)
+    return metrics
