@@ -5,6 +5,7 @@
 #   make show    the experiments so far, one line each (python -m stages.show)
 #   make sample PROMPT="ROMEO:"   stream text from the trained model
 #   make grade [PART=attention]   grade your own parts in mine/ against the reference (LEARN.md)
+#   make chat    talk to the fine-tuned model (after make quick or dvc repro)
 # .venv is (re)built only when pyproject.toml changed since the last install.
 # Windows without make: see README, "Windows".
 
@@ -16,7 +17,7 @@ STAMP  := $(VENV)/.installed
 # Stage commands in dvc.yaml say `python`: make it the venv's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: quick test show sample grade bench lint venv clean
+.PHONY: quick test show sample chat grade bench lint venv clean
 
 quick: $(STAMP)
 	$(BIN)/python -m stages.experiment cpu
@@ -30,6 +31,9 @@ show: $(STAMP)
 PROMPT ?= ROMEO:
 sample: $(STAMP)
 	$(BIN)/python -m stages.sample --prompt "$(PROMPT)"
+
+chat: $(STAMP)
+	$(BIN)/python -m stages.chat
 
 PART ?=
 grade: $(STAMP)

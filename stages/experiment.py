@@ -19,7 +19,7 @@ from typing import Annotated
 import typer
 
 from sml.config import load_preset
-from sml.run.compare import dvc_busy, reached
+from sml.run.compare import chat_reached, dvc_busy, reached
 from sml.run.errors import SMLError
 from stages.common import ParamsFile, params_as_written, run, stage
 
@@ -54,6 +54,8 @@ def main(
     code = dvc(args)
     if code == 0 and not queue and (line := reached(Path("artifacts"), time.perf_counter() - start)):
         print(f"preset {preset}: {line}")
+        if chat := chat_reached(Path("artifacts")):
+            print(f"preset {preset}: {chat}")
     raise SystemExit(code)
 
 

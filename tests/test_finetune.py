@@ -216,3 +216,28 @@ def test_the_repl_keeps_the_conversation_resets_and_drops_old_turns_when_the_con
     finally:
         if term.process.poll() is None:
             term.process.kill()
+
+
+def test_the_chat_model_samples_evaluates_and_exports_to_hugging_face_with_its_template(here):
+    """The fine-tuned model directory is a model like any: sample and evaluate take it (the corpus's
+    ids are the chat tokenizer's too), and transformers runs it with the chat template."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from sml.chat import Message, prompt
+    from sml.tokenizer import Tokenizer
+
+    model = ["--model", "artifacts/chat_model", "--tokenizer", "artifacts/chat_model/tokenizer.json"]
+    done = command("stages.sample", *model, "--prompt", "Shall", "--max-new-tokens", "5")
+    assert done.returncode == 0 and done.stdout.startswith("Shall"), done.stderr
+    assert command("stages.evaluate", *model).returncode == 0
+    done = command("stages.hf", "export", *model, "--out", "hf")
+    assert done.returncode == 0, done.stderr
+    hf_tok = AutoTokenizer.from_pretrained("hf")
+    asked = [{"role": "user", "content": "What is in box 4?"}]
+    ids = hf_tok.apply_chat_template(asked, add_generation_prompt=True, return_dict=False)
+    tok = Tokenizer.load("artifacts/chat_model/tokenizer.json")
+    assert list(ids) == prompt([Message("user", "What is in box 4?")], tok)  # the same template, id for id
+    hf_model = AutoModelForCausalLM.from_pretrained("hf")
+    out = hf_model.generate(torch.tensor([ids]), max_new_tokens=20, do_sample=False)[0, len(ids):].tolist()
+    assert out[-1] == tok.special_tokens["<|end|>"]  # generate stops at the end of the reply
+    assert hf_tok.decode(out, skip_special_tokens=True) == "Box 4 holds ember."

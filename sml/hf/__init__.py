@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from sml.chat import END
 from sml.hf.tokenizer import from_tokenizer_json, to_tokenizer_json, tokenizer_config
 from sml.hf.weights import from_hf, to_hf
 from sml.model import GPT
@@ -35,6 +36,12 @@ from sml.run.errors import SMLError
 from sml.tokenizer import Tokenizer
 
 HUB_FILES = ["config.json", "model.safetensors", "model.safetensors.index.json", "tokenizer.json"]
+
+
+# sml/chat.py's template in Jinja, for transformers' apply_chat_template: each message's role token,
+# content and <|end|>; the generation prompt is <|assistant|>.
+CHAT_TEMPLATE = ("{% for message in messages %}{{ '<|' + message['role'] + '|>' + message['content'] + '<|end|>' }}"
+                 "{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}")
 
 
 def export_model(model_dir: str | Path, tokenizer: str | Path, out: str | Path) -> str:
@@ -63,9 +70,12 @@ def export_model(model_dir: str | Path, tokenizer: str | Path, out: str | Path) 
     with atomic_open(out / "model.safetensors", "wb") as f:
         f.write(save(tensors, metadata={"format": "pt"}))
     write_json(out / "config.json", config)
-    write_json(out / "generation_config.json", {"bos_token_id": eos_id, "eos_token_id": eos_id})
+    chat = END in tok.special_tokens  # a fine-tuned chat model: a reply ends with <|end|>, and the template goes along
+    stop = tok.special_tokens[END] if chat else eos_id
+    write_json(out / "generation_config.json", {"bos_token_id": eos_id, "eos_token_id": stop})
     write_json(out / "tokenizer.json", hf_tokenizer)
-    write_json(out / "tokenizer_config.json", tokenizer_config(eos, cfg.block_size))
+    write_json(out / "tokenizer_config.json", tokenizer_config(eos, cfg.block_size)
+               | ({"eos_token": END, "chat_template": CHAT_TEMPLATE} if chat else {}))
     n = sum(t.numel() for t in tensors.values())
     return f"export: {config['architectures'][0]} ({n / 1e6:.2f}M parameters, vocab {info['vocab_size']:,}) -> {out}"
 

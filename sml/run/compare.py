@@ -159,6 +159,26 @@ def reached(artifacts: Path, wall_s: float) -> str:
         return ""
 
 
+def chat_reached(artifacts: Path) -> str:
+    """What fine-tuning reached, in one line (from ``chat_metrics.json``), or "" without one.
+
+    >>> import json, tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> _ = (d / "chat_metrics.json").write_text(json.dumps({"chat": {"val_bits_per_char": 2.5,
+    ...     "ends_with_end": 0.85, "replies": 20}}))
+    >>> print(chat_reached(d))
+    fine-tuned: 2.5000 bits/char over held-out replies; 85% of 20 greedy replies end with <|end|>; talk to it: make chat
+    """
+    try:
+        chat = json.loads((artifacts / "chat_metrics.json").read_text(encoding="utf-8"))["chat"]
+        ends = (f"; {chat['ends_with_end']:.0%} of {chat['replies']} greedy replies end with <|end|>"
+                if chat.get("replies") else "")
+        bits = chat["val_bits_per_char"]
+        return f"fine-tuned: {bits:.4f} bits/char over held-out replies{ends}; talk to it: make chat"
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+
+
 def dvc_busy(repo: Path = Path(".")) -> bool:
     """Whether another DVC command holds this repository's lock (``.dvc/tmp/lock``) right now.
 
