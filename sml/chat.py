@@ -107,8 +107,9 @@ class Chat:
     """A conversation with a model, turn by turn: the messages so far, and the KV cache of the ids
     the model has read, kept from one turn to the next (a new turn costs its own tokens only).
 
-    ``reply`` streams the assistant's ids until it writes ``<|end|>`` (or ``max_new_tokens``).
-    When a turn would not fit the context (its prompt plus ``max_new_tokens``), the oldest turns
+    ``reply`` streams the assistant's ids until it writes ``<|end|>`` (``ended`` says it did), or
+    stops at ``max_new_tokens`` or the end of the context. When a turn would leave too little
+    room for its reply (``max_new_tokens``, or half the context if that is less), the oldest turns
     after the system message are dropped, the cache is refilled, and ``dropped`` counts them.
     """
 
@@ -119,6 +120,7 @@ class Chat:
         self.cache = KVCache(model, 1, next(model.parameters()).device)
         self.read: list[int] = []  # the ids in the cache, in order
         self.dropped = 0  # messages dropped (the oldest after the system's) to fit the context
+        self.ended = False  # whether the last reply ended with <|end|>
 
     def reply(self, text: str, max_new_tokens: int = 200, temperature: float = 0.0, top_k: int = 0,
               top_p: float = 1.0, seed: int = 0) -> Iterator[int]:
@@ -128,15 +130,15 @@ class Chat:
         ask = [self.tok.special_tokens[ROLE_TOKENS["assistant"]]]
         ids = (self.read + [self.tok.special_tokens[END]] + render(messages[-1:], self.tok)[0] + ask
                if self.read else prompt(messages, self.tok))  # the reply's own ids, not its text again
-        dropped = 0
-        while len(ids) + max_new_tokens > block_size and len(messages) > len(self.system) + 1:
+        dropped, room = 0, min(max_new_tokens, block_size // 2)  # the least room a reply gets
+        while len(ids) + room > block_size and len(messages) > len(self.system) + 1:
             del messages[len(self.system)]  # the oldest turn goes: positions move, the cache is refilled
             dropped += 1
             ids = prompt(messages, self.tok)
-        if len(ids) + max_new_tokens > block_size:  # nothing changed: the conversation is as it was
-            raise ValueError(f"this message takes {len(ids)} tokens: with max_new_tokens {max_new_tokens},"
-                             f" more than the context of {block_size}")
-        self.messages, self.dropped = messages, self.dropped + dropped
+        if len(ids) + room > block_size:  # nothing changed: the conversation is as it was
+            raise ValueError(f"this message takes {len(ids)} tokens, which leaves less than {room} for the reply"
+                             f" in the context of {block_size}")
+        self.messages, self.dropped, self.ended = messages, self.dropped + dropped, False
         generator = torch.Generator().manual_seed(seed)
         end, words = self.tok.special_tokens[END], []
         self.model.eval()
@@ -146,9 +148,10 @@ class Chat:
                     self.cache.reset()
                     self.read = []
                 logits = self._feed(ids[len(self.read):])
-                for _ in range(max_new_tokens):
+                for _ in range(min(max_new_tokens, block_size - len(ids))):
                     next_id = self.model.parts.pick(logits[0, -1], temperature, top_k, top_p, generator)
                     if next_id == end:
+                        self.ended = True
                         break
                     words.append(next_id)
                     logits = self._feed([next_id])  # read before it is shown: a reply cut short was read whole

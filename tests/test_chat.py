@@ -166,7 +166,7 @@ def test_a_full_context_drops_the_oldest_turns_and_keeps_the_system_message(base
     assert talk.dropped > 0 and talk.messages[0] == Message("system", "Be brief.")
     assert talk.messages[-2] == Message("user", "Question number 5, if you please?")
     assert len(talk.read) <= 96
-    with pytest.raises(ValueError, match="more than the context of 96"):
+    with pytest.raises(ValueError, match="leaves less than 8 for the reply in the context of 96"):
         list(talk.reply("word " * 60, max_new_tokens=8))
     assert talk.messages[-2].content == "Question number 5, if you please?"  # nothing lost
     talk.reset()
@@ -184,3 +184,18 @@ def test_a_reply_cut_short_is_still_the_assistants_turn(base, tok):
     asked = talk.read + [tok.special_tokens[END], *render([Message("user", "Again?")], tok)[0],
                          tok.special_tokens["<|assistant|>"]]
     assert list(talk.reply("Again?", max_new_tokens=5)) == greedy_until_end(talk.model, tok, asked, 5)
+
+
+def test_a_reply_allowed_more_tokens_than_the_context_holds_stops_at_its_end(base, tok):
+    """max_new_tokens past the context (the REPL's 200 on make quick's 128): the turn still gets
+    half the context for its reply, and the reply stops where the context ends."""
+    model = chat_model(base, tok, block_size=48)
+    talk = Chat(model, tok)
+    asked = prompt([Message("user", "Hi?")], tok)
+    reply = list(talk.reply("Hi?", max_new_tokens=500))
+    assert talk.ended or len(asked) + len(reply) == 48
+    assert len(talk.read) <= 48
+    for _ in range(3):  # the next turns drop the old ones to make room, never past the context
+        list(talk.reply("And then?", max_new_tokens=500))
+        assert len(talk.read) <= 48
+    assert talk.dropped > 0

@@ -3,6 +3,7 @@
 import gzip
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -107,7 +108,10 @@ def test_encoded_conversations_feed_windows_whose_targets_are_the_replies_only(t
     tok = with_chat_tokens(Tokenizer.train(SONNET, 300, "gpt4"))
     talks = [chat(f"Question {i}?", f"Answer {i}.") for i in range(6)]
     build_conversations([write_jsonl(tmp_path / "c.jsonl", talks)], [], tmp_path / "out", 1 / 6)
-    ids, learn, counts = encode_conversations(tmp_path / "out" / "train.jsonl", tok)
+    counts = {"tokens": 0, "chars": 0, "bytes": 0, "learned_tokens": 0, "conversations": 0}
+    chunks = list(encode_conversations(tmp_path / "out" / "train.jsonl", tok, counts, chunk_tokens=20))
+    assert len(chunks) > 2  # a chunk at a time
+    ids, learn = (np.concatenate(parts) for parts in zip(*chunks, strict=True))
     rendered = [render([Message(**m) for m in t["messages"]], tok) for t in talks[:5]]
     assert ids.tolist() == [i for r, _ in rendered for i in r]
     assert learn.tolist() == [int(keep) for _, flags in rendered for keep in flags]

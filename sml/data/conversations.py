@@ -203,15 +203,15 @@ def _write(f, turns: list[Message], counted: Counted) -> None:
     counted.messages += len(turns)
 
 
-def encode_conversations(path: str | Path, tok: Tokenizer, render_fn: Callable = render
-                         ) -> tuple[np.ndarray, np.ndarray, dict]:
-    """A written conversations file (``build_conversations``) in the chat template: the ids of
-    every conversation back to back, one flag per id (1 where the model learns it: ``render``),
-    and what they hold: tokens, the characters and UTF-8 bytes of the learned messages'
-    content, the learned tokens, conversations. Held in memory: 5 bytes a token.
+def encode_conversations(path: str | Path, tok: Tokenizer, counts: dict, render_fn: Callable = render,
+                         chunk_tokens: int = 1 << 20) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """A written conversations file (``build_conversations``) in the chat template, a chunk of
+    about ``chunk_tokens`` at a time: the ids of every conversation back to back (int32), and one
+    flag per id (uint8: 1 where the model learns it, ``render``). Adds to ``counts`` what they
+    hold: tokens, the characters and UTF-8 bytes of the learned messages' content, the learned
+    tokens, conversations. Memory: one chunk, whatever the file's size.
     ``render_fn``: the learner's ``render`` (``impl.chat: mine``) or SML's."""
     ids, learn = array("i"), bytearray()  # 4 bytes and 1 an entry as they grow, not a list's ~36
-    counts = {"tokens": 0, "chars": 0, "bytes": 0, "learned_tokens": 0, "conversations": 0}
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, start=1):
             turns = parse_conversation(line, f"{path} line {number:,}")
@@ -223,8 +223,17 @@ def encode_conversations(path: str | Path, tok: Tokenizer, render_fn: Callable =
                     counts["chars"] += len(m.content)
                     counts["bytes"] += len(m.content.encode("utf-8", "surrogatepass"))
             counts["conversations"] += 1
-    counts["tokens"], counts["learned_tokens"] = len(ids), sum(learn)
-    return np.frombuffer(ids, dtype=np.int32), np.frombuffer(learn, dtype=np.uint8), counts
+            if len(ids) >= chunk_tokens:
+                yield _counted(ids, learn, counts)
+                ids, learn = array("i"), bytearray()
+    yield _counted(ids, learn, counts)
+
+
+def _counted(ids: array, learn: bytearray, counts: dict) -> tuple[np.ndarray, np.ndarray]:
+    flags = np.frombuffer(learn, dtype=np.uint8)
+    counts["tokens"] += len(ids)
+    counts["learned_tokens"] += int(flags.sum())
+    return np.frombuffer(ids, dtype=np.int32), flags
 
 
 def encode_conversation_splits(conversations_dir: str | Path, tok: Tokenizer, out_dir: str | Path,
@@ -245,12 +254,17 @@ def encode_conversation_splits(conversations_dir: str | Path, tok: Tokenizer, ou
             path = conversations_dir / f"{split}.jsonl"
             if not path.is_file():
                 raise SMLError(f"{path}: not found: run the conversations stage first (dvc repro conversations)")
-            ids, learn, counts = encode_conversations(path, tok, render_fn)
+            counts = {"tokens": 0, "chars": 0, "bytes": 0, "learned_tokens": 0, "conversations": 0}
+            digests = {split: hashlib.sha256(), f"{split}.learn": hashlib.sha256()}
+            with open(written[f"{split}.bin"], "wb") as ids_file, open(written[f"{split}.learn.bin"], "wb") as flags:
+                for ids, learn in encode_conversations(path, tok, counts, render_fn):
+                    for f, key, data in ((ids_file, split, ids.astype(dtype.newbyteorder("<")).tobytes()),
+                                         (flags, f"{split}.learn", learn.tobytes())):
+                        f.write(data)
+                        digests[key].update(data)
             if counts["learned_tokens"] == 0:
                 raise SMLError(f"{path}: no token to learn (no assistant content): check the conversations")
-            for name, data in ((f"{split}.bin", ids.astype(dtype.newbyteorder("<"))), (f"{split}.learn.bin", learn)):
-                written[name].write_bytes(data.tobytes())
-                meta["sha256"][name.removesuffix(".bin")] = hashlib.sha256(data.tobytes()).hexdigest()
+            meta["sha256"] |= {key: digest.hexdigest() for key, digest in digests.items()}
             meta[split] = counts
         (out_dir / "meta.json").unlink(missing_ok=True)  # it no longer describes the files about to replace
     write_json(out_dir / "meta.json", meta)

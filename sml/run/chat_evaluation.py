@@ -75,7 +75,7 @@ def evaluate_chat(model_dir: Path, conversations: Path, cfg: ChatConfig, out=Non
             too_long += 1
             continue
         lengths.append(len(reply))
-        ended += len(reply) < cfg.max_new_tokens  # stopped by <|end|>, not by the limit
+        ended += chat.ended  # stopped by <|end|>, not by max_new_tokens or the context
         words = required_words(history[-1].content)
         if words:
             text = tok.decode(reply).lower()
@@ -90,7 +90,7 @@ def evaluate_chat(model_dir: Path, conversations: Path, cfg: ChatConfig, out=Non
     if replies:
         print(f"evaluate_chat: {replies} greedy replies ({too_long} requests too long for the context left out):"
               f" {metrics['ends_with_end']:.0%} end with <|end|> within"
-              f" {cfg.max_new_tokens} tokens (mean {metrics['mean_reply_tokens']:.1f} tokens)"
+              f" {cfg.max_new_tokens} tokens or the context (mean {metrics['mean_reply_tokens']:.1f} tokens)"
               + (f"; {metrics['words_used']:.0%} of the required words used ({asked} requests)" if asked else ""),
               file=out, flush=True)
     return metrics
