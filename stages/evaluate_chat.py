@@ -3,7 +3,8 @@
 Reads the ``chat`` section of params.yaml, ``artifacts/chat_model/`` and the val
 conversations (``data/chat/conversations/val.jsonl``); writes ``artifacts/chat_metrics.json``
 (DVC metrics): the loss over the replies (nats/token, bits/char) and how it replies (ends
-with ``<|end|>``; uses the required words). What each figure is: ``sml.run.chat_evaluation.evaluate_chat``.
+with ``<|end|>``; uses the required words), and the same of the trained model before
+fine-tuning (``artifacts/model/``), under ``base``. What each figure is: ``sml.run.chat_evaluation.evaluate_chat``.
 """
 
 from pathlib import Path
@@ -23,13 +24,17 @@ def main(
     model: Annotated[Path, typer.Option(help="The fine-tuned model directory.")] = Path("artifacts/chat_model"),
     conversations: Annotated[Path, typer.Option(help="Held-out conversations (JSON lines).")] = Path(
         "data/chat/conversations/val.jsonl"),
+    base: Annotated[Path, typer.Option(help="The trained model before fine-tuning, scored beside it.")] = Path(
+        "artifacts/model"),
+    base_tokenizer: Annotated[Path, typer.Option(help="Its tokenizer.")] = Path("artifacts/tokenizer/tokenizer.json"),
     out: Annotated[Path, typer.Option(help="Metrics file (JSON).")] = Path("artifacts/chat_metrics.json"),
     params: ParamsFile = Path("params.yaml"),
 ) -> None:
     """Evaluate the fine-tuned model."""
     p = load_params(params)
     mine = load_mine(p.impl, params.parent, (*MODEL_PARTS, "chat"))
-    write_json(out, {"chat": evaluate_chat(model, conversations, p.chat, mine=mine)})  # chat.val_loss, ... in exp show
+    metrics = evaluate_chat(model, conversations, p.chat, base=(base, base_tokenizer), mine=mine)
+    write_json(out, {"chat": metrics})  # chat.val_loss, chat.base.val_loss, ... in dvc exp show
     print(f"evaluate_chat: -> {out}")
 
 

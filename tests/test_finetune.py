@@ -142,7 +142,9 @@ def test_evaluate_chat_scores_the_replies_and_how_the_model_replies(here):
     assert m["conversations_scored"] == 20 and m["replies"] == 4  # chat.eval_conversations
     assert m["val_loss"] < 0.5 and m["val_bits_per_char"] < 1.0 and m["ends_with_end"] == 1.0
     assert m["words_used"] is None and m["words_asked"] == 0  # no Words: line in these requests
-    assert "100% end with <|end|>" in done.stdout
+    assert "fine-tuned: 4 greedy replies (0 requests too long for the context left out): 100% end" in done.stdout
+    before = m["base"]  # the trained model before fine-tuning, scored the same way: it never ends a reply
+    assert before["val_loss"] > 2 * m["val_loss"] and before["ends_with_end"] == 0.0
 
 
 def test_a_model_that_is_not_a_chat_model_is_one_line(here):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from sml.chat import END, IGNORE, Chat, inputs_and_targets, render
+from sml.chat import END, IGNORE, Chat, grow_vocab, inputs_and_targets, render
 from sml.config import ChatConfig
 from sml.data.conversations import parse_conversation, required_words
 from sml.learn.mine import Mine
@@ -21,7 +21,8 @@ from sml.run.errors import SMLError
 from sml.tokenizer import Tokenizer
 
 
-def evaluate_chat(model_dir: Path, conversations: Path, cfg: ChatConfig, out=None, mine: Mine | None = None) -> dict:
+def evaluate_chat(model_dir: Path, conversations: Path, cfg: ChatConfig, base: tuple[Path, Path] | None = None,
+                  out=None, mine: Mine | None = None) -> dict:
     """The fine-tuned model in ``model_dir`` on the held-out conversations in ``conversations``
     (val.jsonl): returns the metrics as a dict.
 
@@ -30,39 +31,52 @@ def evaluate_chat(model_dir: Path, conversations: Path, cfg: ChatConfig, out=Non
       character of the replies' text.
     - How it replies, on the first ``cfg.eval_conversations``: the conversation up to its last
       reply is the prompt, the model answers greedily; the share of replies that end with
-      ``<|end|>`` within ``cfg.max_new_tokens``, and, where the request has a ``Words:`` line
-      (TinyStories-Instruct), the share of the required words the reply uses.
+      ``<|end|>`` (not cut by ``cfg.max_new_tokens`` or the context), and, where the request has
+      a ``Words:`` line (TinyStories-Instruct), the share of the required words the reply uses.
 
-    ``mine``: the learner's parts; with ``impl.chat: mine`` their ``render`` and
-    ``inputs_and_targets`` make the scored targets.
+    ``base``: the trained model's directory and tokenizer, scored the same way under ``"base"``
+    (its vocabulary grown as fine-tuning starts): what fine-tuning changed. ``mine``: the
+    learner's parts; with ``impl.chat: mine`` their ``render`` and ``inputs_and_targets`` make
+    the scored targets.
     """
     out = sys.stdout if out is None else out
     runtime = pick_runtime(cfg.device, "float32", compile=False, key="chat")
     tok = Tokenizer.load(model_dir / "tokenizer.json")
-    model = load_model(model_dir, model_dir / "tokenizer.json", runtime.device, mine).eval()
+    talks = [parse_conversation(line, f"{conversations} line {n:,}")
+             for n, line in enumerate(conversations.read_text(encoding="utf-8").splitlines(), start=1)]
+    models = {"fine-tuned": load_model(model_dir, model_dir / "tokenizer.json", runtime.device, mine)}
+    if base is not None:
+        models["base"] = load_model(*base, runtime.device, mine)
+        grow_vocab(models["base"], tok.vocab_size)
+    metrics: dict = {}
+    for name, model in models.items():
+        m = score(model.eval(), tok, talks, cfg, runtime.device, mine, out, name)
+        if not m["learned_tokens"]:
+            raise SMLError(f"{conversations}: no reply to score: rerun the conversations stage")
+        metrics |= m if name == "fine-tuned" else {"base": m}
+    return metrics
+
+
+@torch.inference_mode()
+def score(model, tok: Tokenizer, talks: list, cfg: ChatConfig, device, mine: Mine | None, out, name: str) -> dict:
+    """One model's figures on ``talks`` (see ``evaluate_chat``), each printed as it is known."""
     render_fn = mine.render if mine is not None and mine.render else render
     targets_fn = mine.inputs_and_targets if mine is not None and mine.inputs_and_targets else inputs_and_targets
     end, block = tok.special_tokens[END], model.cfg.block_size
-    talks = [parse_conversation(line, f"{conversations} line {n:,}")
-             for n, line in enumerate(conversations.read_text(encoding="utf-8").splitlines(), start=1)]
     nats, learned, chars, cut = 0.0, 0, 0, 0
-    with torch.inference_mode():
-        for talk in talks:
-            ids, learn = render_fn(talk, tok)
-            cut += len(ids) > block + 1
-            x, y = targets_fn(list(ids[: block + 1]), list(learn[: block + 1]))
-            n = int((y != IGNORE).sum())
-            if n:
-                loss = model(x[None].to(runtime.device), y[None].to(runtime.device))[1]
-                nats += loss.item() * n
-                learned += n
-                chars += len(tok.decode([i for i in y[y != IGNORE].tolist() if i != end]))
-    if not learned:
-        raise SMLError(f"{conversations}: no reply to score: rerun the conversations stage")
-    metrics: dict = {"val_loss": nats / learned, "val_bits_per_char": nats / max(chars, 1) / math.log(2),
+    for talk in talks:
+        ids, learn = render_fn(talk, tok)
+        cut += len(ids) > block + 1
+        x, y = targets_fn(list(ids[: block + 1]), list(learn[: block + 1]))
+        n = int((y != IGNORE).sum())
+        if n:
+            nats += model(x[None].to(device), y[None].to(device))[1].item() * n
+            learned += n
+            chars += len(tok.decode([i for i in y[y != IGNORE].tolist() if i != end]))
+    metrics: dict = {"val_loss": nats / max(learned, 1), "val_bits_per_char": nats / max(chars, 1) / math.log(2),
                      "conversations_scored": len(talks), "learned_tokens": learned}
-    print(f"evaluate_chat: {len(talks):,} held-out conversations ({cut:,} cut to the context of {block:,} tokens):"
-          f" {metrics['val_loss']:.4f} nats/token over the replies' {learned:,} tokens,"
+    print(f"evaluate_chat: {name}: {len(talks):,} held-out conversations ({cut:,} cut to the context of {block:,}"
+          f" tokens): {metrics['val_loss']:.4f} nats/token over the replies' {learned:,} tokens,"
           f" {metrics['val_bits_per_char']:.4f} bits/char", file=out, flush=True)
     ended, asked, used, lengths, too_long = 0, 0, 0.0, [], 0
     asking = [t[: max(i for i, m in enumerate(t) if m.role == "assistant")] for t in talks[: cfg.eval_conversations]]
@@ -81,16 +95,15 @@ def evaluate_chat(model_dir: Path, conversations: Path, cfg: ChatConfig, out=Non
             text = tok.decode(reply).lower()
             asked += 1
             used += sum(w.lower() in text for w in words) / len(words)
-        if len(lengths) <= 3:
-            print(f"evaluate_chat: {history[-1].content[:60]!r} -> {tok.decode(reply)[:100]!r}", file=out)
+        if len(lengths) <= 2:
+            print(f"evaluate_chat: {name}: {history[-1].content[:50]!r} -> {tok.decode(reply)[:80]!r}", file=out)
     replies = len(lengths)
     metrics |= {"replies": replies, "ends_with_end": ended / replies if replies else None,
                 "mean_reply_tokens": sum(lengths) / replies if replies else None,
                 "words_asked": asked, "words_used": used / asked if asked else None, "too_long_to_ask": too_long}
     if replies:
-        print(f"evaluate_chat: {replies} greedy replies ({too_long} requests too long for the context left out):"
-              f" {metrics['ends_with_end']:.0%} end with <|end|> within"
-              f" {cfg.max_new_tokens} tokens or the context (mean {metrics['mean_reply_tokens']:.1f} tokens)"
-              + (f"; {metrics['words_used']:.0%} of the required words used ({asked} requests)" if asked else ""),
-              file=out, flush=True)
+        print(f"evaluate_chat: {name}: {replies} greedy replies ({too_long} requests too long for the context left"
+              f" out): {metrics['ends_with_end']:.0%} end with <|end|> (mean {metrics['mean_reply_tokens']:.1f}"
+              " tokens)" + (f"; {metrics['words_used']:.0%} of the required words used ({asked} requests)"
+                            if asked else ""), file=out, flush=True)
     return metrics

@@ -38,6 +38,7 @@ DROP = "|".join([
     r"^finetune\.(warmup_seconds|(peak|estimated)_memory_gb|estimated_tensors_gb|parameters)$",
     r"^chat\.(val_loss|val_bits_per_char|conversations_scored|learned_tokens|replies|ends_with_end|mean_reply_tokens)$",
     r"^chat\.(words_asked|words_used|too_long_to_ask)$",
+    r"^chat\.base\.",
 ])
 _DVC = ("Experiment", "rev", "typ", "Created", "parent", "State", "Executor")
 
@@ -164,17 +165,22 @@ def chat_reached(artifacts: Path) -> str:
 
     >>> import json, tempfile
     >>> d = Path(tempfile.mkdtemp())
-    >>> _ = (d / "chat_metrics.json").write_text(json.dumps({"chat": {"val_bits_per_char": 2.5,
-    ...     "ends_with_end": 0.85, "replies": 20}}))
-    >>> print(chat_reached(d))
-    fine-tuned: 2.5000 bits/char over held-out replies; 85% of 20 greedy replies end with <|end|>; talk to it: make chat
+    >>> _ = (d / "chat_metrics.json").write_text(json.dumps({"chat": {"val_bits_per_char": 2.25,
+    ...     "ends_with_end": 0.8, "replies": 15, "base": {"val_bits_per_char": 2.62, "ends_with_end": 0.0}}}))
+    >>> print(chat_reached(d).replace("; ", ";\\n"))
+    fine-tuned: 2.2500 bits/char over held-out replies (before: 2.6200);
+    80% of 15 greedy replies end with <|end|> (before: 0%);
+    talk to it: make chat
     """
     try:
         chat = json.loads((artifacts / "chat_metrics.json").read_text(encoding="utf-8"))["chat"]
-        ends = (f"; {chat['ends_with_end']:.0%} of {chat['replies']} greedy replies end with <|end|>"
-                if chat.get("replies") else "")
-        bits = chat["val_bits_per_char"]
-        return f"fine-tuned: {bits:.4f} bits/char over held-out replies{ends}; talk to it: make chat"
+        base = chat.get("base") or {}
+        before = f" (before: {base['val_bits_per_char']:.4f})" if "val_bits_per_char" in base else ""
+        line = f"fine-tuned: {chat['val_bits_per_char']:.4f} bits/char over held-out replies{before}"
+        if chat.get("replies"):
+            before = f" (before: {base['ends_with_end']:.0%})" if base.get("ends_with_end") is not None else ""
+            line += f"; {chat['ends_with_end']:.0%} of {chat['replies']} greedy replies end with <|end|>{before}"
+        return line + "; talk to it: make chat"
     except (OSError, ValueError, KeyError, TypeError):
         return ""
 
