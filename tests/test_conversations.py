@@ -231,3 +231,35 @@ def test_a_bad_conversations_file_fails_the_stage_in_one_line_and_keeps_the_prev
         f"error: {bad.path} (finetune.sources[0]) line 2, message 1: role \"robot\" is not one of system, user,"
         " assistant"]
     assert {p: p.read_bytes() for p in (tmp_path / "data/chat").rglob("*") if p.is_file()} == before
+
+
+def test_the_learners_chat_part_makes_the_same_fine_tuning_data_and_a_broken_one_is_named(tmp_path, monkeypatch):
+    """impl.chat: mine runs the learner's render in the conversations stage: a correct one gives the
+    reference's token files byte for byte; one that learns the prompt trains after a warning."""
+    import shutil
+
+    import yaml
+
+    from tests.conftest import ROOT, command, local_sources, params_template
+
+    monkeypatch.chdir(tmp_path)
+    Tokenizer.train(SONNET, 300, "gpt4").save(tmp_path / "tok")
+    good = write_jsonl(tmp_path / "good.jsonl", [chat(f"q{i}", f"a{i}", system="brief") for i in range(10)])
+    params = params_template()
+    params["finetune"]["sources"] = local_sources(good.path, fmt="jsonl")
+    made = {}
+    for impl, solution in (("reference", None), ("mine", "chat.py"), ("mine", "broken/chat__prompt_learned.py")):
+        params["impl"]["chat"] = impl
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+        shutil.rmtree(tmp_path / "mine", ignore_errors=True)
+        (tmp_path / "mine").mkdir()
+        if solution:
+            shutil.copy(ROOT / "tests/solutions" / solution, tmp_path / "mine/chat.py")
+        done = command("stages.conversations", "--tokenizer", "tok/tokenizer.json", "--out", f"out-{len(made)}")
+        assert done.returncode == 0, done.stderr
+        made[solution] = {p.name: p.read_bytes() for p in (tmp_path / f"out-{len(made)}" / "tokens").iterdir()}
+        if solution and "broken" in solution:
+            assert "warning: mine/chat.py fails a check" in done.stderr
+            assert "the prompt's tokens are counted in the loss" in done.stderr
+    assert made["chat.py"] == made[None]
+    assert made["broken/chat__prompt_learned.py"]["train.learn.bin"] != made[None]["train.learn.bin"]
