@@ -52,6 +52,9 @@ def main(
     cfg = with_options(p.chat, "chat", system=system, temperature=temperature, top_k=top_k, top_p=top_p,
                        max_new_tokens=max_new_tokens, seed=seed)
     tokenizer = model / "tokenizer.json"
+    if not model.is_dir():
+        raise SMLError(f"{model}: not found: fine-tune a model first (make quick, or dvc repro finetune), or pass"
+                       " --model")
     if not tokenizer.is_file():
         raise SMLError(f"{model}: no tokenizer.json, so not a fine-tuned chat model: fine-tune one (dvc repro"
                        " finetune), or pass --model")

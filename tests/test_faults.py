@@ -25,20 +25,33 @@ import yaml
 
 from tests.conftest import MIXED, ROOT, SONNET, built_once, command, local_sources, params_template
 
-STAGES = ("download", "train_bpe", "encode", "train", "evaluate", "sample", "plot")
+STAGES = ("download", "train_bpe", "encode", "train", "evaluate", "sample", "plot", "conversations", "finetune",
+          "evaluate_chat")
 
 # What reads each artifact (the stages after the one that writes it).
 READERS = {
     "data/corpus/train.txt": ["train_bpe", "encode", "evaluate"],
     "data/corpus/val.txt": ["encode"],
-    "artifacts/tokenizer/tokenizer.json": ["encode", "train", "evaluate", "sample", "plot"],
+    "artifacts/tokenizer/tokenizer.json": ["encode", "train", "evaluate", "sample", "plot", "conversations",
+                                           "finetune", "evaluate_chat"],
     "data/tokens/train.bin": ["train", "evaluate"],
     "data/tokens/val.bin": ["train", "evaluate"],
     "data/tokens/meta.json": ["train", "evaluate"],
     "artifacts/checkpoint/checkpoint.pt": ["train"],
-    "artifacts/model/model.pt": ["evaluate", "sample", "plot"],
-    "artifacts/model/model.json": ["evaluate", "sample", "plot"],
+    "artifacts/model/model.pt": ["evaluate", "sample", "plot", "finetune", "evaluate_chat"],
+    "artifacts/model/model.json": ["evaluate", "sample", "plot", "finetune", "evaluate_chat"],
     "artifacts/train_log.tsv": ["plot"],
+    "data/chat/conversations/val.jsonl": ["evaluate_chat"],
+    "data/chat/tokenizer/tokenizer.json": ["finetune"],
+    "data/chat/tokens/train.bin": ["finetune"],
+    "data/chat/tokens/val.bin": ["finetune"],
+    "data/chat/tokens/train.learn.bin": ["finetune"],
+    "data/chat/tokens/val.learn.bin": ["finetune"],
+    "data/chat/tokens/meta.json": ["finetune"],
+    "artifacts/finetune_checkpoint/checkpoint.pt": ["finetune"],
+    "artifacts/chat_model/model.pt": ["evaluate_chat"],
+    "artifacts/chat_model/model.json": ["evaluate_chat"],
+    "artifacts/chat_model/tokenizer.json": ["evaluate_chat"],
 }
 DAMAGE = ("emptied", "truncated", "garbled", "swapped", "deleted")
 
@@ -59,12 +72,18 @@ UNDETECTABLE = {
     ("artifacts/train_log.tsv", "swapped", "plot"): "another run's log of as many steps is a valid log",
     ("artifacts/tokenizer/tokenizer.json", "swapped", "encode"): "another tokenizer is a tokenizer; train"
                                                                  " then sees the vocabulary differ from the model's",
+    ("artifacts/tokenizer/tokenizer.json", "swapped", "conversations"): "another tokenizer is a tokenizer; finetune"
+                                                                        " then refuses it beside the model's",
+    ("data/chat/conversations/val.jsonl", "swapped", "evaluate_chat"): "other conversations are conversations",
 }
 # Handled by design: the stage says what it does, and what it replaces was never this run's.
 ON_PURPOSE = {
     ("artifacts/checkpoint/checkpoint.pt", "swapped", "train"): "another run's checkpoint: 'not resuming ...',"
                                                                  " and the run starts at step 0",
     ("artifacts/checkpoint/checkpoint.pt", "deleted", "train"): "no checkpoint: the run starts at step 0",
+    ("artifacts/finetune_checkpoint/checkpoint.pt", "swapped", "finetune"): "another run's checkpoint: 'not"
+                                                                             " resuming ...', step 0",
+    ("artifacts/finetune_checkpoint/checkpoint.pt", "deleted", "finetune"): "no checkpoint: step 0",
 }
 
 
@@ -84,6 +103,11 @@ def tiny_params(corpus: Path, vocab_size: int) -> dict:
                         log_interval=4, checkpoint_interval=4, patience=0, time_budget_s=0)
     raw["evaluate"].update(device="cpu", prompts=["ROMEO:"], max_new_tokens=8, max_tokens=1_000_000)
     raw["sample"].update(device="cpu", prompts=["ROMEO:"], max_new_tokens=8)
+    chats = {"url": str(corpus.with_name("chats.jsonl")), "sha256": "", "format": "jsonl"}  # make_run writes it
+    raw["finetune"].update(sources=[chats], val_sources=[],
+                           val_fraction=0.25, max_iters=8, warmup_iters=2, eval_interval=4, eval_iters=2,
+                           log_interval=4, checkpoint_interval=4, patience=0, time_budget_s=0)
+    raw["chat"].update(device="cpu", max_new_tokens=8, eval_conversations=2)
     return raw
 
 
@@ -92,6 +116,9 @@ def make_run(root: Path, text: str, vocab_size: int) -> Path:
     root.mkdir(parents=True)
     corpus = root / "source.txt"
     corpus.write_text(text, encoding="utf-8")
+    talks = [{"messages": [{"role": "user", "content": text[i * 40 : i * 40 + 20]},
+                           {"role": "assistant", "content": text[i * 40 + 20 : i * 40 + 60]}]} for i in range(8)]
+    (root / "chats.jsonl").write_text("".join(json.dumps(t) + "\n" for t in talks), encoding="utf-8")
     (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(corpus, vocab_size)), encoding="utf-8")
     with contextlib.chdir(root):
         for stage in STAGES:

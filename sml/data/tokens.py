@@ -31,6 +31,7 @@ from sml.run.errors import SMLError
 
 SPLITS = ("train", "val")
 RERUN = "rerun the encode stage (dvc repro encode, or python -m stages.encode)"
+RERUN_CONVERSATIONS = "rerun the conversations stage (dvc repro conversations)"  # fine-tuning's token files
 
 # Hashing reads the whole file: about 1 s per 2 GB with the CPU's SHA instructions (5 s
 # without), paid by every process that loads the tokens. Up to this size that is small
@@ -82,7 +83,7 @@ def load_learned(directory: str | Path, split: str) -> np.memmap:
     """The learned flags of ``split`` (fine-tuning: ``{split}.learn.bin``, one byte a token, 1
     where the model learns it; ``sml.data.conversations``), checked against ``meta.json``."""
     meta, path = load_meta(directory), Path(directory) / f"{split}.learn.bin"
-    rerun = "rerun the conversations stage (dvc repro conversations)"
+    rerun = RERUN_CONVERSATIONS
     try:
         size = path.stat().st_size
     except FileNotFoundError:

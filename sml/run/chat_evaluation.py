@@ -42,8 +42,11 @@ def evaluate_chat(model_dir: Path, conversations: Path, cfg: ChatConfig, base: t
     out = sys.stdout if out is None else out
     runtime = pick_runtime(cfg.device, "float32", compile=False, key="chat")
     tok = Tokenizer.load(model_dir / "tokenizer.json")
-    talks = [parse_conversation(line, f"{conversations} line {n:,}")
-             for n, line in enumerate(conversations.read_text(encoding="utf-8").splitlines(), start=1)]
+    try:
+        lines = conversations.read_bytes().splitlines()
+    except FileNotFoundError:
+        raise SMLError(f"{conversations}: not found: run the conversations stage (dvc repro conversations)") from None
+    talks = [parse_conversation(line, f"{conversations} line {n:,}") for n, line in enumerate(lines, start=1)]
     models = {"fine-tuned": load_model(model_dir, model_dir / "tokenizer.json", runtime.device, mine)}
     if base is not None:
         models["base"] = load_model(*base, runtime.device, mine)

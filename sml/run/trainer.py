@@ -23,7 +23,7 @@ import torch
 from sml.batches import RandomWindows
 from sml.chat import grow_vocab, with_chat_tokens
 from sml.config import ModelConfig, TrainConfig
-from sml.data.tokens import SPLITS, check_vocab_size, load_learned, load_meta, load_tokens
+from sml.data.tokens import RERUN, RERUN_CONVERSATIONS, SPLITS, check_vocab_size, load_learned, load_meta, load_tokens
 from sml.learn.mine import Mine
 from sml.model import GPT
 from sml.optim import make_optimizer
@@ -46,6 +46,7 @@ from sml.run.progress import write_log
 from sml.run.resume import resume_run
 from sml.run.state import Estimates, Run, RunState, TrainFiles
 from sml.tokenizer import Tokenizer
+from sml.tokenizer.tokenizer import RETRAIN_BPE
 from sml.train import NonFiniteLoss, estimate_loss, loop
 
 __all__ = ["TrainFiles", "train"]
@@ -85,12 +86,16 @@ def build(model_cfg: ModelConfig, cfg: TrainConfig, files: TrainFiles, runtime: 
           out, mine: Mine | None = None) -> Run:
     """The model, optimizer, scaler and this rank's sampler, at step 0."""
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
-    meta = load_meta(files.tokens)
-    # The tokenizer is checked whole (a damaged one fails here), and against the token files.
-    check_vocab_size(files.tokens, Tokenizer.load(files.tokenizer).vocab_size, files.tokenizer)
-    tokens = {split: load_tokens(files.tokens, split) for split in SPLITS}
+    try:
+        meta = load_meta(files.tokens)
+        # The tokenizer is checked whole (a damaged one fails here), and against the token files.
+        check_vocab_size(files.tokens, Tokenizer.load(files.tokenizer).vocab_size, files.tokenizer)
+        tokens = {split: load_tokens(files.tokens, split) for split in SPLITS}
+        learn = {split: load_learned(files.tokens, split) for split in SPLITS} if files.base else None
+    except SMLError as e:  # fine-tuning's token files come from the conversations stage, not encode
+        theirs = str(e).replace(RERUN, RERUN_CONVERSATIONS).replace(RETRAIN_BPE, RERUN_CONVERSATIONS)
+        raise SMLError(theirs) if files.base else e from None
     check_splits(tokens, model_cfg.block_size, files.tokens)
-    learn = {split: load_learned(files.tokens, split) for split in SPLITS} if files.base else None
     resolved = {"device": runtime.device.type, "dtype": str(runtime.dtype).removeprefix("torch."),
                 "nproc": env.world_size}
     fingerprint = run_fingerprint(model_cfg, cfg, file_fingerprint(files.tokenizer), meta, resolved, mine)

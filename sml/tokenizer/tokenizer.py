@@ -47,6 +47,7 @@ SpecialPolicy = Literal["raise", "allow", "text"]
 Backend = Literal["python", "tiktoken", "auto"]
 Pair = tuple[int, int]
 CACHE_CHUNKS = 1 << 20  # distinct chunks remembered by encode_ordinary before it starts over
+RETRAIN_BPE = "rerun the train_bpe stage (dvc repro train_bpe, or python -m stages.train_bpe)"  # a damaged tokenizer
 
 
 class TokenizerError(SMLError, ValueError):
@@ -234,7 +235,7 @@ class Tokenizer:
         path = Path(path)
         if path.suffix != ".json":  # the directory that save() wrote
             path = path / "tokenizer.json"
-        rerun = "rerun the train_bpe stage (dvc repro train_bpe, or python -m stages.train_bpe)"
+        rerun = RETRAIN_BPE
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
