@@ -243,3 +243,35 @@ def test_the_chat_model_samples_evaluates_and_exports_to_hugging_face_with_its_t
     out = hf_model.generate(torch.tensor([ids]), max_new_tokens=20, do_sample=False)[0, len(ids):].tolist()
     assert out[-1] == tok.special_tokens["<|end|>"]  # generate stops at the end of the reply
     assert hf_tok.decode(out, skip_special_tokens=True) == "Box 4 holds ember."
+
+
+def test_a_message_too_long_for_the_context_is_one_line_and_ctrl_c_stops_a_reply_keeping_it(tuned, capsys):
+    from sml.chat import Chat
+    from sml.run.checkpoint import load_model
+    from sml.tokenizer import Tokenizer
+    from stages.chat import say
+
+    with contextlib.chdir(tuned):
+        done = command("stages.chat", "--message", "What is in box 3? " * 20)
+    assert done.returncode == 1 and done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --message: this message takes 283 tokens, which leaves"
+                                                   " less than 20 for the reply in the context of 64"), lines
+
+    model_dir = tuned / "artifacts" / "chat_model"
+    tok = Tokenizer.load(model_dir / "tokenizer.json")
+    talk = Chat(load_model(model_dir, model_dir / "tokenizer.json"), tok)
+    real = talk.reply
+
+    def pressed_after_three(*args, **kwargs):  # Ctrl-C arrives while the fourth token is written
+        for i, token in enumerate(real(*args, **kwargs)):
+            if i == 3:
+                raise KeyboardInterrupt
+            yield token
+
+    talk.reply = pressed_after_three
+    say(talk, "What is in box 3?", {"max_new_tokens": 20, "temperature": 0.0, "top_k": 0, "top_p": 1.0}, 0, "sml> ")
+    assert capsys.readouterr().out == "sml> Box [stopped]\n"
+    assert talk.messages[-1].role == "assistant" and talk.messages[-1].content.startswith("Box")  # it stays
+    with pytest.raises(KeyboardInterrupt):  # --message: Ctrl-C ends the command (exit 130 from the stage)
+        say(talk, "What is in box 5?", {"max_new_tokens": 20, "temperature": 0.0, "top_k": 0, "top_p": 1.0}, 0)
