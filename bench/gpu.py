@@ -15,7 +15,9 @@ fits the user's 16 GB card. In order:
 4. Ctrl-C + resume: a short run interrupted half-way by a real SIGINT and resumed, its
    weights compared with a straight run's, with ``train.deterministic`` off and on;
 5. generation with the trained model: tokens/s with and without the KV cache, and the
-   decode step alone, eager and replayed as a CUDA graph.
+   decode step alone, eager and replayed as a CUDA graph;
+6. fine-tuning (the shipped ``finetune`` params, on the play's conversations, from the
+   shipped run's model): tokens/s, time, and evaluate_chat's figures before and after.
 Each step prints its figures as it ends; a step that fails prints why and the rest go on.
 Everything lands in ``--out-dir``: figures.json and each run's own output.
 
@@ -103,6 +105,7 @@ def main() -> int:
         cfg, compile=False, max_iters=short, patience=0, eval_interval=short), data, work, figures))
     step("resume", lambda: resume_runs(args, model_cfg, cfg, short, data, work, figures))
     step("generation", lambda: generation(args, work / "shipped" / "model", data, figures))
+    step("finetune", lambda: finetune_run(args, params, cfg, data, work, figures))
 
     (args.out_dir / "figures.json").write_text(json.dumps(figures, indent=2) + "\n")
     print(f"figures: {args.out_dir / 'figures.json'}" + (f"; FAILED: {', '.join(failed)}" if failed else ""))
@@ -233,6 +236,50 @@ def generation(args, model_dir: Path, data: Path, figures: dict) -> None:
     graph = (f", replayed as a CUDA graph {graphed:,.0f} tokens/s ({graphed / eager:.1f}x)" if graphed
              else " (CUDA graphs: not on this device)")
     print(f"decode step alone, greedy on the device, best of 3: eager {eager:,.0f} tokens/s{graph}", flush=True)
+
+
+def finetune_run(args, params, cfg, data: Path, work: Path, figures: dict) -> None:
+    """The conversations, finetune and evaluate_chat stages' work, as the shipped params run it."""
+    from sml.chat import with_chat_tokens
+    from sml.data.conversations import build_conversations, encode_conversation_splits
+    from sml.run.chat_evaluation import evaluate_chat
+    from sml.run.checkpoint import model_info
+
+    chat, base, base_tok = work / "chat", work / "shipped" / "model", data / "tokenizer" / "tokenizer.json"
+    plays = [Source(data / "corpus" / f"{split}.txt", "play", "finetune.sources[0]") for split in ("train", "val")]
+    build_conversations(plays, [], chat / "conversations", params.finetune.val_fraction)
+    with_chat_tokens(Tokenizer.load(base_tok)).save(chat / "tokenizer")
+    encode_conversation_splits(chat / "conversations", Tokenizer.load(chat / "tokenizer"), chat / "tokens")
+    ft = params.finetune.train_config(cfg)
+    if args.tiny:
+        ft = dataclasses.replace(ft, batch_size=8, max_iters=20, warmup_iters=2, eval_interval=10, eval_iters=2,
+                                 log_interval=5, checkpoint_interval=10, patience=0)
+    out = work / "finetune"
+    text = io.StringIO()
+    start = time.perf_counter()
+    try:
+        metrics = train(model_info(base)["config"], ft, TrainFiles(
+            chat / "tokens", chat / "tokenizer" / "tokenizer.json", out / "checkpoint" / "checkpoint.pt",
+            out / "model", out / "finetune_log.tsv", out / "finetune_metrics.json", base=base, base_tokenizer=base_tok),
+            out=text)
+        wall = time.perf_counter() - start
+        chat_cfg = dataclasses.replace(params.chat, device=args.device, eval_conversations=4 if args.tiny else 50)
+        scored = evaluate_chat(out / "model", chat / "conversations" / "val.jsonl", chat_cfg, base=(base, base_tok),
+                               out=text)
+    finally:
+        (args.out_dir / "finetune.txt").write_text(text.getvalue())
+    before = scored["base"]
+    figures["finetune"] = {"steps": metrics["steps"], "best_step": metrics["best_step"],
+                           "tokens_per_s": metrics["tokens_per_s"], "mfu": metrics["mfu"],
+                           "train_seconds": metrics["train_seconds"], "wall_s": wall,
+                           "replies_bits_per_char": scored["val_bits_per_char"],
+                           "replies_bits_per_char_before": before["val_bits_per_char"],
+                           "ends_with_end": scored["ends_with_end"], "ends_with_end_before": before["ends_with_end"]}
+    ends = (f"; greedy replies ending with <|end|>: {before['ends_with_end']:.0%} -> {scored['ends_with_end']:.0%}"
+            if scored["replies"] else "")
+    print(f"finetune: {metrics['steps']:,} steps (best at {metrics['best_step']:,}), {metrics['tokens_per_s']:,.0f}"
+          f" tokens/s, MFU {metrics['mfu']:.1%}, {metrics['train_seconds']:.1f} s of training; held-out replies"
+          f" {before['val_bits_per_char']:.4f} -> {scored['val_bits_per_char']:.4f} bits/char{ends}", flush=True)
 
 
 def decode_rates(model, new_tokens: int) -> dict[str, float]:

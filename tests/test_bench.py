@@ -19,7 +19,7 @@ def test_the_gpu_script_runs_every_step_on_the_cpu(tmp_path):
                           timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     figures = json.loads((out / "figures.json").read_text())
-    for step in ("data", "shipped_run", "compile_off", "resume", "generation"):
+    for step in ("data", "shipped_run", "compile_off", "resume", "generation", "finetune"):
         assert step in figures and "error" not in figures[step], (step, figures.get(step))
     assert figures["shipped_run"]["steps"] == 40 and figures["shipped_run"]["tokens_per_s"] > 0
     assert figures["resume"]["default"]["bit_exact"] and figures["resume"]["deterministic"]["bit_exact"]  # CPU
@@ -28,3 +28,5 @@ def test_the_gpu_script_runs_every_step_on_the_cpu(tmp_path):
     assert "CUDA graphs: not on this device" in done.stdout
     assert "shipped_run: val never reached 1.47 nats/char" in done.stdout  # 40 steps of a tiny model
     assert (out / "shipped.txt").read_text().startswith("model:")
+    assert figures["finetune"]["steps"] == 20 and figures["finetune"]["replies_bits_per_char"] > 0
+    assert "finetune: from" in (out / "finetune.txt").read_text()

@@ -192,6 +192,7 @@ class Terminal:
 
 
 @pytest.mark.e2e
+@pytest.mark.skipif(sys.platform == "win32", reason="a pseudo terminal is POSIX's (pty)")
 def test_the_repl_keeps_the_conversation_resets_and_drops_old_turns_when_the_context_fills(tuned):
     term = Terminal(tuned, "--temperature", "0", "--max-new-tokens", "16")
     try:
