@@ -217,7 +217,7 @@ def encode_conversations(path: str | Path, tok: Tokenizer, counts: dict, render_
             turns = parse_conversation(line, f"{path} line {number:,}")
             rendered, flags = render_fn(turns, tok)
             ids.extend(rendered)
-            learn.extend(bool(flag) for flag in flags)
+            learn.extend(map(bool, flags))
             for m in turns:
                 if m.role == "assistant":
                     counts["chars"] += len(m.content)
