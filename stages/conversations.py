@@ -43,11 +43,15 @@ def main(
                                       mine.render if mine is not None else render)
     for split, count in zip(("train", "val"), counted, strict=True):
         m = meta[split]
-        print(f"conversations: {split}: {count.conversations:,} conversations, {count.messages:,} messages,"
+        print(f"conversations: {split}: {plural(count.conversations, 'conversation')}, {count.messages:,} messages,"
               f" {m['tokens']:,} tokens of which {m['learned_tokens']:,} learned (the replies: {m['chars']:,}"
               f" chars){' (mine/chat.py)' if mine is not None else ''}")
     print(f"conversations: tokenizer {tokenizer} + {chat_tok.vocab_size - Tokenizer.load(tokenizer).vocab_size}"
           f" chat tokens = {chat_tok.vocab_size:,} ids -> {out / 'tokenizer'}")
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'s' * (n != 1)}"
 
 
 if __name__ == "__main__":

@@ -13,10 +13,16 @@ has nothing to teach. Files come from the same sources as the corpus (a local pa
 URL with its sha256, a ``.gz`` read compressed), and a problem is one line naming the file,
 the line and what to change.
 
+Two more formats are turned into conversations as they are read: ``play`` (a play's text:
+each speech answers the one before it) and ``tinystories_instruct`` (TinyStories' Instruct
+files: a request, then its story).
+
 ``build_conversations`` writes ``train.jsonl`` and ``val.jsonl``: the train sources'
 conversations in order, and the val sources' (with none: the last ``val_fraction`` of the
 train conversations, whole conversations, never one cut in two). Each written line holds
 the messages only, checked; memory stays small for any number of conversations.
+``encode_conversation_splits`` then writes them as token files in the chat template
+(``sml/chat.py``), with one flag per token: is it one the model learns?
 """
 
 import hashlib
