@@ -249,8 +249,8 @@ def test_the_chat_model_samples_evaluates_and_exports_to_hugging_face_with_its_t
 def test_a_message_too_long_for_the_context_is_one_line_and_ctrl_c_stops_a_reply_keeping_it(tuned, capsys):
     from sml.chat import Chat
     from sml.run.checkpoint import load_model
+    from sml.run.talk import say
     from sml.tokenizer import Tokenizer
-    from stages.chat import say
 
     with contextlib.chdir(tuned):
         done = command("stages.chat", "--message", "What is in box 3? " * 20)
@@ -274,5 +274,9 @@ def test_a_message_too_long_for_the_context_is_one_line_and_ctrl_c_stops_a_reply
     say(talk, "What is in box 3?", {"max_new_tokens": 20, "temperature": 0.0, "top_k": 0, "top_p": 1.0}, 0, "sml> ")
     assert capsys.readouterr().out == "sml> Box [stopped]\n"
     assert talk.messages[-1].role == "assistant" and talk.messages[-1].content.startswith("Box")  # it stays
+    talk.reply = real
+    say(talk, "What is in box 3?", {"max_new_tokens": 3, "temperature": 0.0, "top_k": 0, "top_p": 1.0}, 0, "sml> ")
+    assert capsys.readouterr().out == "sml> Box [cut: no <|end|> within max_new_tokens or the context]\n"
+    talk.reply = pressed_after_three
     with pytest.raises(KeyboardInterrupt):  # --message: Ctrl-C ends the command (exit 130 from the stage)
         say(talk, "What is in box 5?", {"max_new_tokens": 20, "temperature": 0.0, "top_k": 0, "top_p": 1.0}, 0)
