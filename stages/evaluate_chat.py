@@ -16,7 +16,7 @@ from sml.config import load_params
 from sml.learn.mine import MODEL_PARTS, load_mine
 from sml.run.atomic import write_json
 from sml.run.chat_evaluation import evaluate_chat
-from stages.common import ParamsFile, run, stage
+from stages.common import ModelDir, ParamsFile, TokenizerFile, run, stage
 
 
 @stage
@@ -24,9 +24,8 @@ def main(
     model: Annotated[Path, typer.Option(help="The fine-tuned model directory.")] = Path("artifacts/chat_model"),
     conversations: Annotated[Path, typer.Option(help="Held-out conversations (JSON lines).")] = Path(
         "data/chat/conversations/val.jsonl"),
-    base: Annotated[Path, typer.Option(help="The trained model before fine-tuning, scored beside it.")] = Path(
-        "artifacts/model"),
-    base_tokenizer: Annotated[Path, typer.Option(help="Its tokenizer.")] = Path("artifacts/tokenizer/tokenizer.json"),
+    base: ModelDir = Path("artifacts/model"),  # the model before fine-tuning, scored beside it
+    base_tokenizer: TokenizerFile = Path("artifacts/tokenizer/tokenizer.json"),
     out: Annotated[Path, typer.Option(help="Metrics file (JSON).")] = Path("artifacts/chat_metrics.json"),
     params: ParamsFile = Path("params.yaml"),
 ) -> None:

@@ -24,6 +24,11 @@ def limits(lo: float | None = None, hi: float | None = None, *, lo_open: bool = 
     return {"lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open, "pattern": pattern, "hint": hint}
 
 
+def same_as(section: type, name: str) -> Any:
+    """A field with the bounds of ``section``'s field ``name``: one place for them."""
+    return dataclasses.field(metadata=section.__dataclass_fields__[name].metadata)
+
+
 @dataclasses.dataclass(frozen=True)
 class SourceConfig:
     """One file of the corpus: where it is, its checksum, and how its documents are stored."""
@@ -189,9 +194,8 @@ class PlotConfig:
 class ConversationSourceConfig:
     """One file of conversations: where it is, its checksum, and how its conversations are stored."""
 
-    url: str = dataclasses.field(metadata=limits(pattern=r".+", hint="an http(s) URL or a path"))
-    sha256: str = dataclasses.field(metadata=limits(
-        pattern=r"[0-9a-f]{64}|", hint='64 lowercase hex digits, or "" to download it and print its sha256'))
+    url: str = same_as(SourceConfig, "url")
+    sha256: str = same_as(SourceConfig, "sha256")
     format: Literal["jsonl", "play", "tinystories_instruct"]
 
 
@@ -204,18 +208,18 @@ class FinetuneConfig:
 
     sources: tuple[ConversationSourceConfig, ...]
     val_sources: tuple[ConversationSourceConfig, ...]
-    val_fraction: float = dataclasses.field(metadata=limits(0.0, 1.0, lo_open=True, hi_open=True))
-    batch_size: int = dataclasses.field(metadata=limits(1, 1 << 20))
-    max_iters: int = dataclasses.field(metadata=limits(1, 1 << 40))
-    time_budget_s: float = dataclasses.field(metadata=limits(0.0, 1e9))
-    lr: float = dataclasses.field(metadata=limits(0.0, 10.0, lo_open=True))
-    min_lr: float = dataclasses.field(metadata=limits(0.0, 10.0))
-    warmup_iters: int = dataclasses.field(metadata=limits(0, 1 << 40))
-    eval_interval: int = dataclasses.field(metadata=limits(1, 1 << 40))
-    eval_iters: int = dataclasses.field(metadata=limits(1, 1 << 20))
-    log_interval: int = dataclasses.field(metadata=limits(1, 1 << 40))
-    checkpoint_interval: int = dataclasses.field(metadata=limits(1, 1 << 40))
-    patience: int = dataclasses.field(metadata=limits(0, 1 << 20))
+    val_fraction: float = same_as(DataConfig, "val_fraction")
+    batch_size: int = same_as(TrainConfig, "batch_size")
+    max_iters: int = same_as(TrainConfig, "max_iters")
+    time_budget_s: float = same_as(TrainConfig, "time_budget_s")
+    lr: float = same_as(TrainConfig, "lr")
+    min_lr: float = same_as(TrainConfig, "min_lr")
+    warmup_iters: int = same_as(TrainConfig, "warmup_iters")
+    eval_interval: int = same_as(TrainConfig, "eval_interval")
+    eval_iters: int = same_as(TrainConfig, "eval_iters")
+    log_interval: int = same_as(TrainConfig, "log_interval")
+    checkpoint_interval: int = same_as(TrainConfig, "checkpoint_interval")
+    patience: int = same_as(TrainConfig, "patience")
 
     def __post_init__(self):
         if not self.sources:
@@ -237,11 +241,11 @@ class ChatConfig:
 
     device: Literal["auto", "cpu", "cuda", "mps"]
     system: str
-    max_new_tokens: int = dataclasses.field(metadata=limits(1, 1 << 20))
-    temperature: float = dataclasses.field(metadata=limits(0.0, 100.0))
-    top_k: int = dataclasses.field(metadata=limits(0, 1 << 24))
-    top_p: float = dataclasses.field(metadata=limits(0.0, 1.0, lo_open=True))
-    seed: int = dataclasses.field(metadata=limits(0, 2**63 - 1))
+    max_new_tokens: int = same_as(SampleConfig, "max_new_tokens")
+    temperature: float = same_as(SampleConfig, "temperature")
+    top_k: int = same_as(SampleConfig, "top_k")
+    top_p: float = same_as(SampleConfig, "top_p")
+    seed: int = same_as(SampleConfig, "seed")
     eval_conversations: int = dataclasses.field(metadata=limits(0, 1 << 20))
 
 
