@@ -180,6 +180,8 @@ def test_a_damaged_artifact_is_one_line_or_harmless(runs, tmp_path, artifact, ho
         assert "Traceback" not in result.stderr + result.stdout
         named = Path(artifact).name in lines[0] or Path(artifact).parent.name in lines[0]
         assert named, f"the message does not name {artifact}: {lines[0]}"
+        if artifact.startswith(("data/chat/tokens/", "data/chat/tokenizer/")):  # not "rerun the encode stage"
+            assert "rerun the conversations stage" in lines[0], lines[0]
     assert (target.read_bytes() if target.exists() else None) == before  # left for the user to look at
 
 

@@ -13,7 +13,8 @@ Reading checks the files before anyone trusts them, since a broken token file wo
 otherwise train garbage or crash deep inside the model: ``meta.json`` must hold every key
 with the right type; a ``.bin`` must hold a whole number of ids, exactly as many as
 ``meta.json`` says, none outside the vocabulary, and the bytes that encode wrote (its
-sha256). Each problem is one line naming the file and saying to rerun the encode stage.
+sha256). Each problem is one line naming the file and saying to rerun the encode stage (the
+conversations stage for fine-tuning's token files: ``rerun``).
 
 Left out on purpose: checking that the tokens match the corpus (that would mean encoding
 it again); and, for files over ``HASH_MAX_BYTES``, the full hash and id check (see there).
@@ -45,45 +46,45 @@ META_KEYS = {"tokenizer": str, "vocab_size": int, "dtype": str, "backend": str,
 COUNT_KEYS = ("tokens", "chars", "bytes")
 
 
-def load_tokens(directory: str | Path, split: str) -> np.memmap:
+def load_tokens(directory: str | Path, split: str, rerun: str = RERUN) -> np.memmap:
     """The ids of ``split`` as a read-only memory map, checked against ``meta.json`` first.
 
     Raises ``SMLError`` when the file is missing, empty, cut short, holds another number of
     tokens than ``meta.json`` says, holds an id outside the vocabulary, or has other bytes
     than encode wrote.
     """
-    meta = load_meta(directory)
+    meta = load_meta(directory, rerun)
     path = Path(directory) / f"{split}.bin"
     dtype = np.dtype(meta["dtype"]).newbyteorder("<")
     try:
         size = path.stat().st_size
     except FileNotFoundError:
-        raise SMLError(f"{path}: not found; {RERUN}") from None
+        raise SMLError(f"{path}: not found; {rerun}") from None
     if size == 0:
-        raise SMLError(f"{path}: empty (0 bytes); {RERUN}")
+        raise SMLError(f"{path}: empty (0 bytes); {rerun}")
     if size % dtype.itemsize:
         raise SMLError(f"{path}: {size:,} bytes is not a whole number of {meta['dtype']} ids"
-                       f" ({dtype.itemsize} bytes each): the file was cut short or damaged; {RERUN}")
+                       f" ({dtype.itemsize} bytes each): the file was cut short or damaged; {rerun}")
     expected = meta[split]["tokens"]
     if size // dtype.itemsize != expected:
         raise SMLError(f"{path}: holds {size // dtype.itemsize:,} tokens but {path.parent / 'meta.json'}"
-                       f" says {expected:,}: the files come from different runs; {RERUN}")
+                       f" says {expected:,}: the files come from different runs; {rerun}")
     tokens = np.memmap(path, dtype=dtype, mode="r")
-    _check_ids(path, tokens, meta["vocab_size"])
+    _check_ids(path, tokens, meta["vocab_size"], rerun)
     if size <= HASH_MAX_BYTES:
         with open(path, "rb") as f:
             digest = hashlib.file_digest(f, "sha256").hexdigest()
         if digest != meta["sha256"][split]:
             raise SMLError(f"{path}: its bytes changed since encode wrote it (sha256 {digest[:12]}...,"
-                           f" {path.parent / 'meta.json'} says {meta['sha256'][split][:12]}...); {RERUN}")
+                           f" {path.parent / 'meta.json'} says {meta['sha256'][split][:12]}...); {rerun}")
     return tokens
 
 
 def load_learned(directory: str | Path, split: str) -> np.memmap:
     """The learned flags of ``split`` (fine-tuning: ``{split}.learn.bin``, one byte a token, 1
     where the model learns it; ``sml.data.conversations``), checked against ``meta.json``."""
-    meta, path = load_meta(directory), Path(directory) / f"{split}.learn.bin"
     rerun = RERUN_CONVERSATIONS
+    meta, path = load_meta(directory, rerun), Path(directory) / f"{split}.learn.bin"
     try:
         size = path.stat().st_size
     except FileNotFoundError:
@@ -123,33 +124,33 @@ def drop_pages(tokens: np.ndarray) -> None:
         mapped.madvise(mmap.MADV_DONTNEED)  # read-only and file-backed: nothing is lost
 
 
-def load_meta(directory: str | Path) -> dict:
+def load_meta(directory: str | Path, rerun: str = RERUN) -> dict:
     """The ``meta.json`` written next to the token files, with every key checked."""
     path = Path(directory) / "meta.json"
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise SMLError(f"{path}: not found; {RERUN}") from None
+        raise SMLError(f"{path}: not found; {rerun}") from None
     except UnicodeDecodeError as e:
-        raise SMLError(f"{path}: not UTF-8 text (byte {e.start:,}): the file is damaged; {RERUN}") from None
+        raise SMLError(f"{path}: not UTF-8 text (byte {e.start:,}): the file is damaged; {rerun}") from None
     except json.JSONDecodeError as e:
-        raise SMLError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); {RERUN}") from None
+        raise SMLError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); {rerun}") from None
     problem = meta_problem(meta)
     if problem:
-        raise SMLError(f"{path}: {problem}; {RERUN}")
+        raise SMLError(f"{path}: {problem}; {rerun}")
     return meta
 
 
-def check_vocab_size(directory: str | Path, vocab_size: int, tokenizer: str | Path) -> None:
+def check_vocab_size(directory: str | Path, vocab_size: int, tokenizer: str | Path, rerun: str = RERUN) -> None:
     """Refuse token files encoded with another vocabulary than the tokenizer's ``vocab_size`` ids.
 
     For the stages that read both (train): token files from another run's tokenizer would
     load fine on their own, and feed ids that mean other text.
     """
-    meta = load_meta(directory)
+    meta = load_meta(directory, rerun)
     if meta["vocab_size"] != vocab_size:
         raise SMLError(f"{Path(directory) / 'meta.json'}: the token files were encoded with"
-                       f" {meta['vocab_size']:,} ids, but {tokenizer} has {vocab_size:,}; {RERUN}")
+                       f" {meta['vocab_size']:,} ids, but {tokenizer} has {vocab_size:,}; {rerun}")
 
 
 def meta_problem(meta: object) -> str:
@@ -186,7 +187,7 @@ def token_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint16 if vocab_size <= 1 << 16 else np.uint32)
 
 
-def _check_ids(path: Path, tokens: np.memmap, vocab_size: int) -> None:
+def _check_ids(path: Path, tokens: np.memmap, vocab_size: int, rerun: str = RERUN) -> None:
     """Refuse an id >= ``vocab_size`` (it would index past the embedding table).
 
     The max of a memory map reads the whole file (~30 GB/s from the page cache), a chunk at a
@@ -199,7 +200,7 @@ def _check_ids(path: Path, tokens: np.memmap, vocab_size: int) -> None:
         top = max(int(tokens[:CHECKED_END_TOKENS].max()), int(tokens[-CHECKED_END_TOKENS:].max()))
     if top >= vocab_size:
         raise SMLError(f"{path}: holds token id {top:,} but the vocabulary has ids 0..{vocab_size - 1:,}"
-                       f" only: the file is damaged or from another tokenizer; {RERUN}")
+                       f" only: the file is damaged or from another tokenizer; {rerun}")
 
 
 _JSON_NAME = {str: "a string", int: "an integer", dict: "an object"}

@@ -46,7 +46,6 @@ from sml.run.progress import write_log
 from sml.run.resume import resume_run
 from sml.run.state import Estimates, Run, RunState, TrainFiles
 from sml.tokenizer import Tokenizer
-from sml.tokenizer.tokenizer import RETRAIN_BPE
 from sml.train import NonFiniteLoss, estimate_loss, loop
 
 __all__ = ["TrainFiles", "train"]
@@ -86,15 +85,14 @@ def build(model_cfg: ModelConfig, cfg: TrainConfig, files: TrainFiles, runtime: 
           out, mine: Mine | None = None) -> Run:
     """The model, optimizer, scaler and this rank's sampler, at step 0."""
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
-    try:
-        meta = load_meta(files.tokens)
-        # The tokenizer is checked whole (a damaged one fails here), and against the token files.
-        check_vocab_size(files.tokens, Tokenizer.load(files.tokenizer).vocab_size, files.tokenizer)
-        tokens = {split: load_tokens(files.tokens, split) for split in SPLITS}
-        learn = {split: load_learned(files.tokens, split) for split in SPLITS} if files.base else None
-    except SMLError as e:  # fine-tuning's token files come from the conversations stage, not encode
-        theirs = str(e).replace(RERUN, RERUN_CONVERSATIONS).replace(RETRAIN_BPE, RERUN_CONVERSATIONS)
-        raise SMLError(theirs) if files.base else e from None
+    # Fine-tuning's token files and tokenizer come from the conversations stage: a damaged one says so.
+    rerun = RERUN_CONVERSATIONS if files.base else RERUN
+    meta = load_meta(files.tokens, rerun)
+    # The tokenizer is checked whole (a damaged one fails here), and against the token files.
+    tok = Tokenizer.load(files.tokenizer, RERUN_CONVERSATIONS) if files.base else Tokenizer.load(files.tokenizer)
+    check_vocab_size(files.tokens, tok.vocab_size, files.tokenizer, rerun)
+    tokens = {split: load_tokens(files.tokens, split, rerun) for split in SPLITS}
+    learn = {split: load_learned(files.tokens, split) for split in SPLITS} if files.base else None
     check_splits(tokens, model_cfg.block_size, files.tokens)
     resolved = {"device": runtime.device.type, "dtype": str(runtime.dtype).removeprefix("torch."),
                 "nproc": env.world_size}

@@ -226,7 +226,7 @@ class Tokenizer:
         return directory / "tokenizer.json"
 
     @classmethod
-    def load(cls, path: str | Path) -> "Tokenizer":
+    def load(cls, path: str | Path, rerun: str = RETRAIN_BPE) -> "Tokenizer":
         """Read a tokenizer saved by ``save`` (the directory or its ``tokenizer.json``).
 
         Every part of the file is checked first (``file_problem``); anything wrong is a
@@ -235,7 +235,6 @@ class Tokenizer:
         path = Path(path)
         if path.suffix != ".json":  # the directory that save() wrote
             path = path / "tokenizer.json"
-        rerun = RETRAIN_BPE
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
