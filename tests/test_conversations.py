@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -154,38 +155,38 @@ def test_a_play_becomes_conversations_each_speech_answering_the_one_before(tmp_p
 INSTRUCT = """\
 Features: Dialogue
 Words: quit, oak, gloomy
-Summary: Sara and Ben play in the park until it gets dark.
+Summary: Sara and Ben play in the park
+until it gets dark.
 Story:\x20
 
 Sara and Ben were playing in the park.
 "Let's go home," said Sara.
 <|endoftext|>
 Random sentence: The sky was blue.
-Words: kite, run
 Story: Tom ran with his kite.
+Words: kite, run
 <|endoftext|>
+Features: Twist
+Summary: the file was cut off here
 """
 
 
 @pytest.mark.parametrize("compress", [False, True])
-def test_tinystories_instruct_entries_become_requests_and_their_stories(tmp_path, compress):
+def test_tinystories_instruct_entries_become_requests_and_their_stories(tmp_path, compress, capsys):
+    """Fields in any order, a field's text to the next one; the last entry, cut short before its
+    story, is skipped, and said so once the file is read."""
     path = tmp_path / "instruct.txt"
     path.write_bytes(gzip.compress(INSTRUCT.encode()) if compress else INSTRUCT.encode())
-    got = list(conversations(Source(path, "tinystories_instruct", "finetune.sources[0]")))
+    got = list(conversations(Source(path, "tinystories_instruct", "finetune.sources[0]"), warn=sys.stderr))
     assert got == [
         [Message("user", "Write a story.\nFeatures: Dialogue\nWords: quit, oak, gloomy\nSummary: Sara and Ben play"
-                         " in the park until it gets dark."),
+                         " in the park\nuntil it gets dark."),
          Message("assistant", 'Sara and Ben were playing in the park.\n"Let\'s go home," said Sara.')],
         [Message("user", "Write a story.\nRandom sentence: The sky was blue.\nWords: kite, run"),
          Message("assistant", "Tom ran with his kite.")]]
     assert required_words(got[0][0].content) == ["quit", "oak", "gloomy"]
-
-
-def test_an_instruct_entry_without_a_story_is_one_line_naming_where_it_starts(tmp_path):
-    path = tmp_path / "instruct.txt"
-    path.write_text(INSTRUCT + "Features: Twist\nSummary: no story here\n<|endoftext|>\n", encoding="utf-8")
-    with pytest.raises(SMLError, match=r"instruct.txt \(finetune.sources\[0\]\) line 13: an entry with no 'Story:'"):
-        list(conversations(Source(path, "tinystories_instruct", "finetune.sources[0]")))
+    assert capsys.readouterr().err == (f"warning: {path} (finetune.sources[0]): 1 entry with no 'Story:' skipped"
+                                       " (the first at line 14)\n")
 
 
 def test_encoded_splits_hold_ids_flags_and_the_replies_counts_and_refuse_damage(tmp_path):

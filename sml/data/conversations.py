@@ -28,6 +28,8 @@ the messages only, checked; memory stays small for any number of conversations.
 import hashlib
 import itertools
 import json
+import re
+import sys
 from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -47,13 +49,14 @@ ROLES = tuple(ROLE_TOKENS)  # system, user, assistant
 EXAMPLE = '{"messages": [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}]}'
 
 
-def conversations(source: Source) -> Iterator[list[Message]]:
+def conversations(source: Source, warn=None) -> Iterator[list[Message]]:
     """The conversations of one source, by its format: ``jsonl`` (each line checked by
-    ``parse_conversation``), ``play`` or ``tinystories_instruct`` (turned into conversations)."""
+    ``parse_conversation``), ``play`` or ``tinystories_instruct`` (turned into conversations;
+    ``warn``: where to say what was skipped)."""
     if source.format == "play":
         yield from play_conversations(source)
     elif source.format == "tinystories_instruct":
-        yield from instruct_conversations(source)
+        yield from instruct_conversations(source, warn)
     else:
         for number, line in json_lines(source):
             yield parse_conversation(line, f"{source.path} ({source.key}) line {number:,}")
@@ -82,34 +85,46 @@ def play_conversations(source: Source) -> Iterator[list[Message]]:
 
 
 INSTRUCT_END = "<|endoftext|>"
+INSTRUCT_FIELD = re.compile(r"(Features|Words|Summary|Random sentence|Story):[ \t]*")
 
 
-def instruct_conversations(source: Source) -> Iterator[list[Message]]:
-    """TinyStories' Instruct files as conversations: each entry's instructions (its ``Features:``,
-    ``Words:``, ``Summary:``, ``Random sentence:`` lines) are the user's request, the text after
-    ``Story:`` the assistant's story. Entries end with ``<|endoftext|>``; one without a story is a
-    one-line error naming its line."""
+def instruct_conversations(source: Source, warn=None) -> Iterator[list[Message]]:
+    """TinyStories' Instruct files as conversations. Entries end with ``<|endoftext|>``; each holds
+    labelled fields in any order (``Features:``, ``Words:``, ``Summary:``, ``Random sentence:``,
+    ``Story:``), a field's text running to the next field. The story is the assistant's reply,
+    the other fields, as given, the user's request. An entry with no story (the file's last one,
+    cut short) is skipped, and how many were is said on ``warn`` (a stream; None: not said)."""
     entry: list[str] = []
-    start = 1
+    start, skipped, first = 1, 0, 0
     for number, line in itertools.chain(text_lines(source), [(-1, INSTRUCT_END)]):
         if line.strip() != INSTRUCT_END:
             entry.append(line)
             continue
-        if "".join(entry).strip():
-            yield _instruct_entry(entry, f"{source.path} ({source.key}) line {start:,}")
+        fields = _instruct_fields(entry)
+        story = fields.pop("Story", "")
+        if story:
+            asked = [f"{name}: {text}" for name, text in fields.items()]
+            yield [Message("user", "\n".join(["Write a story.", *asked])), Message("assistant", story)]
+        elif "".join(entry).strip():
+            skipped, first = skipped + 1, first or start
         entry, start = [], number + 1
+    if skipped and warn is not None:
+        print(f"warning: {source.path} ({source.key}): {skipped:,} entr{'ies' if skipped > 1 else 'y'} with no"
+              f" 'Story:' skipped (the first at line {first:,})", file=warn)
 
 
-def _instruct_entry(lines: list[str], where: str) -> list[Message]:
-    story_at = next((i for i, line in enumerate(lines) if line.startswith("Story:")), None)
-    if story_at is None:
-        raise SMLError(f"{where}: an entry with no 'Story:' line: each entry of a tinystories_instruct file is its"
-                       " Features/Words/Summary lines, then 'Story:' and the story, then <|endoftext|>")
-    asked = [line.strip() for line in lines[:story_at] if line.strip()]
-    story = "\n".join([lines[story_at].removeprefix("Story:").strip(), *lines[story_at + 1 :]]).strip()
-    if not story:
-        raise SMLError(f"{where}: an entry whose story is empty: remove it, or give it its story after 'Story:'")
-    return [Message("user", "\n".join(["Write a story.", *asked])), Message("assistant", story)]
+def _instruct_fields(lines: list[str]) -> dict[str, str]:
+    """One entry's fields: ``{"Words": "quit, oak, gloomy", "Story": "Sara and Ben...", ...}``."""
+    fields: dict[str, str] = {}
+    name = None
+    for line in lines:
+        label = INSTRUCT_FIELD.match(line)
+        if label:
+            name = label.group(1)
+            fields[name] = line[label.end():]
+        elif name is not None:
+            fields[name] += "\n" + line
+    return {name: text.strip() for name, text in fields.items()}
 
 
 def required_words(request: str) -> list[str]:
@@ -186,10 +201,10 @@ def build_conversations(train: list[Source], val: list[Source], out_dir: str | P
     counted = Counted(), Counted()
     with atomic_open(out_dir / "train.jsonl") as train_file, atomic_open(out_dir / "val.jsonl") as val_file:
         files = train_file, val_file
-        for index, turns in enumerate(c for source in train for c in conversations(source)):
+        for index, turns in enumerate(c for source in train for c in conversations(source, sys.stderr)):
             side = int(cut is not None and index >= cut)
             _write(files[side], turns, counted[side])
-        for turns in (c for source in val for c in conversations(source)):
+        for turns in (c for source in val for c in conversations(source, sys.stderr)):
             _write(val_file, turns, counted[1])
         for name, sources, count in (("train.jsonl", train, counted[0]), ("val.jsonl", val or train, counted[1])):
             if count.conversations == 0:
