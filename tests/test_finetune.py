@@ -280,3 +280,14 @@ def test_a_message_too_long_for_the_context_is_one_line_and_ctrl_c_stops_a_reply
     talk.reply = pressed_after_three
     with pytest.raises(KeyboardInterrupt):  # --message: Ctrl-C ends the command (exit 130 from the stage)
         say(talk, "What is in box 5?", {"max_new_tokens": 20, "temperature": 0.0, "top_k": 0, "top_p": 1.0}, 0)
+
+
+def test_evaluate_chat_measures_the_required_words_of_requests_that_have_them(here):
+    asked = [conversation(f"What is in box {i}?\nWords: holds, {w}", f"Box {i} holds {w}.")
+             for i, w in enumerate(WORDS[:3])]
+    Path("asked.jsonl").write_text("".join(json.dumps(c) + "\n" for c in asked), encoding="utf-8")
+    done = command("stages.evaluate_chat", "--conversations", "asked.jsonl", "--out", "asked.json")
+    assert done.returncode == 0, done.stderr
+    m = json.loads(Path("asked.json").read_text())["chat"]
+    assert m["words_asked"] == 3 and 0.0 <= m["words_used"] <= 1.0
+    assert "of the required words used (3 requests)" in done.stdout

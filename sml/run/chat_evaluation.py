@@ -6,6 +6,7 @@ not say that a model answers.
 """
 
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -95,9 +96,8 @@ def score(model, tok: Tokenizer, talks: list, cfg: ChatConfig, device, mine: Min
         ended += chat.ended  # stopped by <|end|>, not by max_new_tokens or the context
         words = required_words(history[-1].content)
         if words:
-            text = tok.decode(reply).lower()
             asked += 1
-            used += sum(w.lower() in text for w in words) / len(words)
+            used += words_used(tok.decode(reply), words)
         if len(lengths) <= 2:
             print(f"evaluate_chat: {name}: {history[-1].content[:50]!r} -> {tok.decode(reply)[:80]!r}", file=out)
     replies = len(lengths)
@@ -110,3 +110,12 @@ def score(model, tok: Tokenizer, talks: list, cfg: ChatConfig, device, mine: Min
               " tokens)" + (f"; {metrics['words_used']:.0%} of the required words used ({asked} requests)"
                             if asked else ""), file=out, flush=True)
     return metrics
+
+
+def words_used(text: str, words: list[str]) -> float:
+    """The share of ``words`` that ``text`` uses: where a word of it starts with one, whatever the case.
+
+    >>> words_used("Lily helped. The MUD was fun. A whelp.", ["help", "mud", "bossy"])  # not bossy, not whelp
+    0.6666666666666666
+    """
+    return sum(bool(re.search(r"\b" + re.escape(w), text, re.IGNORECASE)) for w in words) / len(words)
