@@ -13,9 +13,10 @@ from typing import Annotated
 
 import typer
 
-from sml.chat import render, with_chat_tokens
+from sml.chat import with_chat_tokens
 from sml.config import load_params
 from sml.data.conversations import build_conversations, encode_conversation_splits
+from sml.data.encode import available_cores
 from sml.learn.mine import load_mine
 from sml.tokenizer import Tokenizer
 from stages.common import ParamsFile, TokenizerFile, run, stage
@@ -29,6 +30,7 @@ def main(
         "data/chat"),
     downloads: Annotated[Path, typer.Option(help="Where downloaded files are kept (and resumed).")] = Path(
         "data/downloads"),
+    workers: Annotated[int, typer.Option(help="Processes to encode with; 0 = one per core.", min=0)] = 0,
     params: ParamsFile = Path("params.yaml"),
 ) -> None:
     """Fetch the conversations, split them, and encode them for fine-tuning."""
@@ -40,7 +42,7 @@ def main(
     chat_tok = with_chat_tokens(Tokenizer.load(tokenizer))
     chat_tok.save(out / "tokenizer")
     meta = encode_conversation_splits(out / "conversations", chat_tok, out / "tokens",
-                                      mine.render if mine is not None else render)
+                                      mine.files["chat"] if mine is not None else None, workers or available_cores())
     for split, count in zip(("train", "val"), counted, strict=True):
         m = meta[split]
         print(f"conversations: {split}: {plural(count.conversations, 'conversation')}, {count.messages:,} messages,"

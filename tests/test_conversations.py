@@ -11,10 +11,10 @@ import torch
 from sml.batches import RandomWindows
 from sml.chat import IGNORE, Message, render, with_chat_tokens
 from sml.data.conversations import (
+    ConversationEncoder,
     build_conversations,
     conversations,
     encode_conversation_splits,
-    encode_conversations,
     required_words,
 )
 from sml.data.sources import Source
@@ -109,10 +109,12 @@ def test_encoded_conversations_feed_windows_whose_targets_are_the_replies_only(t
     tok = with_chat_tokens(Tokenizer.train(SONNET, 300, "gpt4"))
     talks = [chat(f"Question {i}?", f"Answer {i}.") for i in range(6)]
     build_conversations([write_jsonl(tmp_path / "c.jsonl", talks)], [], tmp_path / "out", 1 / 6)
-    counts = {"tokens": 0, "chars": 0, "bytes": 0, "learned_tokens": 0, "conversations": 0}
-    chunks = list(encode_conversations(tmp_path / "out" / "train.jsonl", tok, counts, chunk_tokens=20))
-    assert len(chunks) > 2  # a chunk at a time
-    ids, learn = (np.concatenate(parts) for parts in zip(*chunks, strict=True))
+    path = tmp_path / "out" / "train.jsonl"
+    chunks = list(ConversationEncoder(tok.to_dict(), chunk_tokens=20).pieces(path, 0, path.stat().st_size))
+    assert len(chunks) > 2  # a piece at a time
+    ids = np.frombuffer(b"".join(c[0] for c in chunks), dtype=np.uint16)
+    learn = np.frombuffer(b"".join(c[1] for c in chunks), dtype=np.uint8)
+    counts = {key: sum(c[2][key] for c in chunks) for key in chunks[0][2]}
     rendered = [render([Message(**m) for m in t["messages"]], tok) for t in talks[:5]]
     assert ids.tolist() == [i for r, _ in rendered for i in r]
     assert learn.tolist() == [int(keep) for _, flags in rendered for keep in flags]
@@ -264,3 +266,29 @@ def test_the_learners_chat_part_makes_the_same_fine_tuning_data_and_a_broken_one
             assert "the prompt's tokens are counted in the loss" in done.stderr
     assert made["chat.py"] == made[None]
     assert made["broken/chat__prompt_learned.py"]["train.learn.bin"] != made[None]["train.learn.bin"]
+
+
+def test_conversations_encoded_by_worker_processes_are_the_ones_encoded_here(tmp_path, monkeypatch):
+    """A big file is cut into ranges of lines, encoded by several processes and written in order:
+    the same files as one process writes; a bad line deep in it is named by its place in the file."""
+    import sml.data.conversations
+    import sml.data.encode
+
+    tok = with_chat_tokens(Tokenizer.train(SONNET, 300, "gpt4"))
+    talks = [chat(f"Question {i}?" * (1 + i % 3), f"Answer {i}. " * (1 + i % 5), system="brief" * (i % 2))
+             for i in range(60)]
+    build_conversations([write_jsonl(tmp_path / "c.jsonl", talks)], [], tmp_path / "conv", 0.5)
+    monkeypatch.setattr(sml.data.encode, "SERIAL_BELOW", 0)  # workers even for a small file
+    monkeypatch.setattr(sml.data.conversations, "RANGE_BYTES", 500)
+    assert len(sml.data.conversations.line_ranges(tmp_path / "conv" / "train.jsonl")) > 4
+    made = {}
+    for workers in (1, 2):
+        meta = encode_conversation_splits(tmp_path / "conv", tok, tmp_path / f"t{workers}", workers=workers)
+        made[workers] = meta, {p.name: p.read_bytes() for p in (tmp_path / f"t{workers}").iterdir()}
+    assert made[1] == made[2]
+    lines = (tmp_path / "conv" / "train.jsonl").read_text().splitlines()
+    lines[25] = '{"messages": [{"role": "robot", "content": "x"}]}'
+    (tmp_path / "conv" / "train.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(SMLError, match=r"train.jsonl line 26, message 1: role \"robot\" is not one of"):
+        encode_conversation_splits(tmp_path / "conv", tok, tmp_path / "t2", workers=2)
+    assert made[2][1] == {p.name: p.read_bytes() for p in (tmp_path / "t2").iterdir()}  # nothing replaced

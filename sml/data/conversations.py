@@ -31,13 +31,14 @@ import json
 import re
 import sys
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from sml.chat import ROLE_TOKENS, Message, render
+from sml.data.encode import encoded_ranges
 from sml.data.sources import Source, json_lines, text_lines
 from sml.data.tokens import SPLITS, token_dtype
 from sml.run.atomic import atomic_open, replaced_together, write_json
@@ -224,47 +225,101 @@ def _write(f, turns: list[Message], counted: Counted) -> None:
     counted.messages += len(turns)
 
 
-def encode_conversations(path: str | Path, tok: Tokenizer, counts: dict, render_fn: Callable = render,
-                         chunk_tokens: int = 1 << 20) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """A written conversations file (``build_conversations``) in the chat template, a chunk of
-    about ``chunk_tokens`` at a time: the ids of every conversation back to back (int32), and one
-    flag per id (uint8: 1 where the model learns it, ``render``). Adds to ``counts`` what they
-    hold: tokens, the characters and UTF-8 bytes of the learned messages' content, the learned
-    tokens, conversations. Memory: one chunk, whatever the file's size.
-    ``render_fn``: the learner's ``render`` (``impl.chat: mine``) or SML's."""
-    ids, learn = array("i"), bytearray()  # 4 bytes and 1 an entry as they grow, not a list's ~36
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            turns = parse_conversation(line, f"{path} line {number:,}")
-            rendered, flags = render_fn(turns, tok)
-            ids.extend(rendered)
-            learn.extend(map(bool, flags))
-            for m in turns:
-                if m.role == "assistant":
-                    counts["chars"] += len(m.content)
-                    counts["bytes"] += len(m.content.encode("utf-8", "surrogatepass"))
-            counts["conversations"] += 1
-            if len(ids) >= chunk_tokens:
-                yield _counted(ids, learn, counts)
-                ids, learn = array("i"), bytearray()
-    yield _counted(ids, learn, counts)
+COUNTS = ("tokens", "chars", "bytes", "learned_tokens", "conversations")
+RANGE_BYTES = 8 << 20  # the conversations one worker encodes at a time, at most
 
 
-def _counted(ids: array, learn: bytearray, counts: dict) -> tuple[np.ndarray, np.ndarray]:
-    flags = np.frombuffer(learn, dtype=np.uint8)
-    counts["tokens"] += len(ids)
-    counts["learned_tokens"] += int(flags.sum())
-    return np.frombuffer(ids, dtype=np.int32), flags
+class ConversationEncoder:
+    """Encodes a byte range of a written conversations file (``build_conversations``) in the chat
+    template; built once per process (``sml.data.encode``'s workers run it).
+
+    A piece is ``(ids, flags, counts)``: the ids of its conversations back to back (the token
+    file's bytes), one flag byte per id (1 where the model learns it: ``render``), and what
+    they hold: tokens, the characters and UTF-8 bytes of the learned messages' content, the
+    learned tokens, conversations. ``mine_chat``: the learner's mine/chat.py (``impl.chat:
+    mine``), whose ``render`` then runs.
+    """
+
+    def __init__(self, tokenizer: dict, mine_chat: Path | None = None, chunk_tokens: int = 1 << 20):
+        self.tok = Tokenizer.from_dict(tokenizer)
+        if mine_chat is None:
+            self.render = render
+        else:
+            from sml.learn.core import load
+
+            self.render = load(mine_chat).render
+        self.dtype = token_dtype(self.tok.vocab_size).newbyteorder("<")
+        self.chunk_tokens = chunk_tokens
+
+    def __call__(self, path: Path, start: int, end: int) -> tuple[bytes, bytes, dict]:
+        """The whole range as one piece."""
+        pieces = list(self.pieces(path, start, end))
+        return (b"".join(p[0] for p in pieces), b"".join(p[1] for p in pieces),
+                {key: sum(p[2][key] for p in pieces) for key in COUNTS})
+
+    def pieces(self, path: Path, start: int, end: int) -> Iterator[tuple[bytes, bytes, dict]]:
+        """The range a piece of about ``chunk_tokens`` at a time: memory stays at one piece."""
+        ids, learn, counts = array("i"), bytearray(), dict.fromkeys(COUNTS, 0)
+        with open(path, "rb") as f:
+            f.seek(start)
+            for index, line in enumerate(iter(f.readline, b"")):
+                try:
+                    turns = parse_conversation(line, "")
+                except SMLError as e:  # its line number, counted only now (a worker starts mid-file)
+                    raise SMLError(f"{path} line {_line_of(path, start) + index:,}{e}") from None
+                rendered, flags = self.render(turns, self.tok)
+                ids.extend(rendered)
+                learn.extend(map(bool, flags))
+                for m in turns:
+                    if m.role == "assistant":
+                        counts["chars"] += len(m.content)
+                        counts["bytes"] += len(m.content.encode("utf-8", "surrogatepass"))
+                counts["conversations"] += 1
+                if len(ids) >= self.chunk_tokens or f.tell() >= end:
+                    yield self._piece(ids, learn, counts)
+                    ids, learn, counts = array("i"), bytearray(), dict.fromkeys(COUNTS, 0)
+                if f.tell() >= end:
+                    return
+        if counts["conversations"]:
+            yield self._piece(ids, learn, counts)
+
+    def _piece(self, ids: array, learn: bytearray, counts: dict) -> tuple[bytes, bytes, dict]:
+        counts["tokens"], counts["learned_tokens"] = len(ids), learn.count(1)
+        return np.asarray(ids, dtype=self.dtype).tobytes(), bytes(learn), counts
+
+
+def line_ranges(path: Path, range_bytes: int | None = None) -> list[tuple[int, int]]:
+    """Byte ranges ``[(0, a), (a, b), ...]`` of about ``range_bytes`` (``RANGE_BYTES``) that tile
+    ``path``, each ending after a line break."""
+    range_bytes = range_bytes or RANGE_BYTES
+    size, cuts = path.stat().st_size, [0]
+    with open(path, "rb") as f:
+        for wanted in range(range_bytes, size, range_bytes):
+            if wanted <= cuts[-1]:
+                continue
+            f.seek(wanted)
+            f.readline()  # to the end of the line it falls in
+            if cuts[-1] < f.tell() < size:
+                cuts.append(f.tell())
+    return list(zip(cuts, [*cuts[1:], size]))
+
+
+def _line_of(path: Path, offset: int) -> int:
+    """The number (from 1) of the line that starts at byte ``offset`` of ``path``."""
+    with open(path, "rb") as f:
+        return 1 + sum(block.count(b"\n") for block in iter(lambda: f.read(min(1 << 20, offset - f.tell())), b""))
 
 
 def encode_conversation_splits(conversations_dir: str | Path, tok: Tokenizer, out_dir: str | Path,
-                               render_fn: Callable = render) -> dict:
+                               mine_chat: Path | None = None, workers: int = 1) -> dict:
     """``conversations_dir``/{train,val}.jsonl as token files in ``out_dir``: {train,val}.bin (the
     ids, as the corpus's: ``sml.data.tokens``), {train,val}.learn.bin (one byte a token: 1 where
     it is learned) and meta.json (the corpus's keys; its counts of chars and bytes are the
     learned messages', so that a loss over the learned tokens turns into bits/char). All five
-    files are replaced together, or none. Returns the meta dict."""
+    files are replaced together, or none. A big file is encoded by up to ``workers`` processes,
+    a range of lines each, written in order. Returns the meta dict."""
     conversations_dir, out_dir = Path(conversations_dir), Path(out_dir)
+    workers = 1 if mine_chat else workers  # the learner's render runs here, where its errors are named theirs
     dtype = token_dtype(tok.vocab_size)
     meta: dict = {"tokenizer": str(tok.pattern_name), "vocab_size": tok.vocab_size, "dtype": dtype.name,
                   "backend": "python (chat template)", "sha256": {}}
@@ -275,14 +330,16 @@ def encode_conversation_splits(conversations_dir: str | Path, tok: Tokenizer, ou
             path = conversations_dir / f"{split}.jsonl"
             if not path.is_file():
                 raise SMLError(f"{path}: not found: run the conversations stage first (dvc repro conversations)")
-            counts = {"tokens": 0, "chars": 0, "bytes": 0, "learned_tokens": 0, "conversations": 0}
+            counts = dict.fromkeys(COUNTS, 0)
             digests = {split: hashlib.sha256(), f"{split}.learn": hashlib.sha256()}
             with open(written[f"{split}.bin"], "wb") as ids_file, open(written[f"{split}.learn.bin"], "wb") as flags:
-                for ids, learn in encode_conversations(path, tok, counts, render_fn):
-                    for f, key, data in ((ids_file, split, ids.astype(dtype.newbyteorder("<")).tobytes()),
-                                         (flags, f"{split}.learn", learn.tobytes())):
+                job = (tok.to_dict(), mine_chat)
+                pieces = encoded_ranges(path, line_ranges(path), job, workers, ConversationEncoder)
+                for ids, learn, counted in pieces:
+                    for f, key, data in ((ids_file, split, ids), (flags, f"{split}.learn", learn)):
                         f.write(data)
                         digests[key].update(data)
+                    counts = {key: counts[key] + counted[key] for key in COUNTS}
             if counts["learned_tokens"] == 0:
                 raise SMLError(f"{path}: no token to learn (no assistant content): check the conversations")
             meta["sha256"] |= {key: digest.hexdigest() for key, digest in digests.items()}

@@ -99,7 +99,7 @@ def encode_corpus(
             digest = hashlib.sha256()
             with open(tmp, "wb") as f:
                 ranges = cut_ranges(path, tok, special, _range_size(path.stat().st_size, processes, range_bytes))
-                for data, chars, n_bytes in _encoded_ranges(path, ranges, job, workers):
+                for data, chars, n_bytes in encoded_ranges(path, ranges, job, workers):
                     f.write(data)
                     digest.update(data)
                     counts["tokens"] += len(data) // dtype.itemsize
@@ -170,21 +170,26 @@ def _cut_near(f, offset: int, window: int, tok: Tokenizer, special: SpecialPolic
     return offset + begin + len(text[:cut].encode("utf-8")) if cut else None
 
 
-def _encoded_ranges(path: Path, ranges: list[tuple[int, int]], job: tuple, workers: int) -> Iterator[tuple]:
-    """``(ids as bytes, chars, bytes)`` of each range, in order, from up to ``workers`` processes.
+def encoded_ranges(path: Path, ranges: list[tuple[int, int]], job: tuple, workers: int,
+                    encoder: type | None = None) -> Iterator[tuple]:
+    """What ``encoder(*job)`` makes of each range (``_RangeEncoder``'s: ``(ids as bytes, chars,
+    bytes)``), in order, from up to ``workers`` processes.
 
     At most two ranges per worker are in flight, so finished ranges never pile up in memory.
     Workers are started with "spawn" on every system (what Windows and macOS do anyway):
-    the same behaviour everywhere, and no fork of a process that may hold threads.
+    the same behaviour everywhere, and no fork of a process that may hold threads. One
+    process works piece by piece (``encoder.pieces``): a range of any size in bounded memory.
+    ``sml/data/conversations.py`` encodes its JSON lines through this too.
     """
+    encoder = encoder or _RangeEncoder
     workers = min(processes_for(path.stat().st_size, workers), len(ranges))
-    if workers <= 1:  # piece by piece: a range of any size (a file of one line is one) in bounded memory
-        encoder = _RangeEncoder(*job)
+    if workers <= 1:
+        local = encoder(*job)
         for start, end in ranges:
-            yield from encoder.pieces(path, start, end)
+            yield from local.pieces(path, start, end)
         return
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_start_worker, initargs=job)
+                               initializer=_start_worker, initargs=(encoder, *job))
     try:
         in_flight: collections.deque = collections.deque()
         for i, (start, end) in enumerate(ranges):
@@ -196,7 +201,7 @@ def _encoded_ranges(path: Path, ranges: list[tuple[int, int]], job: tuple, worke
             yield in_flight.popleft().result()
     except BrokenProcessPool:
         raise SMLError(f"{path}: an encode worker process died (out of memory, or killed): rerun, with fewer"
-                       " workers if it happens again (python -m stages.encode --workers 1)") from None
+                       " workers if it happens again (--workers 1)") from None
     finally:
         pool.shutdown(cancel_futures=True)
 
@@ -246,12 +251,12 @@ def _ctrl_c_ignored_by_children(starting: bool) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-_worker: _RangeEncoder | None = None
+_worker = None  # the process's encoder (a _RangeEncoder, or conversations')
 
 
-def _start_worker(*job) -> None:
+def _start_worker(encoder: type, *job) -> None:
     global _worker
-    _worker = _RangeEncoder(*job)
+    _worker = encoder(*job)
 
 
 def _encode_in_worker(path: Path, start: int, end: int) -> tuple[bytes, int, int]:
