@@ -16,11 +16,11 @@ import typer
 from sml.chat import with_chat_tokens
 from sml.config import load_params
 from sml.data.conversations import build_conversations, encode_conversation_splits
+from sml.data.download import fetch_sources
 from sml.data.encode import available_cores
 from sml.learn.mine import load_mine
 from sml.tokenizer import Tokenizer
 from stages.common import ParamsFile, TokenizerFile, run, stage
-from stages.download import fetched
 
 
 @stage
@@ -36,10 +36,11 @@ def main(
     """Fetch the conversations, split them, and encode them for fine-tuning."""
     p = load_params(params)
     cfg, mine = p.finetune, load_mine(p.impl, params.parent, ("chat",))
-    train = fetched(cfg.sources, "finetune.sources", downloads, params)
-    val = fetched(cfg.val_sources, "finetune.val_sources", downloads, params)
+    train = fetch_sources(cfg.sources, "finetune.sources", downloads, params)
+    val = fetch_sources(cfg.val_sources, "finetune.val_sources", downloads, params)
     counted = build_conversations(train, val, out / "conversations", cfg.val_fraction)
-    chat_tok = with_chat_tokens(Tokenizer.load(tokenizer))
+    base_tok = Tokenizer.load(tokenizer)
+    chat_tok = with_chat_tokens(base_tok)
     chat_tok.save(out / "tokenizer")
     meta = encode_conversation_splits(out / "conversations", chat_tok, out / "tokens",
                                       mine.files["chat"] if mine is not None else None, workers or available_cores())
@@ -48,7 +49,7 @@ def main(
         print(f"conversations: {split}: {plural(count.conversations, 'conversation')}, {count.messages:,} messages,"
               f" {m['tokens']:,} tokens of which {m['learned_tokens']:,} learned (the replies: {m['chars']:,}"
               f" chars){' (mine/chat.py)' if mine is not None else ''}")
-    print(f"conversations: tokenizer {tokenizer} + {chat_tok.vocab_size - Tokenizer.load(tokenizer).vocab_size}"
+    print(f"conversations: tokenizer {tokenizer} + {chat_tok.vocab_size - base_tok.vocab_size}"
           f" chat tokens = {chat_tok.vocab_size:,} ids -> {out / 'tokenizer'}")
 
 

@@ -25,6 +25,7 @@ import http.client
 import os
 import re
 import ssl
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -35,6 +36,7 @@ from typing import TextIO
 
 from sml.run.errors import SMLError
 from sml.data.meter import Meter
+from sml.data.sources import Source
 
 MIRROR_ENV = "SML_DATA_MIRROR"
 USER_AGENT = "sml-download"
@@ -90,6 +92,23 @@ def fetch(source: str, sha256: str, downloads: str | Path, mirror: str | None = 
     if not is_url:
         return _from_path(source, tried)
     return _from_url(source, cache_path(source, downloads), mirror, progress, tried)
+
+
+def fetch_sources(sources, key: str, downloads: str | Path, params: str | Path, out: TextIO | None = None) -> list:
+    """Each of ``sources`` (``data.sources``' or ``finetune.sources``' entries: url, sha256, format)
+    fetched and checked (``fetch``), as ``sml.data.sources.Source``s, one line each on ``out``
+    (stdout); ``key`` names the list in messages. An unpinned source prints the line that pins it
+    in ``params``."""
+    out = sys.stdout if out is None else out
+    files = []
+    for i, source in enumerate(sources):
+        got = fetch(source.url, source.sha256, downloads, progress=out, key=f"{key}[{i}]")
+        pinned = "sha256 verified" if source.sha256 else "NOT PINNED"
+        print(f"download: {key}[{i}]: {got.path.stat().st_size:,} bytes ({pinned}) from {got.origin}", file=out)
+        if not source.sha256:
+            print(f"download: to pin {key}[{i}], write under its url in {params}:  sha256: {got.sha256}", file=out)
+        files.append(Source(got.path, source.format, f"{key}[{i}]"))
+    return files
 
 
 def find_in_mirror(mirror: Path, sha256: str, first: str = "") -> Path | None:
